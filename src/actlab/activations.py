@@ -1,0 +1,196 @@
+"""The activation registry: one table from name to constructor, with aliases and parameters.
+
+A name as a user writes it, e.g. `relu`, `leaky_relu:0.2`, `elu:alpha=0.5`, `hardtanh:-2,2`,
+`none`, or `mypackage.acts:my_act` (a function or an `nn.Module` class), is parsed here and
+nowhere else into an `ActivationSpec`, whose `make()` builds a fresh module for every layer (so
+learnable activations and per-layer hooks work). An unknown name is an error listing close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from actlab.errors import ActlabError
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered activation: its constructor, parameters in order, and a one-line summary."""
+
+    factory: Callable[..., nn.Module]
+    params: tuple[str, ...]
+    summary: str
+    family: str  # "relu", "smooth", "bounded", "shrink", "identity": used to explain results
+
+
+REGISTRY: dict[str, Entry] = {
+    "none": Entry(nn.Identity, (), "identity: no non-linearity (the network is linear)", "identity"),
+    "relu": Entry(nn.ReLU, (), "max(0, x)", "relu"),
+    "leaky_relu": Entry(nn.LeakyReLU, ("negative_slope",), "x if x > 0 else slope·x (slope 0.01)", "relu"),
+    "prelu": Entry(nn.PReLU, ("num_parameters", "init"), "leaky ReLU with a learnable slope (init 0.25)", "relu"),
+    "rrelu": Entry(nn.RReLU, ("lower", "upper"), "leaky ReLU with a random slope in training (1/8..1/3)", "relu"),
+    "relu6": Entry(nn.ReLU6, (), "min(max(0, x), 6)", "relu"),
+    "elu": Entry(nn.ELU, ("alpha",), "x if x > 0 else alpha·(exp(x) − 1) (alpha 1)", "smooth"),
+    "selu": Entry(nn.SELU, (), "scale·ELU with alpha 1.6733, scale 1.0507 (self-normalising)", "smooth"),
+    "celu": Entry(nn.CELU, ("alpha",), "x if x > 0 else alpha·(exp(x/alpha) − 1) (alpha 1)", "smooth"),
+    "gelu": Entry(nn.GELU, ("approximate",), "x·Φ(x) (approximate 'none' or 'tanh')", "smooth"),
+    "silu": Entry(nn.SiLU, (), "x·sigmoid(x), also called swish", "smooth"),
+    "mish": Entry(nn.Mish, (), "x·tanh(softplus(x))", "smooth"),
+    "softplus": Entry(nn.Softplus, ("beta", "threshold"), "log(1 + exp(beta·x))/beta (beta 1)", "smooth"),
+    "hardswish": Entry(nn.Hardswish, (), "x·relu6(x + 3)/6", "smooth"),
+    "sigmoid": Entry(nn.Sigmoid, (), "1/(1 + exp(−x)), in (0, 1)", "bounded"),
+    "tanh": Entry(nn.Tanh, (), "tanh(x), in (−1, 1)", "bounded"),
+    "hardtanh": Entry(nn.Hardtanh, ("min_val", "max_val"), "clamp(x, −1, 1)", "bounded"),
+    "hardsigmoid": Entry(nn.Hardsigmoid, (), "relu6(x + 3)/6, in [0, 1]", "bounded"),
+    "softsign": Entry(nn.Softsign, (), "x/(1 + |x|), in (−1, 1)", "bounded"),
+    "logsigmoid": Entry(nn.LogSigmoid, (), "log(sigmoid(x)), in (−∞, 0)", "bounded"),
+    "tanhshrink": Entry(nn.Tanhshrink, (), "x − tanh(x)", "shrink"),
+    "hardshrink": Entry(nn.Hardshrink, ("lambd",), "x if |x| > 0.5 else 0", "shrink"),
+    "softshrink": Entry(nn.Softshrink, ("lambd",), "x ∓ 0.5 outside [−0.5, 0.5], else 0", "shrink"),
+}
+
+ALIASES = {
+    "identity": "none", "linear": "none",
+    "leakyrelu": "leaky_relu", "lrelu": "leaky_relu", "leaky-relu": "leaky_relu",
+    "swish": "silu", "logistic": "sigmoid", "hard_swish": "hardswish",
+    "hard_sigmoid": "hardsigmoid", "hard_tanh": "hardtanh", "log_sigmoid": "logsigmoid",
+    "soft_plus": "softplus", "tanh_shrink": "tanhshrink",
+}
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    """A parsed activation: `label` is the text as written, `make()` builds a fresh module."""
+
+    label: str
+    name: str  # registry key, or the import path of a user activation
+    kwargs: tuple[tuple[str, object], ...] = ()
+    factory: Callable[..., nn.Module] = field(default=nn.Identity, repr=False, compare=False)
+    family: str = "custom"
+
+    def make(self) -> nn.Module:
+        return self.factory(**dict(self.kwargs))
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class _FunctionModule(nn.Module):
+    """Wraps a user's elementwise function so it can sit in an `nn.Sequential`."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str):
+        super().__init__()
+        self.fn, self.name = fn, name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+def list_activations() -> list[tuple[str, str]]:
+    """(name with its parameters, summary) for every registered activation."""
+    return [(name + (f":{','.join(e.params)}" if e.params else ""), e.summary)
+            for name, e in REGISTRY.items()]
+
+
+def _parse_value(text: str) -> object:
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text.strip().strip("'\"")
+
+
+def _parse_params(label: str, name: str, entry: Entry, text: str) -> tuple[tuple[str, object], ...]:
+    kwargs: dict[str, object] = {}
+    for position, part in enumerate(p for p in text.split(",") if p.strip()):
+        key, sep, value = part.partition("=")
+        if sep:
+            key = key.strip()
+            if key not in entry.params:
+                raise ActlabError(f"activation {label!r}: {name} has no parameter {key!r}; "
+                                  f"it takes {', '.join(entry.params) or 'no parameters'}")
+        elif position < len(entry.params):
+            key, value = entry.params[position], part
+        else:
+            raise ActlabError(f"activation {label!r}: {name} takes "
+                              f"{len(entry.params)} parameter(s) ({', '.join(entry.params) or 'none'})")
+        kwargs[key] = _parse_value(value)
+    return tuple(kwargs.items())
+
+
+def _import_user(label: str, path: str, attr: str) -> ActivationSpec:
+    try:
+        target = getattr(importlib.import_module(path), attr)
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+        raise ActlabError(f"activation {label!r}: cannot import {attr!r} from {path!r} ({exc}); "
+                          f"give a function or nn.Module class as package.module:name") from None
+    if isinstance(target, type) and issubclass(target, nn.Module):
+        return ActivationSpec(label, label, (), target)
+    if callable(target):
+        return ActivationSpec(label, label, (), lambda: _FunctionModule(target, label))
+    raise ActlabError(f"activation {label!r}: {path}.{attr} is neither a function nor an nn.Module class")
+
+
+def parse_activation(text: str) -> ActivationSpec:
+    """Parse `name[:params]` or `package.module:name` into a spec, checking that it builds."""
+    label = text.strip()
+    head, _, params = label.partition(":")
+    key = head.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in REGISTRY:
+        if params.isidentifier() and ("." in head or importlib.util.find_spec(head.strip())):
+            return _import_user(label, head.strip(), params)
+        names = list(REGISTRY) + list(ALIASES)
+        close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise ActlabError(f"unknown activation {label!r}; {hint}run `actlab activations` for the list "
+                          f"(or give your own as package.module:name)")
+    entry = REGISTRY[key]
+    spec = ActivationSpec(label, key, _parse_params(label, key, entry, params), entry.factory, entry.family)
+    try:
+        spec.make().eval()(torch.linspace(-3, 3, 7))  # a value can pass the constructor and fail here
+    except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
+        raise ActlabError(f"activation {label!r}: bad parameter value ({exc or 'rejected by torch'}); "
+                          f"{key} takes {', '.join(entry.params) or 'no parameters'}") from None
+    return spec
+
+
+def split_activation_list(text: str) -> list[str]:
+    """Split a comma-separated flag value, keeping commas that belong to one activation's parameters.
+
+    `relu,hardtanh:-2,2,elu:alpha=0.5` → ['relu', 'hardtanh:-2,2', 'elu:alpha=0.5']: a piece that is
+    a number or a `key=value` continues the previous activation's parameter list.
+    """
+    items: list[str] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue
+        starts_new = piece[0].isalpha() and "=" not in piece.partition(":")[0]
+        if items and not starts_new:
+            items[-1] += "," + piece
+        else:
+            items.append(piece)
+    return items
+
+
+def curve(spec: ActivationSpec, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The activation and its derivative (by autograd) at the points `x`, in eval mode."""
+    module = spec.make().eval()
+    x = x.detach().clone().requires_grad_(True)
+    y = module(x)
+    (dy,) = torch.autograd.grad(y.sum(), x)
+    return y.detach(), dy

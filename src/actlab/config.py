@@ -1,0 +1,434 @@
+"""Experiment configuration: one frozen dataclass tree, resolved once at the edge.
+
+Precedence is preset < TOML file < command-line flags. A TOML file holds an `[experiment]` table
+whose keys are the flag names with underscores (`batch_size = 64`, `hidden = [128, 128]`,
+`activations = ["relu", "tanh"]`); `preset = "name"` in it starts from a preset. Every key is
+declared once in `KEYS` (its section, type, check and help text); unknown keys and bad values fail
+here with the key, the value, where it came from and what is accepted. Nothing below this module
+reads flags, files or environment variables.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actlab.activations import parse_activation, split_activation_list
+from actlab.data import DATASETS, dataset_info
+from actlab.errors import ActlabError
+from actlab.models import INITS, OUTPUTS
+from actlab.presets import PRESETS
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "mnist"
+    val_split: int | float = 0  # validation examples taken from the training split (count or fraction)
+    train_subset: int = 0  # train on a seeded subset of this many examples (0 = all)
+    test_subset: int = 0  # evaluate on a seeded subset of the test split (0 = all 10,000)
+    data_dir: str | None = None  # folder holding the IDX files; None: cache, system, download
+    download: bool = True  # download from the publishers when no local copy is found
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: tuple[int, ...] = (128, 128)  # hidden layer widths; () is a linear model
+    activations: tuple[str, ...] = ("relu",)  # the activations compared, one model each
+    outputs: tuple[str, ...] = ("logits",)  # output heads compared (logits = cross-entropy)
+    init: str = "default"
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0  # SGD only
+    nesterov: bool = False  # SGD only, needs momentum > 0
+    weight_decay: float = 0.0
+    batch_size: int = 64  # examples per step
+    epochs: int = 10
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "experiment"
+    seeds: tuple[int, ...] = (0,)  # every activation is trained once per seed
+    device: str = "auto"  # auto: CUDA when present, else CPU
+    out: str | None = None  # run folder; None: runs/<name>-<timestamp>
+    checkpoints: bool = True  # save final (and best-validation) weights per model
+    threads: int = 0  # torch CPU threads; 0: torch's default (one per core)
+    eval_batch_size: int = 10000  # examples per no-grad evaluation pass
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    run: RunConfig = RunConfig()
+
+    def to_flat(self) -> dict[str, Any]:
+        """The `[experiment]` table that reproduces this config (omitting unset paths)."""
+        flat: dict[str, Any] = {}
+        for key, spec in KEYS.items():
+            if spec.field is None:
+                continue
+            value = getattr(getattr(self, spec.section), spec.field)
+            if value is None:
+                continue
+            flat[key] = list(value) if isinstance(value, tuple) else value
+        seeds = self.run.seeds
+        flat["seed"] = seeds[0]
+        flat["seeds"] = len(seeds) if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))) else list(seeds)
+        if len(self.model.outputs) == 1:
+            flat["output"] = self.model.outputs[0]
+        return flat
+
+    def to_toml(self) -> str:
+        return "[experiment]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in self.to_flat().items())
+
+    @property
+    def variants(self) -> list[tuple[str, str, str]]:
+        """(label, activation, output) for each model trained per seed."""
+        acts, outs = self.model.activations, self.model.outputs
+        if len(outs) == 1:
+            return [(a, a, outs[0]) for a in acts]
+        if len(acts) == 1:
+            return [(o, acts[0], o) for o in outs]
+        return [(f"{a}/{o}", a, o) for a in acts for o in outs]
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# --- keys: parsing from flag text, checking typed values ------------------------------------
+
+class _Bad(Exception):
+    """A value failed its check; the message says what is accepted."""
+
+
+def _int(lo: int | None = None) -> Callable[[Any], int]:
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _Bad(f"must be an integer{'' if lo is None else f' ≥ {lo}'}")
+        if lo is not None and v < lo:
+            raise _Bad(f"must be an integer ≥ {lo}")
+        return v
+    return check
+
+
+def _float(lo: float = 0.0, hi: float | None = None, lo_open: bool = False,
+           hi_open: bool = True) -> Callable[[Any], float]:
+    span = f"{'(' if lo_open else '['}{lo:g}, {'∞' if hi is None else f'{hi:g}'}{')' if hi_open else ']'}"
+
+    def check(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _Bad(f"must be a number in {span}")
+        v = float(v)
+        if v != v or v < lo or (lo_open and v == lo) or (hi is not None and (v > hi or (hi_open and v == hi))):
+            raise _Bad(f"must be a number in {span}")
+        return v
+    return check
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad("must be true or false")
+    return v
+
+
+def _choice(options) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if not isinstance(v, str) or v.lower() not in options:
+            close = difflib.get_close_matches(str(v).lower(), list(options), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _Bad(f"must be one of: {', '.join(options)}{hint}")
+        return v.lower()
+    return check
+
+
+def _name(v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
+        raise _Bad("must be a name of letters, digits, '.', '_' and '-'")
+    return v
+
+
+def _path(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise _Bad("must be a folder path")
+    return v
+
+
+def _dataset(v: Any) -> str:
+    try:
+        return dataset_info(str(v)).name
+    except ActlabError:
+        raise _Bad(f"must be one of: {', '.join(DATASETS)}") from None
+
+
+def _hidden(v: Any) -> tuple[int, ...]:
+    if not isinstance(v, (list, tuple)) or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in v):
+        raise _Bad("must be a list of layer widths ≥ 1, e.g. [128, 128] (or [] for a linear model)")
+    return tuple(v)
+
+
+def _activations(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not v or not all(isinstance(a, str) for a in v):
+        raise _Bad('must be a non-empty list of activation names, e.g. ["relu", "tanh"]')
+    for a in v:
+        try:
+            parse_activation(a)
+        except ActlabError as exc:
+            raise _Bad(str(exc)) from None
+    if len(set(v)) != len(v):
+        raise _Bad("lists an activation twice")
+    return tuple(a.strip() for a in v)
+
+
+def _outputs(v: Any) -> tuple[str, ...]:
+    items = [v] if isinstance(v, str) else v
+    if not isinstance(items, (list, tuple)) or not items:
+        raise _Bad(f"must be one of (or a list of): {', '.join(OUTPUTS)}")
+    return tuple(_choice(OUTPUTS)(o) for o in items)
+
+
+def _seeds(v: Any) -> int | tuple[int, ...]:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return _int(1)(v)
+    if isinstance(v, (list, tuple)) and v and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v):
+        if len(set(v)) != len(v):
+            raise _Bad("lists a seed twice")
+        return tuple(v)
+    raise _Bad("must be a count ≥ 1 (seeds seed, seed+1, …) or a list of seeds ≥ 0, e.g. [0, 1, 2]")
+
+
+def _val_split(v: Any) -> int | float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _Bad("must be a count of examples (10000) or a fraction of the training split (0.2)")
+    if isinstance(v, float) and not v.is_integer():
+        if not 0 < v < 1:
+            raise _Bad("a fraction must lie in (0, 1)")
+        return v
+    if v < 0:
+        raise _Bad("must be ≥ 0 (0 = no validation split)")
+    return int(v)
+
+
+def _device(v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+        raise _Bad("must be auto, cpu, cuda or cuda:N")
+    return v
+
+
+def _text_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _text_number(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _text_bool(text: str) -> Any:
+    return {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(text.lower(), text)
+
+
+def _text_ints(text: str) -> Any:
+    if text.strip().lower() in ("", "none", "[]"):
+        return []
+    try:
+        return [int(t) for t in _text_list(text)]
+    except ValueError:
+        return text
+
+
+def _text_seeds(text: str) -> Any:
+    parts = _text_ints(text)
+    return parts[0] if isinstance(parts, list) and len(parts) == 1 and "," not in text else parts
+
+
+@dataclass(frozen=True)
+class Key:
+    section: str
+    field: str | None  # None: input-only key resolved into another field
+    check: Callable[[Any], Any]
+    help: str
+    from_text: Callable[[str], Any] = _text_number
+    metavar: str | None = None
+
+
+KEYS: dict[str, Key] = {
+    "name": Key("run", "name", _name, "experiment name, used for the run folder", str, "NAME"),
+    "dataset": Key("data", "dataset", _dataset, "mnist or fashion-mnist", str, "NAME"),
+    "hidden": Key("model", "hidden", _hidden, "hidden layer widths, e.g. 128,128 ('' = linear model)",
+                  _text_ints, "W,W"),
+    "activations": Key("model", "activations", _activations,
+                       "activations to compare, e.g. relu,tanh,leaky_relu:0.2", split_activation_list, "A,A"),
+    "output": Key("model", "outputs", _outputs,
+                  "output head(s): logits (cross-entropy) or log_softmax|softmax|sigmoid|tanh (NLL)",
+                  _text_list, "HEAD"),
+    "init": Key("model", "init", _choice(INITS), "weight init: " + ", ".join(INITS), str, "SCHEME"),
+    "optimizer": Key("optim", "optimizer", _choice(OPTIMIZERS), "sgd, adam or adamw", str, "NAME"),
+    "lr": Key("optim", "lr", _float(0.0, lo_open=True, hi=None), "learning rate", metavar="LR"),
+    "momentum": Key("optim", "momentum", _float(0.0, 1.0), "SGD momentum (default 0)", metavar="M"),
+    "nesterov": Key("optim", "nesterov", _bool, "SGD with Nesterov momentum (true/false)", _text_bool, "BOOL"),
+    "weight_decay": Key("optim", "weight_decay", _float(0.0), "L2 weight decay (default 0)", metavar="WD"),
+    "batch_size": Key("optim", "batch_size", _int(1), "training examples per step", metavar="N"),
+    "epochs": Key("optim", "epochs", _int(1), "passes over the training split", metavar="N"),
+    "seed": Key("run", None, _int(0), "first seed (default 0)", metavar="S"),
+    "seeds": Key("run", "seeds", _seeds, "number of seeds from --seed, or a list 0,1,2", _text_seeds, "N|S,S"),
+    "val_split": Key("data", "val_split", _val_split,
+                     "validation examples held out of the training split: a count or a fraction (0 = none)",
+                     metavar="N"),
+    "train_subset": Key("data", "train_subset", _int(0), "train on a seeded subset of N examples (0 = all)",
+                        metavar="N"),
+    "test_subset": Key("data", "test_subset", _int(0), "evaluate on a seeded subset of N test examples (0 = all)",
+                       metavar="N"),
+    "device": Key("run", "device", _device, "auto, cpu, cuda or cuda:N", str, "DEV"),
+    "data_dir": Key("data", "data_dir", _path, "folder with the IDX files (default: $ACTLAB_DATA_DIR, cache)",
+                    str, "DIR"),
+    "download": Key("data", "download", _bool, "download missing data sets (true/false)", _text_bool, "BOOL"),
+    "out": Key("run", "out", _path, "run folder (default runs/<name>-<timestamp>)", str, "DIR"),
+    "checkpoints": Key("run", "checkpoints", _bool, "save model weights (true/false)", _text_bool, "BOOL"),
+    "threads": Key("run", "threads", _int(0), "CPU threads for torch (0 = one per core)", metavar="N"),
+    "eval_batch_size": Key("run", "eval_batch_size", _int(1), "examples per evaluation pass", metavar="N"),
+}
+
+
+def _unknown_key(key: str, where: str) -> ActlabError:
+    close = difflib.get_close_matches(key, list(KEYS) + ["preset"], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(KEYS)}"
+    return ActlabError(f"unknown key {key!r} in {where}{hint}")
+
+
+def config_from_flat(flat: dict[str, Any], sources: dict[str, str] | None = None) -> Config:
+    """Check every key of an `[experiment]` table and build the Config tree."""
+    sources = sources or {}
+    checked: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key not in KEYS:
+            raise _unknown_key(key, sources.get(key, "the configuration"))
+        try:
+            checked[key] = KEYS[key].check(value)
+        except _Bad as exc:
+            where = sources.get(key)
+            raise ActlabError(f"{key} = {value!r}{f' ({where})' if where else ''}: {exc}") from None
+    seeds = checked.pop("seeds", 1)
+    first = checked.pop("seed", 0)
+    checked["seeds"] = seeds if isinstance(seeds, tuple) else tuple(range(first, first + seeds))
+    sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "optim": {}, "run": {}}
+    for key, value in checked.items():
+        sections[KEYS[key].section][KEYS[key].field] = value
+    config = Config(DataConfig(**sections["data"]), ModelConfig(**sections["model"]),
+                    OptimConfig(**sections["optim"]), RunConfig(**sections["run"]))
+    _check_combinations(config, sources)
+    return config
+
+
+def _check_combinations(config: Config, sources: dict[str, str]) -> None:
+    o, d = config.optim, config.data
+    if o.nesterov and (o.optimizer != "sgd" or o.momentum == 0):
+        raise ActlabError("nesterov = true needs optimizer = \"sgd\" and momentum > 0 (e.g. --momentum 0.9)")
+    if o.momentum and o.optimizer != "sgd":
+        raise ActlabError(f"momentum = {o.momentum} applies to optimizer = \"sgd\" only; "
+                          f"Adam's betas are fixed at (0.9, 0.999)")
+    if isinstance(d.val_split, int) and d.val_split >= 60000:
+        raise ActlabError(f"val_split = {d.val_split}: leaves no training examples (the split has 60000)")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ActlabError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ActlabError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = set(doc) - {"experiment"}
+    if unknown:
+        raise ActlabError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}; "
+                          f"put the keys in an [experiment] table")
+    table = doc.get("experiment")
+    if not isinstance(table, dict):
+        raise ActlabError(f"config file {path} has no [experiment] table")
+    return dict(table)
+
+
+def preset_flat(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, list(PRESETS), n=2)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise ActlabError(f"unknown preset {name!r}; {hint}run `actlab presets` to list them")
+    return {"name": name, **PRESETS[name].experiment}
+
+
+def resolve_config(preset: str | None = None, file: str | Path | None = None,
+                   overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Config:
+    """Merge preset < file < overrides (< nothing), fill defaults from the environment, validate.
+
+    `overrides` maps keys to typed values or to flag text (strings, parsed by the key's rules).
+    """
+    env = os.environ if env is None else env
+    flat: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    def merge(layer: dict[str, Any], where: str) -> None:
+        for key, value in layer.items():
+            if key not in KEYS:
+                raise _unknown_key(key, where)
+            flat[key] = value
+            sources[key] = where
+
+    file_table = _read_toml(Path(file)) if file is not None else {}
+    preset = file_table.pop("preset", None) if preset is None else preset
+    if preset is not None:
+        merge(preset_flat(str(preset)), f"preset {preset}")
+    if file is not None:
+        if "name" not in file_table and preset is None:
+            file_table["name"] = Path(file).stem
+        merge(file_table, f"[experiment] of {file}")
+    for key, value in (overrides or {}).items():
+        if key not in KEYS:
+            raise _unknown_key(key.replace("_", "-"), "the command line")
+        if isinstance(value, str) and key not in ("name", "dataset", "init", "optimizer", "device",
+                                                  "data_dir", "out"):
+            value = KEYS[key].from_text(value)
+        flat[key] = value
+        sources[key] = f"--{key.replace('_', '-')}"
+    if "seed" in (overrides or {}) and "seeds" not in (overrides or {}) and isinstance(flat.get("seeds"), list):
+        flat["seeds"] = len(flat["seeds"])  # --seed N restarts a file's seed list at N
+    if "data_dir" not in flat and env.get("ACTLAB_DATA_DIR"):
+        flat["data_dir"] = env["ACTLAB_DATA_DIR"]
+        sources["data_dir"] = "$ACTLAB_DATA_DIR"
+    return config_from_flat(flat, sources)
+
+
+def replace(config: Config, **flat_overrides: Any) -> Config:
+    """A copy of `config` with some `[experiment]` keys changed (validated like any other input)."""
+    flat = config.to_flat()
+    flat.update(flat_overrides)
+    if "seed" in flat_overrides and "seeds" not in flat_overrides and isinstance(flat["seeds"], list):
+        flat["seeds"] = len(flat["seeds"])
+    return config_from_flat(flat)

@@ -1,0 +1,202 @@
+"""What a run produces and how it lies on disk: per-model records, the run folder's files, the table.
+
+The run folder's files are a public schema (docs/run-folder.md): `metrics.csv` (one row per
+activation × seed × epoch), `summary.csv` (one row per activation × seed), `results.json`
+(everything, for programs), `config.toml` (the resolved configuration, reusable with `--config`)
+and `environment.json` (versions, device, seeds). Every file is written atomically (temporary file,
+then rename), and rewritten after each model, so an interrupted run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import statistics
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actlab.errors import ActlabError
+
+METRIC_COLUMNS = ("activation", "seed", "epoch", "train_loss", "train_acc", "val_loss", "val_acc",
+                  "test_loss", "test_acc", "seconds")
+SUMMARY_COLUMNS = ("activation", "seed", "final_test_acc", "final_test_loss", "best_epoch",
+                   "best_val_acc", "best_test_acc", "train_seconds", "status")
+
+
+@dataclass
+class ModelRun:
+    """One model (activation × seed): its per-epoch metrics and how it ended.
+
+    `status` is `ok`, `diverged@epoch N` (non-finite loss in epoch N) or `interrupted@epoch N`.
+    """
+
+    label: str
+    activation: str
+    output: str
+    seed: int
+    epochs: list[dict[str, float | None]] = field(default_factory=list)
+    status: str = "ok"
+    best_epoch: int | None = None
+    best_val_acc: float | None = None
+    best_test_acc: float | None = None
+    train_seconds: float = 0.0
+
+    @property
+    def last_evaluated(self) -> dict[str, float | None]:
+        rows = [r for r in self.epochs if r.get("test_acc") is not None]
+        return rows[-1] if rows else {}
+
+    @property
+    def final_test_acc(self) -> float | None:
+        return self.last_evaluated.get("test_acc")
+
+    @property
+    def final_test_loss(self) -> float | None:
+        return self.last_evaluated.get("test_loss")
+
+    def summary_row(self) -> dict[str, Any]:
+        return {"activation": self.label, "seed": self.seed, "final_test_acc": self.final_test_acc,
+                "final_test_loss": self.final_test_loss, "best_epoch": self.best_epoch,
+                "best_val_acc": self.best_val_acc, "best_test_acc": self.best_test_acc,
+                "train_seconds": self.train_seconds, "status": self.status}
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "final_test_acc": self.final_test_acc,
+                "final_test_loss": self.final_test_loss}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ModelRun:
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class Results:
+    """Everything one `actlab run` measured; `actlab.run()` returns it."""
+
+    run_dir: Path
+    config: dict[str, Any]  # the resolved `[experiment]` table
+    environment: dict[str, Any]
+    runs: list[ModelRun]
+
+    @property
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys(r.label for r in self.runs))
+
+    def by_label(self, label: str) -> list[ModelRun]:
+        return [r for r in self.runs if r.label == label]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config": self.config, "environment": self.environment,
+                "runs": [r.to_json() for r in self.runs]}
+
+    def table(self) -> str:
+        return summary_table(self)
+
+    def __repr__(self) -> str:
+        return f"Results({len(self.runs)} models in {self.run_dir})"
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write `path` via a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return buffer.getvalue()
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinity become null, so results.json stays standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_results(results: Results) -> None:
+    """(Re)write metrics.csv, summary.csv and results.json for the models finished so far."""
+    metric_rows = [{"activation": r.label, "seed": r.seed, **row} for r in results.runs for row in r.epochs]
+    atomic_write(results.run_dir / "metrics.csv", _csv(METRIC_COLUMNS, metric_rows))
+    atomic_write(results.run_dir / "summary.csv", _csv(SUMMARY_COLUMNS, [r.summary_row() for r in results.runs]))
+    atomic_write(results.run_dir / "results.json", json.dumps(_json_safe(results.to_json()), indent=1) + "\n")
+
+
+def load_results(run_dir: str | Path) -> Results:
+    run_dir = Path(run_dir)
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise ActlabError(f"{run_dir} is not an actlab run folder (no results.json); "
+                          f"give the folder `actlab run` printed at its end")
+    try:
+        doc = json.loads(path.read_text())
+        return Results(run_dir, doc["config"], doc["environment"], [ModelRun.from_json(r) for r in doc["runs"]])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ActlabError(f"{path} is damaged ({exc}); rerun the experiment") from None
+
+
+def _mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    if not values:
+        return "–"
+    mean = statistics.fmean(values) * scale
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+
+
+def summary_table(results: Results) -> str:
+    """One line per activation: accuracy and loss as mean ± std over seeds, time, status."""
+    has_val = any(r.best_epoch is not None for r in results.runs)
+    header = ["activation", "seeds", "test acc %", "test loss"]
+    header += ["best epoch", "best-val test acc %"] if has_val else []
+    header += ["train s", "status"]
+    lines = [header]
+    for label in results.labels:
+        runs = results.by_label(label)
+        ok = [r for r in runs if r.status == "ok"]
+        bad = [r.status for r in runs if r.status != "ok"]
+        row = [label, str(len(runs)),
+               _mean_std([r.final_test_acc for r in ok if r.final_test_acc is not None], 100),
+               _mean_std([r.final_test_loss for r in ok if r.final_test_loss is not None], 1, 4)]
+        if has_val:
+            row += [", ".join(str(r.best_epoch) for r in ok if r.best_epoch is not None) or "–",
+                    _mean_std([r.best_test_acc for r in ok if r.best_test_acc is not None], 100)]
+        row += [_mean_std([r.train_seconds for r in runs], 1, 1),
+                "ok" if not bad else f"{len(runs) - len(bad)}/{len(runs)} ok; " + ", ".join(bad)]
+        lines.append(row)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    seeds = sorted({r.seed for r in results.runs})
+    note = f"mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else f"one seed ({seeds[0]})" if seeds else ""
+    return "\n".join(text) + (f"\n({note}; diverged or interrupted runs are left out of the means)" if note else "")

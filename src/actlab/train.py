@@ -1,0 +1,187 @@
+"""Training one model: data as tensors on the device, batches sliced from a seeded permutation.
+
+`prepare_data` turns a loaded data set into float tensors on the device once per seed (with the
+seeded validation split and subsets); `train_model` builds the network under that seed, trains it
+epoch by epoch, evaluates in large no-grad batches, keeps the best-validation weights, and fills a
+`ModelRun` record as it goes. The loop reads top to bottom: no DataLoader, no per-sample Python, no
+host sync per step (losses and accuracies accumulate on the device).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from actlab.activations import parse_activation
+from actlab.config import Config, OptimConfig
+from actlab.data import Dataset, Split, seeded_subset, validation_split
+from actlab.models import build_mlp, loss_fn
+from actlab.results import ModelRun
+
+CHECK_EVERY = 100  # steps between divergence checks / progress updates (the only host syncs)
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """One seed's splits as float tensors in [0, 1] (images) and int64 labels, on the device."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor | None
+    y_val: torch.Tensor | None
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def resolve_device(name: str) -> torch.device:
+    from actlab.errors import ActlabError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ActlabError(f"device = {name!r} but this torch ({torch.__version__}) sees no CUDA GPU; "
+                          f"use --device cpu or --device auto")
+    return torch.device(name)
+
+
+def _to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return split.images.to(device).float().div_(255), split.labels.to(device)
+
+
+def prepare_data(dataset: Dataset, config: Config, seed: int, device: torch.device) -> DeviceData:
+    """The seed's training / validation / test tensors; every activation of one seed shares them."""
+    d = config.data
+    train, test = dataset.train, dataset.test
+    val = None
+    if d.val_split:
+        size = d.val_split if isinstance(d.val_split, int) else round(d.val_split * len(train))
+        train_idx, val_idx = validation_split(len(train), size, seed)
+        train, val = train.take(train_idx), train.take(val_idx)
+    if d.train_subset and d.train_subset < len(train):
+        train = train.take(seeded_subset(len(train), d.train_subset, seed))
+    if d.test_subset and d.test_subset < len(test):
+        test = test.take(seeded_subset(len(test), d.test_subset, seed))
+    x_val, y_val = _to_device(val, device) if val is not None else (None, None)
+    return DeviceData(*_to_device(train, device), x_val, y_val, *_to_device(test, device))
+
+
+def make_optimizer(params, o: OptimConfig, device: torch.device) -> torch.optim.Optimizer:
+    """SGD (foreach) or Adam/AdamW (fused where this torch supports it on the device)."""
+    params = list(params)
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
+                               weight_decay=o.weight_decay, foreach=True)
+    cls = torch.optim.Adam if o.optimizer == "adam" else torch.optim.AdamW
+    kwargs = {"lr": o.lr, "weight_decay": o.weight_decay} if o.optimizer == "adam" or o.weight_decay else {"lr": o.lr}
+    try:
+        return cls(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError):
+        return cls(params, foreach=True, **kwargs)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss, batch_size: int) -> tuple[float, float]:
+    """Mean loss and accuracy over (x, y) in eval mode; restores the model's mode."""
+    was_training = model.training
+    model.eval()
+    total_loss = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for start in range(0, len(y), batch_size):
+        out = model(x[start:start + batch_size])
+        target = y[start:start + batch_size]
+        total_loss += loss(out, target) * len(target)
+        correct += (out.argmax(1) == target).sum()
+    model.train(was_training)
+    return total_loss.item() / len(y), correct.item() / len(y)
+
+
+def _progress_bar(total: int, desc: str, show: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, disable=not show, file=sys.stderr,
+                dynamic_ncols=True)
+
+
+def train_model(record: ModelRun, data: DeviceData, config: Config, device: torch.device,
+                show_progress: bool = False) -> tuple[nn.Module, dict | None]:
+    """Train the model `record` names, filling `record` epoch by epoch.
+
+    Returns the trained model (its final weights) and the best-validation state dict (None without
+    a validation split). The record is filled as training goes, so on Ctrl-C the caller still has
+    every finished epoch; a non-finite loss stops the run and marks it `diverged@epoch N`.
+    """
+    m, o = config.model, config.optim
+    torch.manual_seed(record.seed)  # same seed → same initial weights for every activation
+    model = build_mlp(data.x_train.shape[1], m.hidden, parse_activation(record.activation),
+                      10, record.output, m.init).to(device)
+    optimizer = make_optimizer(model.parameters(), o, device)
+    loss = loss_fn(record.output)
+    order = torch.Generator().manual_seed(record.seed)  # same seed → same batch order
+    n = len(data.y_train)
+    steps = math.ceil(n / o.batch_size)
+    best_state = None
+    bar = _progress_bar(o.epochs * steps, f"{record.label} seed {record.seed}", show_progress)
+    try:
+        for epoch in range(1, o.epochs + 1):
+            record.status = f"interrupted@epoch {epoch}"
+            start = time.perf_counter()
+            model.train()
+            perm = torch.randperm(n, generator=order).to(device)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            finite = True
+            for step in range(steps):
+                idx = perm[step * o.batch_size:(step + 1) * o.batch_size]
+                x, y = data.x_train[idx], data.y_train[idx]
+                out = model(x)
+                batch_loss = loss(out, y)
+                optimizer.zero_grad(set_to_none=True)
+                batch_loss.backward()
+                optimizer.step()
+                loss_sum += batch_loss.detach() * len(idx)
+                correct += (out.detach().argmax(1) == y).sum()
+                if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
+                    seen = min((step + 1) * o.batch_size, n)
+                    running = loss_sum.item() / seen
+                    bar.update(step + 1 - bar.n + (epoch - 1) * steps)
+                    bar.set_postfix(epoch=epoch, loss=f"{running:.4f}", refresh=False)
+                    if not math.isfinite(running):
+                        finite = False
+                        break
+            seconds = time.perf_counter() - start
+            record.train_seconds += seconds
+            row: dict[str, float | None] = dict.fromkeys(
+                ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds"))
+            row.update(epoch=epoch, seconds=seconds)
+            if not finite:
+                row["train_loss"] = float("nan")
+                record.epochs.append(row)
+                record.status = f"diverged@epoch {epoch}"
+                break
+            row.update(train_loss=loss_sum.item() / n, train_acc=correct.item() / n)
+            if data.x_val is not None:
+                row["val_loss"], row["val_acc"] = evaluate(model, data.x_val, data.y_val, loss,
+                                                           config.run.eval_batch_size)
+            row["test_loss"], row["test_acc"] = evaluate(model, data.x_test, data.y_test, loss,
+                                                         config.run.eval_batch_size)
+            record.epochs.append(row)
+            if row["val_acc"] is not None and (record.best_val_acc is None or row["val_acc"] > record.best_val_acc):
+                record.best_epoch, record.best_val_acc = epoch, row["val_acc"]
+                best_state = copy.deepcopy(model.state_dict())
+        else:
+            record.status = "ok"
+    finally:
+        bar.close()
+    if best_state is not None:
+        # Reload the best-validation checkpoint and test it, as the reference write-up does.
+        final_state = copy.deepcopy(model.state_dict())
+        model.load_state_dict(best_state)
+        _, record.best_test_acc = evaluate(model, data.x_test, data.y_test, loss, config.run.eval_batch_size)
+        model.load_state_dict(final_state)
+    return model, best_state

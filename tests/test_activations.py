@@ -1,0 +1,427 @@
+"""The activation registry against PyTorch as the oracle (STYLE.md section 10).
+
+Every registered activation is built through `parse_activation(name).make()` and its values and
+autograd derivatives on a grid are compared with the `torch.nn.functional` reference, with the
+reference's derivative also taken by autograd (micrograd `test/test_engine.py` style).
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from actlab.activations import REGISTRY, ActivationSpec, curve, parse_activation, split_activation_list
+from actlab.errors import ActlabError
+
+# Points where some registered activation has a kink (relu & co at 0, shrink at ±0.5, hardtanh at
+# ±1, hardswish / hardsigmoid at ±3, relu6 at 6): the derivative there is a convention, not math.
+KINKS = (0.0, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 6.0, -6.0)
+
+
+def grid() -> torch.Tensor:
+    x = torch.linspace(-6, 6, 241, dtype=torch.float64)
+    keep = torch.ones_like(x, dtype=torch.bool)
+    for k in KINKS:
+        keep &= (x - k).abs() > 1e-6
+    return x[keep]
+
+
+def value_and_grad(fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.detach().clone().requires_grad_(True)
+    y = fn(x)
+    (dy,) = torch.autograd.grad(y.sum(), x)
+    return y.detach(), dy
+
+
+def assert_matches(module: nn.Module, reference, x: torch.Tensor | None = None) -> None:
+    x = grid() if x is None else x
+    y, dy = value_and_grad(module, x)
+    y_ref, dy_ref = value_and_grad(reference, x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(dy, dy_ref, rtol=1e-10, atol=1e-12)
+
+
+# name -> torch.nn.functional oracle, at the activation's default parameters
+REFERENCE = {
+    "none": lambda x: x,
+    "relu": F.relu,
+    "leaky_relu": F.leaky_relu,  # default slope 0.01
+    "prelu": lambda x: F.prelu(x, torch.tensor([0.25], dtype=x.dtype)),
+    "rrelu": lambda x: F.leaky_relu(x, (1 / 8 + 1 / 3) / 2),  # eval mode: mean slope
+    "relu6": F.relu6,
+    "elu": F.elu,
+    "selu": F.selu,
+    "celu": F.celu,
+    "gelu": F.gelu,
+    "silu": F.silu,
+    "mish": F.mish,
+    "softplus": F.softplus,
+    "hardswish": F.hardswish,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "hardtanh": F.hardtanh,
+    "hardsigmoid": F.hardsigmoid,
+    "softsign": F.softsign,
+    "tanhshrink": F.tanhshrink,
+    "logsigmoid": F.logsigmoid,
+    "hardshrink": F.hardshrink,
+    "softshrink": F.softshrink,
+}
+
+
+def build(text: str) -> nn.Module:
+    """A module from a user-written activation name, in float64 and eval mode."""
+    return parse_activation(text).make().double().eval()
+
+
+# ---------------------------------------------------------------- registry vs torch.nn.functional
+
+
+def test_reference_table_covers_the_registry():
+    assert set(REFERENCE) == set(REGISTRY)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_registry_entry_builds(name):
+    spec = parse_activation(name)
+    assert isinstance(spec, ActivationSpec)
+    assert spec.name == name
+    assert spec.family == REGISTRY[name].family
+    assert isinstance(spec.make(), nn.Module)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_value_and_derivative_match_torch(name):
+    assert_matches(build(name), REFERENCE[name])
+
+
+def test_grid_avoids_kinks_and_is_dense():
+    x = grid()
+    assert len(x) == 241 - len(KINKS)
+    for k in KINKS:
+        assert (x - k).abs().min() > 1e-6
+
+
+def test_none_is_identity():
+    x = grid()
+    module = build("none")
+    assert isinstance(module, nn.Identity)
+    y, dy = value_and_grad(module, x)
+    assert torch.equal(y, x)
+    assert torch.equal(dy, torch.ones_like(x))
+
+
+def test_rrelu_is_random_in_training_and_mean_slope_in_eval():
+    x = -torch.ones(1000, dtype=torch.float64)
+    module = parse_activation("rrelu").make().double()
+    torch.manual_seed(0)
+    slopes = -module.train()(x)
+    assert slopes.min() >= 1 / 8 and slopes.max() <= 1 / 3
+    assert slopes.std() > 0.01  # random per element in training
+    torch.testing.assert_close(-module.eval()(x), torch.full_like(x, (1 / 8 + 1 / 3) / 2))
+
+
+# ---------------------------------------------------------------- parameters take effect
+
+# (spec as written, oracle with those parameters, oracle at the defaults)
+PARAMETRISED = [
+    ("leaky_relu:0.2", lambda x: F.leaky_relu(x, 0.2), F.leaky_relu),
+    ("leaky_relu:negative_slope=0.2", lambda x: F.leaky_relu(x, 0.2), F.leaky_relu),
+    ("elu:alpha=0.5", lambda x: F.elu(x, alpha=0.5), F.elu),
+    ("elu:0.5", lambda x: F.elu(x, alpha=0.5), F.elu),
+    ("hardtanh:-2,2", lambda x: F.hardtanh(x, -2.0, 2.0), F.hardtanh),
+    ("hardtanh:min_val=-2,max_val=2", lambda x: F.hardtanh(x, -2.0, 2.0), F.hardtanh),
+    ("softplus:beta=2", lambda x: F.softplus(x, beta=2), F.softplus),
+    ("softplus:beta=2,threshold=10", lambda x: F.softplus(x, beta=2, threshold=10), F.softplus),
+    ("gelu:approximate=tanh", lambda x: F.gelu(x, approximate="tanh"), F.gelu),
+    ("gelu:tanh", lambda x: F.gelu(x, approximate="tanh"), F.gelu),
+    ("celu:alpha=2", lambda x: F.celu(x, alpha=2.0), F.celu),
+    ("rrelu:0.1,0.3", lambda x: F.leaky_relu(x, 0.2), lambda x: F.leaky_relu(x, (1 / 8 + 1 / 3) / 2)),
+    ("hardshrink:lambd=1.5", lambda x: F.hardshrink(x, 1.5), F.hardshrink),
+    ("softshrink:1.5", lambda x: F.softshrink(x, 1.5), F.softshrink),
+    # the slope is a float32 parameter: 0.1 rounded to float32 before the module goes to float64
+    ("prelu:init=0.1", lambda x: F.prelu(x, torch.tensor([0.1]).to(x.dtype)),
+     lambda x: F.prelu(x, torch.tensor([0.25], dtype=x.dtype))),
+]
+
+
+def _off_kinks(x: torch.Tensor, kinks) -> torch.Tensor:
+    keep = torch.ones_like(x, dtype=torch.bool)
+    for k in kinks:
+        keep &= (x - k).abs() > 1e-6
+    return x[keep]
+
+
+@pytest.mark.parametrize("text, reference, default", PARAMETRISED, ids=[p[0] for p in PARAMETRISED])
+def test_parameters_take_effect(text, reference, default):
+    # also avoid the kinks that the new parameters move (±2 for hardtanh:-2,2, ±1.5 for shrink)
+    x = _off_kinks(grid(), (2.0, -2.0, 1.5, -1.5))
+    module = build(text)
+    assert_matches(module, reference, x)
+    # a parameter silently ignored would leave the default curve
+    y, dy = value_and_grad(module, x)
+    y_default, dy_default = value_and_grad(default, x)
+    assert not torch.allclose(y, y_default)
+    assert not torch.allclose(dy, dy_default)
+
+
+def test_parameter_values_are_parsed_as_numbers():
+    assert dict(parse_activation("leaky_relu:0.2").kwargs) == {"negative_slope": 0.2}
+    assert dict(parse_activation("hardtanh:-2,2").kwargs) == {"min_val": -2, "max_val": 2}
+    assert dict(parse_activation("hardtanh: -2, 2").kwargs) == {"min_val": -2, "max_val": 2}
+    assert dict(parse_activation("gelu:approximate='tanh'").kwargs) == {"approximate": "tanh"}
+    module = build("hardtanh:min_val=-2,max_val=2")
+    assert (module.min_val, module.max_val) == (-2, 2)
+
+
+# ---------------------------------------------------------------- aliases and case
+
+
+@pytest.mark.parametrize("text, name", [
+    ("swish", "silu"),
+    ("Swish", "silu"),
+    ("LeakyReLU", "leaky_relu"),
+    ("LEAKY_RELU", "leaky_relu"),
+    ("lrelu", "leaky_relu"),
+    ("identity", "none"),
+    ("Identity", "none"),
+    ("linear", "none"),
+    ("ReLU", "relu"),
+    ("  tanh  ", "tanh"),
+    ("logistic", "sigmoid"),
+    ("hard_swish", "hardswish"),
+])
+def test_aliases_and_case_resolve(text, name):
+    spec = parse_activation(text)
+    assert spec.name == name
+    assert_matches(build(text), REFERENCE[name])
+
+
+def test_alias_keeps_parameters():
+    spec = parse_activation("LeakyReLU:0.2")
+    assert spec.name == "leaky_relu"
+    assert_matches(build("LeakyReLU:0.2"), lambda x: F.leaky_relu(x, 0.2))
+
+
+def test_label_is_the_text_as_written():
+    spec = parse_activation("LeakyReLU:0.2")
+    assert spec.label == "LeakyReLU:0.2"
+    assert str(spec) == "LeakyReLU:0.2"
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("text, suggestions", [
+    ("reluu", ("relu6", "relu")),
+    ("leaky_relo", ("leaky_relu",)),
+    ("sigmod", ("sigmoid",)),
+    ("tahn", ("tanh",)),
+])
+def test_unknown_name_suggests_close_match(text, suggestions):
+    with pytest.raises(ActlabError) as info:
+        parse_activation(text)
+    message = str(info.value)
+    assert text in message
+    assert any(repr(s) in message for s in suggestions), message
+
+
+def test_unknown_name_without_close_match():
+    with pytest.raises(ActlabError, match="unknown activation"):
+        parse_activation("zzzzqqq")
+
+
+@pytest.mark.parametrize("text", ["elu:beta=1", "relu:alpha=1", "gelu:approx=tanh"])
+def test_bad_parameter_name_raises(text):
+    with pytest.raises(ActlabError, match="no parameter"):
+        parse_activation(text)
+
+
+@pytest.mark.parametrize("text", ["relu:1", "leaky_relu:0.1,0.2", "hardtanh:-2,2,3", "elu:1,2"])
+def test_too_many_positional_parameters_raise(text):
+    with pytest.raises(ActlabError, match="takes"):
+        parse_activation(text)
+
+
+@pytest.mark.parametrize("text", [
+    "hardtanh:2,-2",           # min above max: nn.Hardtanh asserts
+    "gelu:approximate=foo",    # nn.GELU only checks at the first forward
+    "elu:alpha=abc",           # a string where a number belongs
+    "leaky_relu:abc",
+])
+def test_bad_parameter_value_raises_actlab_error(text):
+    """A bad value must be a one-line ActlabError at parse time, not a traceback in training."""
+    with pytest.raises(ActlabError):
+        spec = parse_activation(text)
+        spec.make()(torch.linspace(-1, 1, 5))
+
+
+# ---------------------------------------------------------------- user activations
+
+USER_MODULE = """
+    import torch
+    from torch import nn
+
+
+    def scaled_tanh(x):
+        return 1.7159 * torch.tanh(2 * x / 3)
+
+
+    class ScaledTanh(nn.Module):
+        def forward(self, x):
+            return 1.7159 * torch.tanh(2 * x / 3)
+
+
+    NOT_CALLABLE = 3
+"""
+
+
+@pytest.fixture
+def user_package(tmp_path, monkeypatch):
+    """`actlab_test_userpkg.acts` and top-level `actlab_test_usermod`, importable for one test."""
+    package = tmp_path / "actlab_test_userpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "acts.py").write_text(textwrap.dedent(USER_MODULE))
+    (tmp_path / "actlab_test_usermod.py").write_text(textwrap.dedent(USER_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = ("actlab_test_userpkg", "actlab_test_userpkg.acts", "actlab_test_usermod")
+    yield "actlab_test_userpkg.acts"
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def scaled_tanh_reference(x):
+    return 1.7159 * torch.tanh(2 * x / 3)
+
+
+@pytest.mark.parametrize("module_path", ["actlab_test_userpkg.acts", "actlab_test_usermod"])
+@pytest.mark.parametrize("attr", ["scaled_tanh", "ScaledTanh"])
+def test_user_activation_function_and_module_class(user_package, module_path, attr):
+    text = f"{module_path}:{attr}"
+    spec = parse_activation(text)
+    assert spec.label == text
+    assert spec.family == "custom"
+    module = spec.make()
+    assert isinstance(module, nn.Module)
+    assert_matches(module, scaled_tanh_reference)
+    assert spec.make() is not module
+
+
+def test_user_function_and_class_give_equal_values(user_package):
+    x = grid()
+    y_fn, dy_fn = value_and_grad(parse_activation(f"{user_package}:scaled_tanh").make(), x)
+    y_cls, dy_cls = value_and_grad(parse_activation(f"{user_package}:ScaledTanh").make(), x)
+    assert torch.equal(y_fn, y_cls)
+    assert torch.equal(dy_fn, dy_cls)
+
+
+def test_user_activation_in_a_sequential(user_package):
+    net = nn.Sequential(nn.Linear(3, 4), parse_activation(f"{user_package}:scaled_tanh").make())
+    assert net(torch.randn(2, 3)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("text", [
+    "actlab_test_userpkg.acts:missing",
+    "actlab_test_usermod:missing",
+    "actlab_test_userpkg.nosuchmodule:scaled_tanh",
+])
+def test_user_activation_missing_raises(user_package, text):
+    with pytest.raises(ActlabError, match="cannot import"):
+        parse_activation(text)
+
+
+def test_user_activation_not_callable_raises(user_package):
+    with pytest.raises(ActlabError, match="neither a function nor an nn.Module"):
+        parse_activation(f"{user_package}:NOT_CALLABLE")
+
+
+# ---------------------------------------------------------------- split_activation_list
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("relu,hardtanh:-2,2,elu:alpha=0.5", ["relu", "hardtanh:-2,2", "elu:alpha=0.5"]),
+    ("relu, tanh", ["relu", "tanh"]),
+    ("softplus:beta=2,threshold=10,relu", ["softplus:beta=2,threshold=10", "relu"]),
+    ("relu", ["relu"]),
+    ("relu,,tanh,", ["relu", "tanh"]),
+    ("leaky_relu:0.2,relu", ["leaky_relu:0.2", "relu"]),
+    ("hardtanh:min_val=-2,max_val=2,gelu:approximate=tanh",
+     ["hardtanh:min_val=-2,max_val=2", "gelu:approximate=tanh"]),
+    ("", []),
+])
+def test_split_activation_list(text, expected):
+    assert split_activation_list(text) == expected
+
+
+def test_split_pieces_all_parse():
+    for piece in split_activation_list("relu,hardtanh:-2,2,elu:alpha=0.5,softplus:beta=2,threshold=10"):
+        parse_activation(piece)
+
+
+# ---------------------------------------------------------------- curve: closed-form derivatives
+
+
+def test_curve_sigmoid_derivative_closed_form():
+    x = grid()
+    y, dy = curve(parse_activation("sigmoid"), x)
+    s = torch.sigmoid(x)
+    torch.testing.assert_close(y, s)
+    torch.testing.assert_close(dy, s * (1 - s))
+
+
+def test_curve_tanh_derivative_closed_form():
+    x = grid()
+    y, dy = curve(parse_activation("tanh"), x)
+    t = torch.tanh(x)
+    torch.testing.assert_close(y, t)
+    torch.testing.assert_close(dy, 1 - t ** 2)
+
+
+def test_curve_relu_derivative_is_step():
+    x = grid()
+    y, dy = curve(parse_activation("relu"), x)
+    torch.testing.assert_close(y, x.clamp(min=0))
+    assert torch.equal(dy[x < 0], torch.zeros_like(dy[x < 0]))
+    assert torch.equal(dy[x > 0], torch.ones_like(dy[x > 0]))
+
+
+def test_curve_does_not_touch_its_input():
+    x = grid()
+    before = x.clone()
+    y, dy = curve(parse_activation("elu"), x)
+    assert torch.equal(x, before)
+    assert not x.requires_grad and not y.requires_grad and not dy.requires_grad
+
+
+def test_curve_uses_eval_mode_for_rrelu():
+    x = -torch.ones(50, dtype=torch.float64)
+    y, dy = curve(parse_activation("rrelu"), x)
+    mean = (1 / 8 + 1 / 3) / 2
+    torch.testing.assert_close(y, torch.full_like(x, -mean))
+    torch.testing.assert_close(dy, torch.full_like(x, mean))
+
+
+# ---------------------------------------------------------------- make() builds fresh modules
+
+
+def test_make_returns_fresh_modules_with_unshared_weights():
+    spec = parse_activation("prelu")
+    a, b = spec.make(), spec.make()
+    assert a is not b
+    assert a.weight is not b.weight
+    assert a.weight.data_ptr() != b.weight.data_ptr()
+    with torch.no_grad():
+        a.weight.fill_(0.9)
+    torch.testing.assert_close(b.weight, torch.tensor([0.25]))
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_make_is_fresh_for_every_entry(name):
+    spec = parse_activation(name)
+    assert spec.make() is not spec.make()
