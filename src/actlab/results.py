@@ -32,7 +32,8 @@ SUMMARY_COLUMNS = ("activation", "seed", "final_test_acc", "final_test_loss", "b
 class ModelRun:
     """One model (activation × seed): its per-epoch metrics and how it ended.
 
-    `status` is `ok`, `diverged@epoch N` (non-finite loss in epoch N) or `interrupted@epoch N`.
+    `status` is `ok`, `diverged@epoch N` (the loss blew up in epoch N), `interrupted@epoch N`, or
+    `pending` before training starts.
     """
 
     label: str
@@ -40,7 +41,7 @@ class ModelRun:
     output: str
     seed: int
     epochs: list[dict[str, float | None]] = field(default_factory=list)
-    status: str = "ok"
+    status: str = "pending"
     best_epoch: int | None = None
     best_val_acc: float | None = None
     best_test_acc: float | None = None

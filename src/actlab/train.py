@@ -25,6 +25,7 @@ from actlab.models import build_mlp, loss_fn
 from actlab.results import ModelRun
 
 CHECK_EVERY = 100  # steps between divergence checks / progress updates (the only host syncs)
+DIVERGED_LOSS = 1e4  # a mean loss above this has left learning behind (cross-entropy starts at ln 10 ≈ 2.3)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
 
     Returns the trained model (its final weights) and the best-validation state dict (None without
     a validation split). The record is filled as training goes, so on Ctrl-C the caller still has
-    every finished epoch; a non-finite loss stops the run and marks it `diverged@epoch N`.
+    every finished epoch; a non-finite loss, or a mean loss above `DIVERGED_LOSS`, stops the run
+    and marks it `diverged@epoch N`.
     """
     m, o = config.model, config.optim
     torch.manual_seed(record.seed)  # same seed → same initial weights for every activation
@@ -135,7 +137,7 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
             perm = torch.randperm(n, generator=order).to(device)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
-            finite = True
+            diverged = False
             for step in range(steps):
                 idx = perm[step * o.batch_size:(step + 1) * o.batch_size]
                 x, y = data.x_train[idx], data.y_train[idx]
@@ -151,15 +153,15 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
                     running = loss_sum.item() / seen
                     bar.update(step + 1 - bar.n + (epoch - 1) * steps)
                     bar.set_postfix(epoch=epoch, loss=f"{running:.4f}", refresh=False)
-                    if not math.isfinite(running):
-                        finite = False
+                    if not math.isfinite(running) or running > DIVERGED_LOSS:
+                        diverged = True
                         break
             seconds = time.perf_counter() - start
             record.train_seconds += seconds
             row: dict[str, float | None] = dict.fromkeys(
                 ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds"))
             row.update(epoch=epoch, seconds=seconds)
-            if not finite:
+            if diverged:
                 row["train_loss"] = float("nan")
                 record.epochs.append(row)
                 record.status = f"diverged@epoch {epoch}"

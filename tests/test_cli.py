@@ -1,0 +1,153 @@
+"""The `actlab` command, called as `main([...])`: outputs on real data, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tomllib
+
+import pytest
+
+from actlab.cli import main
+from actlab.results import METRIC_COLUMNS, SUMMARY_COLUMNS, load_results
+from conftest import quick_flags
+
+
+def run_cli(capsys, argv):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, pattern):
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("actlab: error: ")
+    assert "Traceback" not in err
+    import re
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_run_writes_the_documented_run_folder(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, ["run", "--preset", "mnist-classic-four", "--seeds", "2",
+                                       *quick_flags(data_dir, out, val_split="500")])
+    assert code == 0
+    assert "relu" in stdout and "tanh" in stdout and f"run folder: {out}" in stdout
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == METRIC_COLUMNS
+    assert len(rows) == 2 * 2 * 2  # activations × seeds × epochs
+    assert {(r["activation"], r["seed"], r["epoch"]) for r in rows} == {
+        (a, s, e) for a in ("relu", "tanh") for s in ("0", "1") for e in ("1", "2")}
+    assert all(0 <= float(r["test_acc"]) <= 1 and float(r["train_loss"]) > 0 for r in rows)
+    with open(out / "summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert tuple(summary[0]) == SUMMARY_COLUMNS and len(summary) == 4
+    assert all(r["status"] == "ok" and r["best_epoch"] in ("1", "2") for r in summary)
+    results = json.loads((out / "results.json").read_text())
+    assert results["environment"]["seeds"] == [0, 1] and results["environment"]["torch"]
+    assert results["environment"]["device"] == "cpu"
+    config = tomllib.loads((out / "config.toml").read_text())["experiment"]
+    assert config["hidden"] == [32] and config["name"] == "mnist-classic-four"
+    for plot in ("train_loss", "test_loss", "test_acc", "val_acc", "val_loss"):
+        assert (out / "plots" / f"{plot}.png").stat().st_size > 1000
+    assert len(list((out / "checkpoints").glob("*.pt"))) == 4
+    # `actlab show` reprints the same table
+    code, shown, _ = run_cli(capsys, ["show", str(out)])
+    assert code == 0 and load_results(out).table() in shown
+
+
+def test_resolved_config_reruns_to_the_same_numbers(tmp_path, data_dir, capsys):
+    first = tmp_path / "first"
+    assert main(["run", *quick_flags(data_dir, first, activations="elu")]) == 0
+    second = tmp_path / "second"
+    assert main(["run", "--config", str(first / "config.toml"), "--out", str(second), "--quiet"]) == 0
+    strip = lambda path: [{k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+                          for r in csv.DictReader(open(path / "metrics.csv"))]
+    assert strip(first) == strip(second)
+
+
+def test_diverging_runs_are_marked_and_the_others_complete(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(capsys, ["run", *quick_flags(data_dir, out, lr="1e4", optimizer="adam",
+                                                             activations="relu,sigmoid")])
+    assert code == 0 and "Traceback" not in err
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    assert len(summary) == 2
+    assert all(r["status"].startswith("diverged@epoch ") for r in summary)
+    assert "diverged@epoch" in stdout
+
+
+def test_interrupted_run_keeps_finished_models(tmp_path, data_dir, monkeypatch, capsys):
+    import actlab.train as train
+
+    real = train.evaluate
+    calls = []
+
+    def interrupt_third_evaluation(*args, **kwargs):  # relu: epochs 1 and 2; tanh: Ctrl-C in epoch 1
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", interrupt_third_evaluation)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, ["run", *quick_flags(data_dir, out)])
+    assert code == 130 and "interrupted" in err and "Traceback" not in err
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    assert [(r["activation"], r["status"]) for r in summary] == [("relu", "ok"), ("tanh", "interrupted@epoch 1")]
+    assert float(summary[0]["final_test_acc"]) > 0.5
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [(r["activation"], r["epoch"]) for r in rows] == [("relu", "1"), ("relu", "2")]
+    assert json.loads((out / "results.json").read_text())["runs"][1]["status"] == "interrupted@epoch 1"
+    assert not list(out.glob(".*.tmp")), "no half-written files left behind"
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["run", "--activations", "relu,sigmod"], r"unknown activation 'sigmod'; did you mean 'sigmoid'"),
+    (["run", "--preset", "mnist-classic"], r"unknown preset 'mnist-classic'; did you mean 'mnist-classic-four'"),
+    (["run", "--epochs", "0"], r"epochs = 0 \(--epochs\): must be an integer ≥ 1"),
+    (["run", "--hidden", "-3"], r"hidden = \[-3\] \(--hidden\)"),
+    (["run", "--data-dir", "/nonexistent/data"], r"data folder /nonexistent/data does not exist"),
+    (["run", "--lr", "fast"], r"lr = 'fast' \(--lr\): must be a number"),
+    (["run", "--bogus", "1"], r"unrecognized arguments: --bogus"),
+    (["show", "/nonexistent/run"], r"not an actlab run folder"),
+    (["plot-activations", "relu,tanhh"], r"unknown activation 'tanhh'"),
+])
+def test_bad_input_is_one_clear_line(argv, pattern, capsys):
+    code, _, err = run_cli(capsys, argv)
+    assert_one_line_error(code, err, pattern)
+
+
+def test_truncated_gz_is_one_clear_line(mnist_copy, tmp_path, capsys):
+    path = mnist_copy / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:100000])
+    code, _, err = run_cli(capsys, ["run", "--data-dir", str(mnist_copy.parent), "--out", str(tmp_path / "r")])
+    assert_one_line_error(code, err, r"train-images-idx3-ubyte.gz.*truncated or corrupt.*actlab data fetch")
+    assert not (tmp_path / "r").exists()
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    assert main(["run", *quick_flags(data_dir, out, activations="relu", epochs="1")]) == 0
+    before = (out / "results.json").read_bytes()
+    code, _, err = run_cli(capsys, ["run", *quick_flags(data_dir, out, activations="relu", epochs="1")])
+    assert_one_line_error(code, err, "already holds a run")
+    assert (out / "results.json").read_bytes() == before
+
+
+def test_listing_commands(capsys, data_dir, tmp_path):
+    code, out, _ = run_cli(capsys, ["presets"])
+    assert code == 0 and all(name in out for name in
+                             ("fashion-relu-family", "mnist-relu-vs-linear", "mnist-classic-four", "mnist-output-activation"))
+    code, out, _ = run_cli(capsys, ["activations"])
+    assert code == 0 and "leaky_relu:negative_slope" in out and "swish=silu" in out
+    code, out, _ = run_cli(capsys, ["data", "info", "mnist", "--data-dir", str(data_dir)])
+    assert code == 0 and "60000 train / 10000 test" in out and "0.1307" in out
+    code, out, _ = run_cli(capsys, ["data", "verify", "fashion-mnist", "--data-dir", str(data_dir)])
+    assert code == 0 and out.count("ok  ") == 4
+    png = tmp_path / "acts.png"
+    code, out, _ = run_cli(capsys, ["plot-activations", "sigmoid,tanh,relu", "--out", str(png)])
+    assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,117 @@
+"""Resolving configuration: precedence, validation at the edge, and the resolved file round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from actlab.config import Config, config_from_flat, resolve_config
+from actlab.errors import ActlabError
+from actlab.presets import PRESETS
+
+
+def test_every_preset_resolves_to_its_spec():
+    for name in PRESETS:
+        config = resolve_config(preset=name, env={})
+        assert config.run.name == name
+    classic = resolve_config(preset="mnist-classic-four", env={})
+    assert classic.model.hidden == (128, 128)
+    assert classic.model.activations == ("relu", "sigmoid", "tanh", "leaky_relu:0.01")
+    assert (classic.optim.optimizer, classic.optim.lr, classic.optim.batch_size, classic.optim.epochs) == ("adam", 1e-3, 64, 10)
+    linear = resolve_config(preset="mnist-relu-vs-linear", env={})
+    assert linear.data.val_split == 10000 and linear.optim.optimizer == "sgd" and linear.optim.lr == 0.15
+    out = resolve_config(preset="mnist-output-activation", env={})
+    assert out.model.hidden == () and out.model.init == "lecun_normal"
+    assert [label for label, _, _ in out.variants] == ["log_softmax", "softmax", "sigmoid", "tanh"]
+
+
+def test_precedence_preset_then_file_then_flags(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text('[experiment]\npreset = "mnist-classic-four"\nlr = 0.01\nepochs = 3\n')
+    config = resolve_config(file=path, overrides={"epochs": "5", "hidden": "64"}, env={})
+    assert config.optim.lr == 0.01  # file beats preset
+    assert config.optim.epochs == 5  # flag beats file
+    assert config.model.hidden == (64,)
+    assert config.model.activations == ("relu", "sigmoid", "tanh", "leaky_relu:0.01")  # from the preset
+    assert config.run.name == "mnist-classic-four"
+
+
+def test_flag_text_is_parsed_per_key():
+    config = resolve_config(overrides={"activations": "relu,hardtanh:-2,2,elu:alpha=0.5", "hidden": "",
+                                       "seeds": "0,3,7", "nesterov": "true", "optimizer": "sgd",
+                                       "momentum": "0.9", "val_split": "0.2"}, env={})
+    assert config.model.activations == ("relu", "hardtanh:-2,2", "elu:alpha=0.5")
+    assert config.model.hidden == ()
+    assert config.run.seeds == (0, 3, 7)
+    assert config.optim.nesterov is True and config.data.val_split == 0.2
+
+
+def test_seed_and_seed_count():
+    assert resolve_config(overrides={"seed": "3", "seeds": "4"}, env={}).run.seeds == (3, 4, 5, 6)
+    assert resolve_config(overrides={"seed": "2"}, env={}).run.seeds == (2,)
+    assert resolve_config(preset="fashion-relu-family", env={}).run.seeds == (0,)
+
+
+@pytest.mark.parametrize("overrides, pattern", [
+    ({"epochs": "0"}, r"epochs = 0 \(--epochs\): must be an integer ≥ 1"),
+    ({"hidden": "-3"}, r"hidden = \[-3\] \(--hidden\): must be a list of layer widths ≥ 1"),
+    ({"lr": "-1"}, r"lr = -1 \(--lr\): must be a number in \(0, ∞\)"),
+    ({"activations": "reluu"}, r"unknown activation 'reluu'; did you mean"),
+    ({"optimizer": "adamm"}, r"optimizer = 'adamm' \(--optimizer\): must be one of: sgd, adam, adamw \(did you mean 'adam'\?\)"),
+    ({"dataset": "cifar"}, r"dataset = 'cifar' \(--dataset\): must be one of: mnist, fashion-mnist"),
+    ({"val_split": "1.5"}, r"val_split = 1.5 \(--val-split\): a fraction must lie in \(0, 1\)"),
+    ({"device": "gpu"}, r"device = 'gpu' \(--device\): must be auto, cpu, cuda or cuda:N"),
+    ({"batch_size": "abc"}, r"batch_size = 'abc' \(--batch-size\): must be an integer ≥ 1"),
+    ({"nesterov": "true"}, r"nesterov = true needs optimizer = \"sgd\" and momentum > 0"),
+])
+def test_bad_values_name_the_key_value_and_source(overrides, pattern):
+    with pytest.raises(ActlabError, match=pattern) as info:
+        resolve_config(overrides=overrides, env={})
+    assert "\n" not in str(info.value)
+
+
+def test_bad_file_values_name_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[experiment]\nbatch_size = 0\n")
+    with pytest.raises(ActlabError, match=r"batch_size = 0 \(\[experiment\] of .*bad.toml\)"):
+        resolve_config(file=path, env={})
+    path.write_text("[experiment]\nlearning_rate = 0.1\n")
+    with pytest.raises(ActlabError, match=r"unknown key 'learning_rate' in \[experiment\] of .*bad.toml"):
+        resolve_config(file=path, env={})
+    path.write_text("[experiment]\nlrr = 0.1\n")
+    with pytest.raises(ActlabError, match="did you mean 'lr'"):
+        resolve_config(file=path, env={})
+    path.write_text("[experimnt]\nlr = 0.1\n")
+    with pytest.raises(ActlabError, match="unknown table"):
+        resolve_config(file=path, env={})
+    path.write_text("[experiment\nlr = 0.1\n")
+    with pytest.raises(ActlabError, match="not valid TOML"):
+        resolve_config(file=path, env={})
+    with pytest.raises(ActlabError, match="not found"):
+        resolve_config(file=tmp_path / "missing.toml", env={})
+
+
+def test_unknown_preset_suggests_close_names():
+    with pytest.raises(ActlabError, match="unknown preset 'mnist-classic4'; did you mean 'mnist-classic-four'"):
+        resolve_config(preset="mnist-classic4", env={})
+
+
+def test_resolved_config_round_trips(tmp_path):
+    config = resolve_config(preset="mnist-relu-vs-linear",
+                            overrides={"seeds": "0,4", "activations": "relu,hardtanh:-2,2", "data_dir": "/d"}, env={})
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml())
+    again = resolve_config(file=path, env={})
+    assert again == config
+    assert config_from_flat(config.to_flat()) == config
+
+
+def test_data_dir_from_environment_only_when_not_given():
+    assert resolve_config(env={"ACTLAB_DATA_DIR": "/x"}).data.data_dir == "/x"
+    assert resolve_config(overrides={"data_dir": "/y"}, env={"ACTLAB_DATA_DIR": "/x"}).data.data_dir == "/y"
+    assert resolve_config(env={}).data.data_dir is None
+
+
+def test_config_is_frozen():
+    config = Config()
+    with pytest.raises(AttributeError):
+        config.optim.lr = 1.0  # type: ignore[misc]

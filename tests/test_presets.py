@@ -1,0 +1,58 @@
+"""The four reference experiments, run in full on the real data, land where the write-ups did.
+
+These are the acceptance figures of docs/presets.md; each preset runs as `actlab run --preset`
+would (CPU, seed 0), and CPU training is deterministic, so a drift here means the reproduction
+changed. About 4 minutes in all on 2 cores.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import actlab
+
+
+def run_preset(name, data_dir, tmp_path, **overrides):
+    config = actlab.resolve_config(preset=name, overrides={"data_dir": str(data_dir), "out": str(tmp_path / name),
+                                                           "device": "cpu", "checkpoints": False, **overrides})
+    return actlab.run(config, show_progress=False, log=lambda line: None)
+
+
+def final_acc(results, label):
+    (run,) = results.by_label(label)
+    assert run.status == "ok"
+    return run.final_test_acc
+
+
+@pytest.mark.slow
+def test_mnist_classic_four(data_dir, tmp_path):
+    results = run_preset("mnist-classic-four", data_dir, tmp_path)
+    for label in ("relu", "sigmoid", "tanh", "leaky_relu:0.01"):
+        assert 0.970 <= final_acc(results, label) <= 0.986, label
+
+
+@pytest.mark.slow
+def test_fashion_relu_family(data_dir, tmp_path):
+    results = run_preset("fashion-relu-family", data_dir, tmp_path)
+    for label in ("relu", "leaky_relu:0.01", "elu", "selu"):
+        assert 0.865 <= final_acc(results, label) <= 0.900, label
+
+
+@pytest.mark.slow
+def test_mnist_relu_vs_linear_best_validation_checkpoint(data_dir, tmp_path):
+    results = run_preset("mnist-relu-vs-linear", data_dir, tmp_path)
+    (relu,), (linear,) = results.by_label("relu"), results.by_label("none")
+    assert 0.915 <= linear.best_test_acc <= 0.930
+    assert relu.best_test_acc >= 0.977
+    assert len(relu.epochs) == 50 and relu.epochs[0]["val_acc"] is not None
+
+
+@pytest.mark.slow
+def test_mnist_output_activation_on_the_full_test_set(data_dir, tmp_path):
+    results = run_preset("mnist-output-activation", data_dir, tmp_path)
+    log_softmax = final_acc(results, "log_softmax")
+    assert 0.905 <= log_softmax <= 0.920
+    assert abs(final_acc(results, "softmax") - log_softmax) <= 0.01
+    for label in ("sigmoid", "tanh"):
+        assert final_acc(results, label) < log_softmax - 0.15, label
+    assert all(len(r.epochs) == 2 for r in results.runs)
