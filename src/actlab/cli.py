@@ -3,6 +3,7 @@
     actlab run --preset mnist-classic-four            # train, write runs/<name>-<time>/, print a table
     actlab run --config my.toml --seeds 5 --lr 3e-3   # preset < file < flags
     actlab show runs/mnist-classic-four-...           # reprint a run's table
+    actlab report runs/mnist-classic-four-...         # rebuild its statistics and report
     actlab presets | activations | plot-activations sigmoid,tanh,relu
     actlab data fetch|verify|info [mnist fashion-mnist]
 
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="reprint the summary table of a run folder")
     show.add_argument("run_dir", metavar="RUN")
 
+    report = sub.add_parser("report", help="rebuild stats.json, the plots and report.md/.html of a run folder")
+    report.add_argument("run_dir", metavar="RUN")
+
     sub.add_parser("presets", help="list the presets")
     sub.add_parser("activations", help="list the registered activations")
 
@@ -89,7 +93,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
               "(see `actlab show` on it)", file=sys.stderr)
         return 130
     print(results.table())
-    print(f"\nrun folder: {results.run_dir}")
+    print(f"\nrun folder: {results.run_dir}  (report: {results.run_dir / 'report.html'})")
     return 0
 
 
@@ -102,6 +106,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
           f"{config.get('optimizer')} lr {config.get('lr')}, batch {config.get('batch_size')}, "
           f"{config.get('epochs')} epochs")
     print(results.table())
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from actlab.report import rebuild
+
+    md, html = rebuild(args.run_dir)
+    print(f"wrote {md}\nwrote {html}")
     return 0
 
 
@@ -184,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "show":
             return _cmd_show(args)
+        if args.command == "report":
+            return _cmd_report(args)
         if args.command == "presets":
             return _cmd_presets()
         if args.command == "activations":

@@ -66,6 +66,7 @@ class RunConfig:
     checkpoints: bool = True  # save final (and best-validation) weights per model
     threads: int = 0  # torch CPU threads; 0: torch's default (one per core)
     eval_batch_size: int = 10000  # examples per no-grad evaluation pass
+    diagnostics: bool = True  # measure dead units, saturation, gradient flow per epoch
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,8 @@ KEYS: dict[str, Key] = {
     "out": Key("run", "out", _path, "run folder (default runs/<name>-<timestamp>)", str, "DIR"),
     "checkpoints": Key("run", "checkpoints", _bool, "save model weights (true/false)", _text_bool, "BOOL"),
     "threads": Key("run", "threads", _int(0), "CPU threads for torch (0 = one per core)", metavar="N"),
+    "diagnostics": Key("run", "diagnostics", _bool, "measure dead units, saturation and gradient flow "
+                       "at init and per epoch (true/false)", _text_bool, "BOOL"),
     "eval_batch_size": Key("run", "eval_batch_size", _int(1), "examples per evaluation pass", metavar="N"),
 }
 

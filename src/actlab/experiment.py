@@ -1,4 +1,4 @@
-"""`actlab.run(config)`: train every activation under every seed and write the run folder.
+"""`actlab.run(config)`: train every activation under every seed, write the run folder and report.
 
 The order of work is seeds outer, activations inner: each seed's data (validation split, subset,
 batch order) is prepared once and shared by all its activations, which also start from the same
@@ -22,7 +22,7 @@ from actlab import __version__
 from actlab.config import Config
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
-from actlab.plots import plot_run
+from actlab.report import build_report
 from actlab.results import ModelRun, Results, atomic_write, write_results
 from actlab.train import prepare_data, resolve_device, train_model
 
@@ -104,5 +104,5 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
             acc = record.final_test_acc
             log(f"{label} seed {seed}: {record.status}, test acc "
                 f"{'–' if acc is None else f'{acc:.2%}'}, {record.train_seconds:.1f} s")
-    plot_run(results)
+    build_report(results)
     return results

@@ -1,7 +1,7 @@
 """PNG plots of a run: one figure per metric per epoch (one line per activation), and activation curves.
 
-With several seeds a line is the mean over seeds and the band spans the lowest to highest seed, so
-a reader sees the spread before reading any claim about the difference.
+With several seeds a line is the mean over seeds and the band its 95% confidence interval, so a
+reader sees the spread before reading any claim about the difference.
 """
 
 from __future__ import annotations
@@ -37,44 +37,91 @@ def _save(fig, path: Path) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def _series(results: Results, label: str, metric: str) -> np.ndarray:
-    """(seeds, epochs) array of one metric, NaN where a run stopped early or did not measure it."""
-    runs = results.by_label(label)
-    epochs = max((len(r.epochs) for r in runs), default=0)
-    out = np.full((len(runs), epochs), np.nan)
-    for i, run in enumerate(runs):
-        for row in run.epochs:
-            value = row.get(metric)
-            if value is not None:
-                out[i, int(row["epoch"]) - 1] = value
-    return out
-
-
 def plot_metric(results: Results, metric: str, path: Path) -> bool:
-    """Draw one metric per epoch; returns False (and draws nothing) when no run measured it."""
+    """Draw one metric per epoch; returns False (and draws nothing) when no run measured it.
+
+    With several seeds the line is the mean and the band its 95% t confidence interval.
+    """
+    from actlab.stats import epoch_curves
+
     title, unit = CURVES[metric]
     scale = 100.0 if unit.startswith("accuracy") else 1.0
-    series = {label: _series(results, label, metric) * scale for label in results.labels}
-    if all(np.isnan(s).all() for s in series.values()):
+    curves = epoch_curves(results, metric)
+    if not any(curves.values()):
         return False
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for label, values in series.items():
-        epochs = np.arange(1, values.shape[1] + 1)
-        with np.errstate(all="ignore"):
-            valid = ~np.isnan(values).all(axis=0)
-            mean = np.nanmean(np.where(valid, values, 0), axis=0)
-        line, = ax.plot(epochs[valid], mean[valid], marker="o", markersize=3, label=label)
-        if values.shape[0] > 1:
-            ax.fill_between(epochs[valid], np.nanmin(values[:, valid], axis=0),
-                            np.nanmax(values[:, valid], axis=0), color=line.get_color(), alpha=0.15)
+    for label, points in curves.items():
+        if not points:
+            continue
+        epochs = np.array([p["epoch"] for p in points])
+        mean = np.array([p["mean"] for p in points]) * scale
+        line, = ax.plot(epochs, mean, marker="o", markersize=3, label=label)
+        low = np.array([p["ci_low"] for p in points]) * scale
+        high = np.array([p["ci_high"] for p in points]) * scale
+        if not np.isnan(low).all():
+            ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.15)
     seeds = len({r.seed for r in results.runs})
-    ax.set_title(f"{title}" + (f" — mean and range over {seeds} seeds" if seeds > 1 else ""))
+    ax.set_title(f"{title}" + (f"\nmean and 95% CI over {seeds} seeds" if seeds > 1 else ""))
     ax.set_xlabel("epoch")
     ax.set_ylabel(unit)
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
     return True
+
+
+def plot_final_bars(summary: dict[str, dict], values: dict[str, list[float]], title: str, path: Path,
+                    scale: float = 100.0, unit: str = "accuracy %") -> Path:
+    """One bar per activation: the mean with its 95% CI, and every seed as a dot."""
+    labels = list(summary)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(labels) + 2), 4.2), dpi=110)
+    means = np.array([summary[label]["mean"] for label in labels]) * scale
+    low = np.array([summary[label]["ci_low"] for label in labels]) * scale
+    high = np.array([summary[label]["ci_high"] for label in labels]) * scale
+    err = None if np.isnan(low).all() else np.vstack([means - low, high - means])
+    ax.bar(range(len(labels)), means, yerr=err, capsize=6, color="#9ecae1", edgecolor="#3182bd")
+    for i, label in enumerate(labels):
+        points = np.array(values.get(label, [])) * scale
+        ax.plot(np.full(len(points), i), points, "o", color="#08519c", markersize=4)
+    finite = np.concatenate([v[np.isfinite(v)] for v in (means, low, high)] + [np.array([])])
+    if finite.size:
+        pad = max(0.5, 0.15 * (finite.max() - finite.min()))
+        ax.set_ylim(finite.min() - pad, finite.max() + pad)
+    ax.set_xticks(range(len(labels)), labels, rotation=15)
+    ax.set_ylabel(unit)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+    return path
+
+
+def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tuple[str, str], path: Path) -> Path:
+    """Grouped bars per layer: dead units, saturation and gradient norm, at init and after training.
+
+    `table[metric][activation][layer]` holds the mean over seeds; `stages` names the two rows.
+    """
+    metrics = [("dead_fraction", "dead units (fraction)"), ("saturated_fraction", "saturated pre-activations"),
+               ("grad_norm", "weight-gradient norm")]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5), dpi=100, squeeze=False)
+    for row, stage in enumerate(stages):
+        for col, (metric, title) in enumerate(metrics):
+            ax = axes[row][col]
+            per_act = table.get(stage, {}).get(metric, {})
+            labels = list(per_act)
+            layers = sorted({layer for values in per_act.values() for layer in values})
+            width = 0.8 / max(1, len(labels))
+            for i, label in enumerate(labels):
+                ax.bar(np.arange(len(layers)) + i * width, [per_act[label].get(layer, np.nan) for layer in layers],
+                       width, label=label)
+            ax.set_xticks(np.arange(len(layers)) + width * (len(labels) - 1) / 2, layers)
+            ax.set_title(f"{title} — {stage}", fontsize=10)
+            if metric == "grad_norm":
+                ax.set_yscale("log")
+            ax.grid(axis="y", alpha=0.3)
+            if row == 0 and col == 0 and labels:
+                ax.legend(fontsize=8)
+    _save(fig, path)
+    return path
 
 
 def plot_run(results: Results) -> list[Path]:

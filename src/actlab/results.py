@@ -24,6 +24,7 @@ from actlab.errors import ActlabError
 
 METRIC_COLUMNS = ("activation", "seed", "epoch", "train_loss", "train_acc", "val_loss", "val_acc",
                   "test_loss", "test_acc", "seconds")
+DIAGNOSTIC_COLUMNS = ("activation", "seed", "stage", "layer", "metric", "value")
 SUMMARY_COLUMNS = ("activation", "seed", "final_test_acc", "final_test_loss", "best_epoch",
                    "best_val_acc", "best_test_acc", "train_seconds", "status")
 
@@ -46,6 +47,7 @@ class ModelRun:
     best_val_acc: float | None = None
     best_test_acc: float | None = None
     train_seconds: float = 0.0
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)  # stage, layer, metric, value
 
     @property
     def last_evaluated(self) -> dict[str, float | None]:
@@ -134,23 +136,25 @@ def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinity become null, so results.json stays standard JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def write_results(results: Results) -> None:
-    """(Re)write metrics.csv, summary.csv and results.json for the models finished so far."""
+    """(Re)write metrics.csv, summary.csv, diagnostics.csv and results.json for the models so far."""
     metric_rows = [{"activation": r.label, "seed": r.seed, **row} for r in results.runs for row in r.epochs]
     atomic_write(results.run_dir / "metrics.csv", _csv(METRIC_COLUMNS, metric_rows))
     atomic_write(results.run_dir / "summary.csv", _csv(SUMMARY_COLUMNS, [r.summary_row() for r in results.runs]))
-    atomic_write(results.run_dir / "results.json", json.dumps(_json_safe(results.to_json()), indent=1) + "\n")
+    diagnostic_rows = [{"activation": r.label, "seed": r.seed, **row} for r in results.runs for row in r.diagnostics]
+    atomic_write(results.run_dir / "diagnostics.csv", _csv(DIAGNOSTIC_COLUMNS, diagnostic_rows))
+    atomic_write(results.run_dir / "results.json", json.dumps(json_safe(results.to_json()), indent=1) + "\n")
 
 
 def load_results(run_dir: str | Path) -> Results:

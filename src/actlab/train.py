@@ -21,6 +21,7 @@ from torch import nn
 from actlab.activations import parse_activation
 from actlab.config import Config, OptimConfig
 from actlab.data import Dataset, Split, seeded_subset, validation_split
+from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, max_derivative, measure
 from actlab.models import build_mlp, loss_fn
 from actlab.results import ModelRun
 
@@ -119,11 +120,20 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
     and marks it `diverged@epoch N`.
     """
     m, o = config.model, config.optim
+    spec = parse_activation(record.activation)
     torch.manual_seed(record.seed)  # same seed → same initial weights for every activation
-    model = build_mlp(data.x_train.shape[1], m.hidden, parse_activation(record.activation),
-                      10, record.output, m.init).to(device)
+    model = build_mlp(data.x_train.shape[1], m.hidden, spec, 10, record.output, m.init).to(device)
     optimizer = make_optimizer(model.parameters(), o, device)
     loss = loss_fn(record.output)
+    diagnose = None
+    if config.run.diagnostics:
+        x_diag, y_diag = data.x_test[:DIAGNOSTIC_EXAMPLES], data.y_test[:DIAGNOSTIC_EXAMPLES]
+        max_grad = max_derivative(spec)
+
+        def diagnose(stage: str) -> None:
+            record.diagnostics += [{"stage": stage, "layer": layer, "metric": metric, "value": value}
+                                   for layer, metric, value in measure(model, x_diag, y_diag, loss, max_grad)]
+        diagnose("init")
     order = torch.Generator().manual_seed(record.seed)  # same seed → same batch order
     n = len(data.y_train)
     steps = math.ceil(n / o.batch_size)
@@ -173,6 +183,8 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
             row["test_loss"], row["test_acc"] = evaluate(model, data.x_test, data.y_test, loss,
                                                          config.run.eval_batch_size)
             record.epochs.append(row)
+            if diagnose:
+                diagnose(f"epoch_{epoch}")
             if row["val_acc"] is not None and (record.best_val_acc is None or row["val_acc"] > record.best_val_acc):
                 record.best_epoch, record.best_val_acc = epoch, row["val_acc"]
                 best_state = copy.deepcopy(model.state_dict())

@@ -1,0 +1,87 @@
+"""Why an activation does well or badly: measurements of the network on a fixed evaluation batch.
+
+Per hidden layer, at initialisation and after every epoch, on the same batch for every activation
+and seed (the first `DIAGNOSTIC_EXAMPLES` test images):
+- `dead_fraction`: units whose output is zero (|a| ≤ 1e-8) for every example of the batch; they
+  pass no gradient and no longer learn (the ReLU family's failure mode);
+- `saturated_fraction`: pre-activations where the activation's derivative (autograd) is below 5%
+  of its largest value over [-20, 20]; there the unit passes almost no gradient (sigmoid, tanh and
+  hard variants; for ReLU it counts the negative side);
+- `grad_norm`: the norm of the loss gradient w.r.t. the layer's weights (every Linear layer,
+  the output layer included), and `grad_ratio_first_last`, first layer's over the last's
+  (≪ 1: vanishing gradients);
+- `act_mean`, `act_std`: the layer output's statistics (SELU's self-normalisation keeps them
+  near 0 and 1).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from actlab.activations import ActivationSpec, curve
+
+DIAGNOSTIC_EXAMPLES = 2000
+DEAD_EPS = 1e-8
+SATURATION_LEVEL = 0.05
+
+
+def max_derivative(spec: ActivationSpec) -> float:
+    """The activation's largest |derivative| over [-20, 20] (the scale saturation is judged on)."""
+    _, dy = curve(spec, torch.linspace(-20, 20, 4001))
+    return float(dy.abs().max())
+
+
+def hidden_layer_io(model: nn.Sequential, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, nn.Module]]:
+    """(pre-activation, activation output, activation module) of each hidden layer for input x."""
+    layers = []
+    h = x
+    modules = list(model)
+    for i, module in enumerate(modules):
+        out = module(h)
+        if isinstance(module, nn.Linear) and i + 1 < len(modules) and not isinstance(modules[i + 1], nn.Linear):
+            nxt = modules[i + 1]
+            if type(nxt).__name__ != "OutputActivation":
+                layers.append((out, nxt(out), nxt))
+        h = out
+    return layers
+
+
+def dead_unit_fraction(outputs: torch.Tensor, eps: float = DEAD_EPS) -> float:
+    """Fraction of units (columns) whose output is within eps of zero for every example (row)."""
+    return float((outputs.abs() <= eps).all(dim=0).float().mean())
+
+
+def saturated_fraction(pre: torch.Tensor, activation: nn.Module, max_grad: float,
+                       level: float = SATURATION_LEVEL) -> float:
+    """Fraction of pre-activation values where |f'(x)| < level · max |f'|."""
+    if max_grad == 0:
+        return 0.0
+    with torch.enable_grad():
+        x = pre.detach().clone().requires_grad_(True)
+        (dy,) = torch.autograd.grad(activation(x).sum(), x)
+    return float((dy.abs() < level * max_grad).float().mean())
+
+
+def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss, max_grad: float) -> list[tuple[str, str, float]]:
+    """(layer, metric, value) rows for the model on (x, y); the model's mode and grads are restored."""
+    was_training = model.training
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    model.eval()
+    try:
+        rows: list[tuple[str, str, float]] = []
+        with torch.no_grad():
+            for i, (pre, out, act) in enumerate(hidden_layer_io(model, x), start=1):
+                layer = f"hidden{i}"
+                rows += [(layer, "dead_fraction", dead_unit_fraction(out)),
+                         (layer, "saturated_fraction", saturated_fraction(pre, act, max_grad)),
+                         (layer, "act_mean", float(out.mean())), (layer, "act_std", float(out.std()))]
+        with torch.enable_grad():
+            grads = torch.autograd.grad(loss(model(x), y), [m.weight for m in linears])
+    finally:
+        model.train(was_training)
+    norms = [float(g.norm()) for g in grads]
+    rows += [(f"linear{i}", "grad_norm", norm) for i, norm in enumerate(norms, start=1)]
+    if len(norms) > 1:
+        rows.append(("all", "grad_ratio_first_last", norms[0] / norms[-1] if norms[-1] else float("inf")))
+    return rows
