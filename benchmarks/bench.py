@@ -10,7 +10,12 @@ In one process, on the same machine, for each preset and seed count it times
       `--dataloader-epochs` (1) epoch of one model is measured and scaled to the preset's
       models × epochs; the per-epoch cost is the data pipeline's, whatever the activation;
   (b) `actlab.run` on the preset, end to end (data load, training, evaluation, files, plots);
-and prints seconds, models·epochs per second and the ratio a/b. Figures go to the JSON file.
+and (c) the floor, measured in the same run: the experiment's matmul FLOPs (forward and backward of
+every training step, plus the per-epoch evaluation passes) at the sustained fp32 GEMM rate of this
+machine (a large square matmul), plus the optimizer's state traffic (bytes per parameter per step)
+at the measured memory bandwidth (a large copy). It prints seconds, models·epochs per second and
+the ratios a/b (speed-up over the DataLoader pipeline) and b/c (distance from the floor), and
+writes every figure to a JSON file.
 """
 
 from __future__ import annotations
@@ -77,12 +82,75 @@ def dataloader_seconds_per_epoch(config: actlab.Config, dataset, epochs: int) ->
     return (time.perf_counter() - start) / epochs
 
 
-def actlab_seconds(config: actlab.Config) -> float:
+def actlab_seconds(config: actlab.Config) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         config = actlab.config.replace(config, out=str(Path(tmp) / "run"))
         start = time.perf_counter()
-        actlab.run(config, show_progress=False, log=lambda line: None)
-        return time.perf_counter() - start
+        results = actlab.run(config, show_progress=False, log=lambda line: None)
+        return time.perf_counter() - start, results.environment
+
+
+def _peak(env: dict) -> str:
+    if env.get("peak_gpu_memory_mb") is not None:
+        return f"{env['peak_gpu_memory_mb']:.0f} MiB GPU"
+    return f"{env.get('peak_memory_mb', 0):.0f} MiB + {env.get('peak_worker_memory_mb', 0):.0f} MiB per worker"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gemm_flops_per_second(device: torch.device, n: int = 2048, seconds: float = 2.0) -> float:
+    """Sustained fp32 matmul rate on large square matrices, all of this process's threads."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        reps += 1
+        _sync(device)
+    return 2 * n ** 3 * reps / (time.perf_counter() - start)
+
+
+def memory_bytes_per_second(device: torch.device, mbytes: int = 256, seconds: float = 1.0) -> float:
+    """Copy bandwidth of a large tensor (a copy reads and writes each byte: 2 × size moved)."""
+    src = torch.ones(mbytes * 2 ** 20 // 4, device=device)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    _sync(device)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        dst.copy_(src)
+        reps += 1
+        _sync(device)
+    return 2 * src.numel() * 4 * reps / (time.perf_counter() - start)
+
+
+OPTIMIZER_BYTES = {"adam": 28, "adamw": 28, "sgd": 12, "sgd+momentum": 20}  # fp32: read p, g, state; write p, state
+
+
+def floor_seconds(config: actlab.Config, n_train: int, n_test: int, flops: float, bandwidth: float) -> dict:
+    """The experiment's arithmetic at `flops` FLOP/s plus its optimizer traffic at `bandwidth` B/s."""
+    sizes = [784, *config.model.hidden, 10]
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    mac = sum(i * o for i, o in layers)  # multiply-adds per example, forward
+    n_val = config.data.val_split if isinstance(config.data.val_split, int) else round(config.data.val_split * n_train)
+    n_fit = (n_train - n_val) if not config.data.train_subset else min(config.data.train_subset, n_train - n_val)
+    # forward 2·mac, weight gradients 2·mac, input gradients 2·mac except the first layer's
+    train_flops = n_fit * (2 * mac + 2 * mac + 2 * (mac - layers[0][0] * layers[0][1]))
+    eval_flops = (n_test + n_val) * 2 * mac
+    models = len(config.variants) * len(config.run.seeds)
+    epochs = config.optim.epochs
+    total_flops = models * epochs * (train_flops + eval_flops)
+    params = sum(i * o + o for i, o in layers)
+    steps = -(-n_fit // config.optim.batch_size)
+    kind = config.optim.optimizer if config.optim.optimizer != "sgd" or not config.optim.momentum else "sgd+momentum"
+    traffic = models * epochs * steps * params * OPTIMIZER_BYTES[kind]
+    return {"flops": total_flops, "optimizer_bytes": traffic, "compute_s": total_flops / flops,
+            "memory_s": traffic / bandwidth, "floor_s": total_flops / flops + traffic / bandwidth}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     rows = []
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
-          f"{platform.processor() or platform.machine()}")
+    device = torch.device(args.device)
+    flops, bandwidth = gemm_flops_per_second(device), memory_bytes_per_second(device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+          f"{platform.processor() or platform.machine()}: fp32 GEMM {flops / 1e9:.0f} GFLOP/s, "
+          f"copy bandwidth {bandwidth / 1e9:.1f} GB/s")
     for preset in args.preset:
         base = actlab.resolve_config(preset=preset, overrides={"device": args.device})
         dataset = load_dataset(base.data.dataset, Path(base.data.data_dir) if base.data.data_dir else None)
@@ -106,19 +177,25 @@ def main(argv: list[str] | None = None) -> int:
             config = actlab.config.replace(base, seeds=seeds)
             model_epochs = len(config.variants) * seeds * config.optim.epochs
             a = per_epoch * model_epochs
-            b = actlab_seconds(config)
+            b, env = actlab_seconds(config)
+            c = floor_seconds(config, len(dataset.train), len(dataset.test), flops, bandwidth)
             row = {"preset": preset, "seeds": seeds, "device": args.device, "model_epochs": model_epochs,
-                   "dataloader_s_per_model_epoch": per_epoch, "dataloader_s": a, "actlab_s": b,
+                   "dataloader_s_per_model_epoch": per_epoch, "dataloader_s": a, "actlab_s": b, **c,
                    "dataloader_model_epochs_per_s": model_epochs / a, "actlab_model_epochs_per_s": model_epochs / b,
-                   "speedup_vs_dataloader": a / b}
+                   "a_over_b": a / b, "b_over_c": b / c["floor_s"], "workers": env.get("workers"),
+                   "peak_memory_mb": env.get("peak_memory_mb"),
+                   "peak_worker_memory_mb": env.get("peak_worker_memory_mb"),
+                   "peak_gpu_memory_mb": env.get("peak_gpu_memory_mb")}
             rows.append(row)
-            print(f"{preset:22s} seeds={seeds}  per-sample DataLoader {a:8.1f} s "
-                  f"({per_epoch:.2f} s/model-epoch, measured over {args.dataloader_epochs} epoch(s))  "
-                  f"actlab {b:7.1f} s ({model_epochs / b:.2f} model-epochs/s)  a/b = {a / b:.1f}x")
+            print(f"{preset:22s} seeds={seeds}  (a) per-sample DataLoader {a:7.1f} s ({per_epoch:.2f} s/model-epoch, "
+                  f"{args.dataloader_epochs} epoch measured)  (b) actlab {b:6.1f} s ({model_epochs / b:.2f} "
+                  f"model-epochs/s, {env.get('workers')} workers, peak memory {_peak(env)})  (c) floor "
+                  f"{c['floor_s']:6.1f} s ({c['compute_s']:.1f} compute + {c['memory_s']:.1f} optimizer traffic)  "
+                  f"a/b = {a / b:.1f}x  b/c = {b / c['floor_s']:.2f}")
             sys.stdout.flush()
     out = Path(args.json) if args.json else Path(__file__).parent / "results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+    env = {"gemm_flops_per_s": flops, "copy_bytes_per_s": bandwidth, "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
            "platform": platform.platform(), "actlab": actlab.__version__}
     out.write_text(json.dumps({"environment": env, "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")

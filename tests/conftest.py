@@ -51,7 +51,7 @@ def _isolated_cache(tmp_path, monkeypatch):
 def quick_flags(data_dir: Path, out: Path, **extra) -> list[str]:
     """Flags for a seconds-long run on small real subsets."""
     flags = {"data_dir": str(data_dir), "out": str(out), "train_subset": "2000", "test_subset": "1000",
-             "epochs": "2", "hidden": "32", "activations": "relu,tanh", "quiet": None, **extra}
+             "epochs": "2", "hidden": "32", "activations": "relu,tanh", "workers": "1", "quiet": None, **extra}
     argv = []
     for key, value in flags.items():
         argv.append("--" + key.replace("_", "-"))

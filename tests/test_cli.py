@@ -69,6 +69,18 @@ def test_resolved_config_reruns_to_the_same_numbers(tmp_path, data_dir, capsys):
     assert strip(first) == strip(second)
 
 
+def test_worker_processes_give_the_same_numbers_as_one_process(tmp_path, data_dir, capsys):
+    def metrics(path):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(open(path / "metrics.csv"))]
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["run", *quick_flags(data_dir, one, seeds="2", threads="1")]) == 0
+    assert main(["run", *quick_flags(data_dir, two, seeds="2", threads="1", workers="2")]) == 0
+    assert metrics(one) == metrics(two)
+    assert json.loads((two / "environment.json").read_text())["workers"] == 2
+    assert len(list((two / "checkpoints").glob("*.pt"))) == 4
+
+
 def test_diverging_runs_are_marked_and_the_others_complete(tmp_path, data_dir, capsys):
     out = tmp_path / "run"
     code, stdout, err = run_cli(capsys, ["run", *quick_flags(data_dir, out, lr="1e4", optimizer="adam",

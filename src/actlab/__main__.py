@@ -2,4 +2,5 @@
 
 from actlab.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # worker processes import this module too, and must not rerun the command
+    raise SystemExit(main())

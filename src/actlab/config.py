@@ -64,7 +64,9 @@ class RunConfig:
     device: str = "auto"  # auto: CUDA when present, else CPU
     out: str | None = None  # run folder; None: runs/<name>-<timestamp>
     checkpoints: bool = True  # save final (and best-validation) weights per model
-    threads: int = 0  # torch CPU threads; 0: torch's default (one per core)
+    stack: bool | str = "auto"  # train a run's models in one stacked pass; auto: on CUDA only
+    workers: int = 0  # processes training models in parallel; 0: one per CPU core (CPU), 1 (GPU)
+    threads: int = 0  # torch CPU threads per worker; 0: cores ÷ workers
     eval_batch_size: int = 10000  # examples per no-grad evaluation pass
     diagnostics: bool = True  # measure dead units, saturation, gradient flow per epoch
 
@@ -232,6 +234,12 @@ def _val_split(v: Any) -> int | float:
     return int(v)
 
 
+def _stack(v: Any) -> bool | str:
+    if v == "auto" or isinstance(v, bool):
+        return v
+    raise _Bad('must be "auto", true or false')
+
+
 def _device(v: Any) -> str:
     if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
         raise _Bad("must be auto, cpu, cuda or cuda:N")
@@ -313,7 +321,11 @@ KEYS: dict[str, Key] = {
     "download": Key("data", "download", _bool, "download missing data sets (true/false)", _text_bool, "BOOL"),
     "out": Key("run", "out", _path, "run folder (default runs/<name>-<timestamp>)", str, "DIR"),
     "checkpoints": Key("run", "checkpoints", _bool, "save model weights (true/false)", _text_bool, "BOOL"),
-    "threads": Key("run", "threads", _int(0), "CPU threads for torch (0 = one per core)", metavar="N"),
+    "stack": Key("run", "stack", _stack, "train the models in one stacked pass: auto (on CUDA), true or false",
+                 _text_bool, "auto|BOOL"),
+    "workers": Key("run", "workers", _int(0), "processes training models in parallel (0 = one per CPU core "
+                   "on CPU, 1 on a GPU)", metavar="N"),
+    "threads": Key("run", "threads", _int(0), "torch CPU threads per worker (0 = cores ÷ workers)", metavar="N"),
     "diagnostics": Key("run", "diagnostics", _bool, "measure dead units, saturation and gradient flow "
                        "at init and per epoch (true/false)", _text_bool, "BOOL"),
     "eval_batch_size": Key("run", "eval_batch_size", _int(1), "examples per evaluation pass", metavar="N"),

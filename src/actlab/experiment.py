@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
 import os
 import platform
 import re
+import resource
+import signal
 import sys
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import numpy as np
 import torch
 
 from actlab import __version__
-from actlab.config import Config
+from actlab.config import Config, config_from_flat
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
 from actlab.report import build_report
@@ -32,7 +35,7 @@ def environment(device: torch.device, config: Config) -> dict:
     env = {
         "actlab": __version__, "torch": torch.__version__, "numpy": np.__version__,
         "python": platform.python_version(), "platform": platform.platform(),
-        "device": str(device), "cpu_threads": torch.get_num_threads(),
+        "device": str(device),
         "seeds": list(config.run.seeds), "started": dt.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("actlab") else None,
     }
@@ -62,6 +65,48 @@ def checkpoint_name(label: str, seed: int) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", label) + f"-seed{seed}.pt"
 
 
+def worker_count(config: Config, device: torch.device, models: int) -> int:
+    """Processes to train in: on CPU one per core (small MLPs keep one core busier than two threads
+    keep two), on a GPU one."""
+    if config.run.workers:
+        return min(config.run.workers, models)
+    if device.type != "cpu" or models < 2:
+        return 1
+    return max(1, min(os.cpu_count() or 1, models))
+
+
+def _save_checkpoint(folder: Path, record: ModelRun, final_state: dict, best_state: dict | None, config: dict) -> None:
+    state = {"final": {k: v.cpu() for k, v in final_state.items()},
+             "best_val": best_state and {k: v.cpu() for k, v in best_state.items()},
+             "label": record.label, "seed": record.seed, "best_epoch": record.best_epoch, "config": config}
+    path = folder / "checkpoints" / checkpoint_name(record.label, record.seed)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+_WORKER: dict = {}  # per worker process: its dataset, config and per-seed device data
+
+
+def _init_worker(flat_config: dict, dataset_name: str, folder: str, threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    torch.set_num_threads(threads)
+    _WORKER.update(config=config_from_flat(flat_config), data={},
+                   dataset=load_dataset(dataset_name, Path(folder), download=False))
+
+
+def _train_in_worker(task: tuple[int, ModelRun]) -> tuple[int, ModelRun, dict, dict | None]:
+    index, record = task
+    config, cache = _WORKER["config"], _WORKER["data"]
+    device = torch.device("cpu")
+    if record.seed not in cache:
+        cache.clear()  # tasks arrive seed by seed: keep one seed's tensors
+        cache[record.seed] = prepare_data(_WORKER["dataset"], config, record.seed, device)
+    model, best_state = train_model(record, cache[record.seed], config, device)
+    return index, record, model.state_dict(), best_state
+
+
 def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     """Train `config`'s activations × seeds and write the run folder; returns the `Results`.
 
@@ -71,38 +116,99 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     if show_progress is None:
         show_progress = sys.stderr.isatty()
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    if config.run.threads:
-        torch.set_num_threads(config.run.threads)
     device = resolve_device(config.run.device)
     data_dir = Path(config.data.data_dir).expanduser() if config.data.data_dir else None
     dataset = load_dataset(config.data.dataset, data_dir, download=config.data.download)
+    records = [ModelRun(label, activation, output, seed)
+               for seed in config.run.seeds for label, activation, output in config.variants]
+    workers = worker_count(config, device, len(records))
+    threads = config.run.threads or max(1, (os.cpu_count() or 1) // workers)
     folder = run_folder(config)
     folder.mkdir(parents=True, exist_ok=True)
-    results = Results(folder, config.to_flat(), environment(device, config), [])
-    results.environment["data_folder"] = str(dataset.folder)
+    results = Results(folder, config.to_flat(), environment(device, config), records)
+    results.environment.update(data_folder=str(dataset.folder), workers=workers, threads_per_worker=threads)
     atomic_write(folder / "config.toml", config.to_toml())
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
-    for seed in config.run.seeds:
-        data = prepare_data(dataset, config, seed, device)
-        for label, activation, output in config.variants:
-            record = ModelRun(label, activation, output, seed)
-            results.runs.append(record)
+    write_results(results)
+
+    def finished(index: int, record: ModelRun, final_state: dict, best_state: dict | None) -> None:
+        results.runs[index] = record
+        write_results(results)
+        if config.run.checkpoints:
+            _save_checkpoint(folder, record, final_state, best_state, results.config)
+        acc = record.final_test_acc
+        log(f"{record.label} seed {record.seed}: {record.status}, test acc "
+            f"{'–' if acc is None else f'{acc:.2%}'}, {record.train_seconds:.1f} s")
+
+    stack = config.run.stack if config.run.stack != "auto" else device.type == "cuda"
+    if stack:
+        results.environment["stacked"] = True
+        torch.set_num_threads(config.run.threads or torch.get_num_threads())
+        try:
+            _run_stacked(config, dataset, records, device, show_progress, finished)
+        finally:
+            write_results(results)  # the records of an interrupted chunk say where they stopped
+    elif workers == 1:
+        torch.set_num_threads(threads)
+        data = {}
+        for index, record in enumerate(records):
+            if record.seed not in data:
+                data = {record.seed: prepare_data(dataset, config, record.seed, device)}
             try:
-                model, best_state = train_model(record, data, config, device, show_progress)
+                model, best_state = train_model(record, data[record.seed], config, device, show_progress)
             finally:
                 write_results(results)
-            if config.run.checkpoints:
-                state = {"final": {k: v.cpu() for k, v in model.state_dict().items()},
-                         "best_val": best_state and {k: v.cpu() for k, v in best_state.items()},
-                         "label": label, "seed": seed, "best_epoch": record.best_epoch,
-                         "config": results.config}
-                path = folder / "checkpoints" / checkpoint_name(label, seed)
-                path.parent.mkdir(exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                torch.save(state, tmp)
-                os.replace(tmp, path)
-            acc = record.final_test_acc
-            log(f"{label} seed {seed}: {record.status}, test acc "
-                f"{'–' if acc is None else f'{acc:.2%}'}, {record.train_seconds:.1f} s")
+            finished(index, record, model.state_dict(), best_state)
+    else:
+        _run_in_workers(config, dataset, records, workers, threads, show_progress, finished)
+    results.environment.update(peak_memory(device))
+    atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
     build_report(results)
     return results
+
+
+def peak_memory(device: torch.device) -> dict[str, float]:
+    """Peak memory in MiB: allocated on the GPU, or resident in this process and in its largest worker."""
+    if device.type == "cuda":
+        return {"peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)}
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"peak_memory_mb": round(kib[0] / 1024, 1), "peak_worker_memory_mb": round(kib[1] / 1024, 1)}
+
+
+def _run_stacked(config, dataset, records, device, show_progress, finished) -> None:
+    """Stackable models in chunks that fit in memory, one stacked pass each; the rest one by one."""
+    from actlab.stacked import models_per_chunk, stackable, train_stacked
+
+    data = {seed: prepare_data(dataset, config, seed, device) for seed in config.run.seeds}
+    together = [i for i, r in enumerate(records) if stackable(r.activation)]
+    alone = [i for i in range(len(records)) if i not in together]
+    size = models_per_chunk(config, device, len(dataset.train) + len(dataset.test))
+    for start in range(0, len(together), size):
+        chunk = together[start:start + size]
+        trained = train_stacked([records[i] for i in chunk], data, config, device, show_progress)
+        for i, (model, best_state) in zip(chunk, trained):
+            finished(i, records[i], model.state_dict(), best_state)
+    for i in alone:
+        model, best_state = train_model(records[i], data[records[i].seed], config, device, show_progress)
+        finished(i, records[i], model.state_dict(), best_state)
+
+
+def _run_in_workers(config, dataset, records, workers, threads, show_progress, finished) -> None:
+    """Train the models in `workers` processes; the parent alone writes the run folder."""
+    from tqdm import tqdm
+
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(workers, _init_worker, (config.to_flat(), dataset.info.name, str(dataset.folder), threads))
+    bar = tqdm(total=len(records), desc=f"training in {workers} processes", unit="model", disable=not show_progress,
+               file=sys.stderr, leave=False)
+    try:
+        for index, record, final_state, best_state in pool.imap_unordered(_train_in_worker, enumerate(records)):
+            finished(index, record, final_state, best_state)
+            bar.update()
+        pool.close()
+    except BaseException:
+        pool.terminate()  # Ctrl-C or an error: stop every worker now; finished models are on disk
+        raise
+    finally:
+        bar.close()
+        pool.join()
