@@ -102,3 +102,11 @@ def test_auto_device_is_cpu_without_a_gpu():
         from actlab.errors import ActlabError
         with pytest.raises(ActlabError, match="sees no CUDA GPU"):
             resolve_device("cuda")
+
+
+def test_bf16_precision_is_an_opt_in_that_still_learns(mnist):
+    fp32, *_ = train(small_config(epochs=2), mnist)
+    bf16, *_ = train(small_config(epochs=2, precision="bf16"), mnist)
+    assert bf16.status == "ok" and bf16.final_test_acc > 0.85
+    assert bf16.epochs[0]["train_loss"] != fp32.epochs[0]["train_loss"]  # really ran in bfloat16
+    assert abs(bf16.final_test_acc - fp32.final_test_acc) < 0.03

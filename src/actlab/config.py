@@ -64,6 +64,7 @@ class RunConfig:
     device: str = "auto"  # auto: CUDA when present, else CPU
     out: str | None = None  # run folder; None: runs/<name>-<timestamp>
     checkpoints: bool = True  # save final (and best-validation) weights per model
+    precision: str = "fp32"  # bf16: autocast the training steps (evaluation stays fp32); an opt-in speed mode
     stack: bool | str = "auto"  # train a run's models in one stacked pass; auto: on CUDA only
     workers: int = 0  # processes training models in parallel; 0: one per CPU core (CPU), 1 (GPU)
     threads: int = 0  # torch CPU threads per worker; 0: cores ÷ workers
@@ -321,6 +322,8 @@ KEYS: dict[str, Key] = {
     "download": Key("data", "download", _bool, "download missing data sets (true/false)", _text_bool, "BOOL"),
     "out": Key("run", "out", _path, "run folder (default runs/<name>-<timestamp>)", str, "DIR"),
     "checkpoints": Key("run", "checkpoints", _bool, "save model weights (true/false)", _text_bool, "BOOL"),
+    "precision": Key("run", "precision", _choice(("fp32", "bf16")), "fp32 (default) or bf16: autocast training "
+                     "steps to bfloat16 (faster, slightly different numbers; evaluation stays fp32)", str, "P"),
     "stack": Key("run", "stack", _stack, "train the models in one stacked pass: auto (on CUDA), true or false",
                  _text_bool, "auto|BOOL"),
     "workers": Key("run", "workers", _int(0), "processes training models in parallel (0 = one per CPU core "

@@ -25,7 +25,6 @@ from actlab import __version__
 from actlab.config import Config, config_from_flat
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
-from actlab.report import build_report
 from actlab.results import ModelRun, Results, atomic_write, write_results
 from actlab.train import prepare_data, resolve_device, train_model
 
@@ -96,7 +95,7 @@ def _init_worker(flat_config: dict, dataset_name: str, folder: str, threads: int
                    dataset=load_dataset(dataset_name, Path(folder), download=False))
 
 
-def _train_in_worker(task: tuple[int, ModelRun]) -> tuple[int, ModelRun, dict, dict | None]:
+def _train_in_worker(task: tuple[int, ModelRun]) -> tuple[int, ModelRun, dict, dict | None, float]:
     index, record = task
     config, cache = _WORKER["config"], _WORKER["data"]
     device = torch.device("cpu")
@@ -104,7 +103,7 @@ def _train_in_worker(task: tuple[int, ModelRun]) -> tuple[int, ModelRun, dict, d
         cache.clear()  # tasks arrive seed by seed: keep one seed's tensors
         cache[record.seed] = prepare_data(_WORKER["dataset"], config, record.seed, device)
     model, best_state = train_model(record, cache[record.seed], config, device)
-    return index, record, model.state_dict(), best_state
+    return index, record, model.state_dict(), best_state, resident_peak_mb()
 
 
 def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
@@ -130,6 +129,7 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     atomic_write(folder / "config.toml", config.to_toml())
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
     write_results(results)
+    worker_peaks: list[float] = []
 
     def finished(index: int, record: ModelRun, final_state: dict, best_state: dict | None) -> None:
         results.runs[index] = record
@@ -160,19 +160,34 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
                 write_results(results)
             finished(index, record, model.state_dict(), best_state)
     else:
-        _run_in_workers(config, dataset, records, workers, threads, show_progress, finished)
-    results.environment.update(peak_memory(device))
+        _run_in_workers(config, dataset, records, workers, threads, show_progress, finished, worker_peaks)
+    from actlab.report import build_report  # plotting and statistics: only the parent needs them
+
+    results.environment.update(peak_memory(device, worker_peaks))
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
     build_report(results)
     return results
 
 
-def peak_memory(device: torch.device) -> dict[str, float]:
+def resident_peak_mb() -> float:
+    """This process's own peak resident memory (VmHWM: reset at exec, unlike ru_maxrss)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def peak_memory(device: torch.device, worker_peaks: list[float]) -> dict[str, float]:
     """Peak memory in MiB: allocated on the GPU, or resident in this process and in its largest worker."""
     if device.type == "cuda":
         return {"peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)}
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"peak_memory_mb": round(kib[0] / 1024, 1), "peak_worker_memory_mb": round(kib[1] / 1024, 1)}
+    peaks = {"peak_memory_mb": resident_peak_mb()}
+    if worker_peaks:
+        peaks["peak_worker_memory_mb"] = max(worker_peaks)
+    return peaks
 
 
 def _run_stacked(config, dataset, records, device, show_progress, finished) -> None:
@@ -193,7 +208,7 @@ def _run_stacked(config, dataset, records, device, show_progress, finished) -> N
         finished(i, records[i], model.state_dict(), best_state)
 
 
-def _run_in_workers(config, dataset, records, workers, threads, show_progress, finished) -> None:
+def _run_in_workers(config, dataset, records, workers, threads, show_progress, finished, worker_peaks) -> None:
     """Train the models in `workers` processes; the parent alone writes the run folder."""
     from tqdm import tqdm
 
@@ -202,7 +217,8 @@ def _run_in_workers(config, dataset, records, workers, threads, show_progress, f
     bar = tqdm(total=len(records), desc=f"training in {workers} processes", unit="model", disable=not show_progress,
                file=sys.stderr, leave=False)
     try:
-        for index, record, final_state, best_state in pool.imap_unordered(_train_in_worker, enumerate(records)):
+        for index, record, final_state, best_state, peak in pool.imap_unordered(_train_in_worker, enumerate(records)):
+            worker_peaks.append(peak)
             finished(index, record, final_state, best_state)
             bar.update()
         pool.close()

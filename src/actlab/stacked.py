@@ -26,7 +26,7 @@ from actlab.config import Config
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, max_derivative, measure
 from actlab.models import OutputActivation, build_mlp, linear_layers, loss_fn
 from actlab.results import ModelRun
-from actlab.train import CHECK_EVERY, DIVERGED_LOSS, DeviceData, _progress_bar, evaluate, make_optimizer
+from actlab.train import CHECK_EVERY, DIVERGED_LOSS, DeviceData, _progress_bar, autocast, evaluate, make_optimizer
 
 UNSTACKABLE = ("prelu", "rrelu")  # learnable or random in training: each needs its own module state
 
@@ -161,8 +161,9 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
                 for gi, (g, seed) in enumerate(zip(groups, seeds)):
                     idx = perms[seed][step * o.batch_size:(step + 1) * o.batch_size]
                     x, y = data[seed].x_train[idx], data[seed].y_train[idx]
-                    out = g(x)
-                    losses = g.losses(out, y)
+                    with autocast(device, config):
+                        out = g(x)
+                        losses = g.losses(out, y)
                     total = total + losses.sum()
                     loss_sum[gi] += losses.detach() * len(idx)
                     correct[gi] += (out.detach().argmax(-1) == y).sum(1)

@@ -103,6 +103,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss, batch_siz
     return total_loss.item() / len(y), correct.item() / len(y)
 
 
+def autocast(device: torch.device, config: Config):
+    """bfloat16 autocast for training steps when `precision = "bf16"`, else a no-op context."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.run.precision == "bf16")
+
+
 def _progress_bar(total: int, desc: str, show: bool):
     from tqdm import tqdm
 
@@ -151,8 +156,9 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
             for step in range(steps):
                 idx = perm[step * o.batch_size:(step + 1) * o.batch_size]
                 x, y = data.x_train[idx], data.y_train[idx]
-                out = model(x)
-                batch_loss = loss(out, y)
+                with autocast(device, config):
+                    out = model(x)
+                    batch_loss = loss(out, y)
                 optimizer.zero_grad(set_to_none=True)
                 batch_loss.backward()
                 optimizer.step()
