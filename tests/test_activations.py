@@ -60,6 +60,7 @@ REFERENCE = {
     "gelu": F.gelu,
     "silu": F.silu,
     "mish": F.mish,
+    "swish_beta": F.silu,  # learnable beta starts at 1: x·sigmoid(x)
     "softplus": F.softplus,
     "hardswish": F.hardswish,
     "sigmoid": torch.sigmoid,

@@ -56,7 +56,7 @@ def test_seed_and_seed_count():
     ({"hidden": "-3"}, r"hidden = \[-3\] \(--hidden\): must be a list of layer widths ≥ 1"),
     ({"lr": "-1"}, r"lr = -1 \(--lr\): must be a number in \(0, ∞\)"),
     ({"activations": "reluu"}, r"unknown activation 'reluu'; did you mean"),
-    ({"optimizer": "adamm"}, r"optimizer = 'adamm' \(--optimizer\): must be one of: sgd, adam, adamw \(did you mean 'adam'\?\)"),
+    ({"optimizer": "adamm"}, r"optimizer = 'adamm' \(--optimizer\): must be one of: sgd, adam, adamw, rmsprop \(did you mean 'adam'\?\)"),
     ({"dataset": "cifar"}, r"dataset = 'cifar' \(--dataset\): must be one of: mnist, fashion-mnist"),
     ({"val_split": "1.5"}, r"val_split = 1.5 \(--val-split\): a fraction must lie in \(0, 1\)"),
     ({"device": "gpu"}, r"device = 'gpu' \(--device\): must be auto, cpu, cuda or cuda:N"),

@@ -55,7 +55,7 @@ def test_dead_unit_fraction_hand_made():
 def test_relu_net_with_negative_preactivations_is_all_dead():
     model = constant_net("relu", -100.0)
     x, y = batch()
-    r = rows_dict(measure(model, x, y, LOSS, max_derivative(parse_activation("relu"))))
+    r = rows_dict(measure(model, x, y, LOSS))
     assert r["hidden1", "dead_fraction"] == 1.0
     assert r["hidden1", "saturated_fraction"] == 1.0  # relu'(-100) = 0
     assert r["hidden1", "act_mean"] == 0.0 and r["hidden1", "act_std"] == 0.0
@@ -68,7 +68,7 @@ def test_relu_net_with_negative_preactivations_is_all_dead():
 def test_relu_net_with_positive_preactivations_is_alive():
     model = constant_net("relu", 1.0)
     x, y = batch()
-    r = rows_dict(measure(model, x, y, LOSS, max_derivative(parse_activation("relu"))))
+    r = rows_dict(measure(model, x, y, LOSS))
     assert r["hidden1", "dead_fraction"] == 0.0
     assert r["hidden1", "saturated_fraction"] == 0.0
     assert r["hidden1", "act_mean"] == pytest.approx(1.0) and r["hidden1", "act_std"] == 0.0
@@ -78,7 +78,7 @@ def test_relu_half_dead():
     # four units at −5 (dead), four at +5 (alive)
     model = constant_net("relu", [-5.0] * 4 + [5.0] * 4)
     x, y = batch()
-    r = rows_dict(measure(model, x, y, LOSS, 1.0))
+    r = rows_dict(measure(model, x, y, LOSS))
     assert r["hidden1", "dead_fraction"] == 0.5
     assert r["hidden1", "saturated_fraction"] == 0.5
 
@@ -87,19 +87,17 @@ def test_relu_half_dead():
 
 
 def test_sigmoid_saturated_at_plus_minus_20():
-    sigmoid_max = max_derivative(parse_activation("sigmoid"))
     model = constant_net("sigmoid", [20.0, -20.0] * 4)
     x, y = batch()
-    r = rows_dict(measure(model, x, y, LOSS, sigmoid_max))
+    r = rows_dict(measure(model, x, y, LOSS))
     assert r["hidden1", "saturated_fraction"] == 1.0
     assert r["hidden1", "dead_fraction"] == 0.5  # sigmoid(−20) ≈ 2e-9 ≤ 1e-8; sigmoid(20) ≈ 1
 
 
 def test_sigmoid_not_saturated_at_zero():
-    sigmoid_max = max_derivative(parse_activation("sigmoid"))
     model = constant_net("sigmoid", 0.0)
     x, y = batch()
-    r = rows_dict(measure(model, x, y, LOSS, sigmoid_max))
+    r = rows_dict(measure(model, x, y, LOSS))
     assert r["hidden1", "saturated_fraction"] == 0.0
     assert r["hidden1", "dead_fraction"] == 0.0
     assert r["hidden1", "act_mean"] == pytest.approx(0.5)
@@ -126,11 +124,11 @@ def test_saturated_fraction_leaves_input_alone():
 @pytest.mark.parametrize("name, expected", [("sigmoid", 0.25), ("tanh", 1.0), ("relu", 1.0), ("none", 1.0),
                                             ("leaky_relu:0.2", 1.0), ("relu6", 1.0)])
 def test_max_derivative(name, expected):
-    assert max_derivative(parse_activation(name)) == pytest.approx(expected, abs=1e-6)
+    assert max_derivative(parse_activation(name).make()) == pytest.approx(expected, abs=1e-6)
 
 
 def test_max_derivative_relu_is_exactly_one():
-    assert max_derivative(parse_activation("relu")) == 1.0
+    assert max_derivative(parse_activation("relu").make()) == 1.0
 
 
 # ---------------------------------------------------------------- gradients, mode and .grad
@@ -155,7 +153,7 @@ def functional_forward(ws, bs, x, act):
 def test_grad_norm_matches_autograd(activation, act):
     model = two_hidden_net(activation)
     x, y = batch(32)
-    r = rows_dict(measure(model, x, y, LOSS, max_derivative(parse_activation(activation))))
+    r = rows_dict(measure(model, x, y, LOSS))
     linears = [m for m in model if isinstance(m, nn.Linear)]
     # oracle: a functional forward pass on fresh leaf copies of the weights
     ws = [m.weight.detach().clone().requires_grad_(True) for m in linears]
@@ -180,7 +178,7 @@ def test_measure_restores_grads_and_mode(training):
     LOSS(model(x * 2), (y + 1) % 3).backward()  # some unrelated, existing gradients
     before = {name: p.grad.clone() for name, p in model.named_parameters()}
     model.train(training)
-    measure(model, x, y, LOSS, 1.0)
+    measure(model, x, y, LOSS)
     assert model.training is training
     assert all(m.training is training for m in model.modules())
     for name, p in model.named_parameters():
@@ -191,7 +189,7 @@ def test_measure_keeps_missing_grads_missing():
     model = two_hidden_net()
     x, y = batch()
     weights = {name: p.detach().clone() for name, p in model.named_parameters()}
-    measure(model, x, y, LOSS, 1.0)
+    measure(model, x, y, LOSS)
     for name, p in model.named_parameters():
         assert p.grad is None, name
         assert torch.equal(p, weights[name]), name
@@ -202,7 +200,7 @@ def test_measure_in_eval_mode_does_not_use_training_randomness():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.RReLU(), nn.Linear(8, 3)).train()
     x, y = batch()
-    assert measure(model, x, y, LOSS, 1.0) == measure(model, x, y, LOSS, 1.0)
+    assert measure(model, x, y, LOSS) == measure(model, x, y, LOSS)
     assert model.training
 
 
@@ -212,7 +210,7 @@ def test_measure_in_eval_mode_does_not_use_training_randomness():
 def test_act_mean_std_match_hand_computation():
     model = two_hidden_net("tanh")
     x, y = batch(32)
-    r = rows_dict(measure(model, x, y, LOSS, 1.0))
+    r = rows_dict(measure(model, x, y, LOSS))
     with torch.no_grad():
         h1 = torch.tanh(x @ model[0].weight.T + model[0].bias)
         h2 = torch.tanh(h1 @ model[2].weight.T + model[2].bias)
@@ -271,7 +269,7 @@ def test_measure_without_hidden_layer():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 10))
     x, y = torch.randn(8, 784), torch.randint(0, 10, (8,))
-    rows = measure(model, x, y, LOSS, 1.0)
+    rows = measure(model, x, y, LOSS)
     assert [(layer, metric) for layer, metric, _ in rows] == [("linear1", "grad_norm")]
     w = model[0].weight.detach().clone().requires_grad_(True)
     (g,) = torch.autograd.grad(F.cross_entropy(F.linear(x, w, model[0].bias.detach()), y), w)
@@ -282,10 +280,10 @@ def test_measure_with_output_head_and_its_loss():
     torch.manual_seed(0)
     model = build_mlp(4, [8], parse_activation("relu"), num_classes=3, output="log_softmax")
     x, y = batch()
-    r = rows_dict(measure(model, x, y, loss_fn("log_softmax"), 1.0))
+    r = rows_dict(measure(model, x, y, loss_fn("log_softmax")))
     assert {layer for layer, _ in r} == {"hidden1", "linear1", "linear2", "all"}
     # log_softmax + NLL is cross-entropy on the logits: same gradients as the logits model
     logits = nn.Sequential(*list(model)[:-1])
-    r2 = rows_dict(measure(logits, x, y, LOSS, 1.0))
+    r2 = rows_dict(measure(logits, x, y, LOSS))
     assert r["linear1", "grad_norm"] == pytest.approx(r2["linear1", "grad_norm"], rel=1e-5)
     assert r["linear2", "grad_norm"] == pytest.approx(r2["linear2", "grad_norm"], rel=1e-5)

@@ -80,7 +80,7 @@ def test_a_diverging_model_does_not_disturb_the_others(mnist):
     # differences grow, so only finiteness and status are compared, not its accuracy)
     config = config_for(optimizer="sgd", lr=50.0, activations=["relu", "sigmoid"], epochs=2, val_split=0)
     alone, stacked, models = alone_and_stacked(mnist, config, seeds=(0,))
-    assert [r.status for r in stacked] == [r.status for r in alone] == ["diverged@epoch 1", "ok"]
+    assert [r.status for r in stacked] == [r.status for r in alone] == ["diverged@epoch 1", "failed_to_learn"]
     sigmoid = stacked[1]
     assert len(sigmoid.epochs) == 2 and all(math.isfinite(row["train_loss"]) for row in sigmoid.epochs)
     assert all(torch.isfinite(p).all() for p in models[1][0].parameters())
@@ -100,9 +100,11 @@ def test_seed_group_copies_weights_in_and_out_exactly():
 
 
 def test_which_activations_stack_and_chunking():
-    assert stackable("relu") and stackable("leaky_relu:0.2") and stackable("none")
-    assert not stackable("prelu") and not stackable("rrelu")
     config = config_for()
+    assert stackable("relu", config) and stackable("leaky_relu:0.2", config) and stackable("none", config)
+    assert stackable("expr:x*sigmoid(x)", config)
+    assert not stackable("prelu", config) and not stackable("rrelu", config) and not stackable("relu+tanh", config)
+    assert not stackable("relu", config_for(dropout=0.1))
     assert models_per_chunk(config, CPU, 70000) >= 1
 
 

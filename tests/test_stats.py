@@ -313,7 +313,8 @@ def test_paired_values_in_seed_order():
 
 def test_analyse(with_diverged):
     out = analyse(with_diverged)
-    assert out["runs"] == {"a": {"runs": 6, "ok": 6}, "b": {"runs": 6, "ok": 6}, "c": {"runs": 6, "ok": 5}}
+    assert out["runs"] == {"a": {"runs": 6, "ok": 6, "failed_to_learn": 0}, "b": {"runs": 6, "ok": 6, "failed_to_learn": 0},
+                           "c": {"runs": 6, "ok": 5, "failed_to_learn": 0}}
     assert out["seeds"] == SEEDS
     assert out["alpha"] == ALPHA and out["confidence"] == 0.95 and out["ci_method"] == "t"
     # no validation split → no best-validation metric; the others are all there
@@ -352,7 +353,7 @@ def test_analyse_is_json_serialisable(with_diverged):
 def test_analyse_with_a_label_that_never_finished():
     runs = abc_runs() + [run("d", s, [0.1, None], status="diverged@epoch 2") for s in SEEDS]
     out = analyse(make_results(runs))
-    assert out["runs"]["d"] == {"runs": 6, "ok": 0}
+    assert out["runs"]["d"] == {"runs": 6, "ok": 0, "failed_to_learn": 0}
     acc = out["metrics"]["final_test_acc"]
     assert acc["summary"]["d"]["n"] == 0 and math.isnan(acc["summary"]["d"]["mean"])
     assert all(p["n"] == 0 and not p["significant"] for p in acc["pairwise"] if "d" in (p["a"], p["b"]))

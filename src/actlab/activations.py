@@ -1,16 +1,21 @@
 """The activation registry: one table from name to constructor, with aliases and parameters.
 
 A name as a user writes it, e.g. `relu`, `leaky_relu:0.2`, `elu:alpha=0.5`, `hardtanh:-2,2`,
-`none`, or `mypackage.acts:my_act` (a function or an `nn.Module` class), is parsed here and
-nowhere else into an `ActivationSpec`, whose `make()` builds a fresh module for every layer (so
+`prelu:per_unit`, `none`, `expr:x*sigmoid(1.702*x)` (an expression of x, parsed against a
+whitelist, never `eval`ed), `relu+tanh` (one per hidden layer) or `mypackage.acts:my_act` (a
+function or an `nn.Module` class), is parsed here and nowhere else into an `ActivationSpec`, whose `make()` builds a fresh module for every layer (so
 learnable activations and per-layer hooks work). An unknown name is an error listing close matches.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import importlib.util
+import math
+import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,11 +35,23 @@ class Entry:
     family: str  # "relu", "smooth", "bounded", "shrink", "identity": used to explain results
 
 
+class LearnableSwish(nn.Module):
+    """x · sigmoid(β·x) with a learnable β: one per layer, or one per unit (`swish_beta:per_unit`)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 1.0):
+        super().__init__()
+        self.beta = nn.Parameter(torch.full((num_parameters,), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.beta * x)
+
+
 REGISTRY: dict[str, Entry] = {
     "none": Entry(nn.Identity, (), "identity: no non-linearity (the network is linear)", "identity"),
     "relu": Entry(nn.ReLU, (), "max(0, x)", "relu"),
     "leaky_relu": Entry(nn.LeakyReLU, ("negative_slope",), "x if x > 0 else slope·x (slope 0.01)", "relu"),
-    "prelu": Entry(nn.PReLU, ("num_parameters", "init"), "leaky ReLU with a learnable slope (init 0.25)", "relu"),
+    "prelu": Entry(nn.PReLU, ("num_parameters", "init"), "leaky ReLU with a learnable slope (init 0.25); "
+                   "prelu:per_unit learns one per unit", "relu"),
     "rrelu": Entry(nn.RReLU, ("lower", "upper"), "leaky ReLU with a random slope in training (1/8..1/3)", "relu"),
     "relu6": Entry(nn.ReLU6, (), "min(max(0, x), 6)", "relu"),
     "elu": Entry(nn.ELU, ("alpha",), "x if x > 0 else alpha·(exp(x) − 1) (alpha 1)", "smooth"),
@@ -43,6 +60,8 @@ REGISTRY: dict[str, Entry] = {
     "gelu": Entry(nn.GELU, ("approximate",), "x·Φ(x) (approximate 'none' or 'tanh')", "smooth"),
     "silu": Entry(nn.SiLU, (), "x·sigmoid(x), also called swish", "smooth"),
     "mish": Entry(nn.Mish, (), "x·tanh(softplus(x))", "smooth"),
+    "swish_beta": Entry(LearnableSwish, ("num_parameters", "init"), "x·sigmoid(β·x) with a learnable β (init 1); "
+                        "swish_beta:per_unit learns one per unit", "smooth"),
     "softplus": Entry(nn.Softplus, ("beta", "threshold"), "log(1 + exp(beta·x))/beta (beta 1)", "smooth"),
     "hardswish": Entry(nn.Hardswish, (), "x·relu6(x + 3)/6", "smooth"),
     "sigmoid": Entry(nn.Sigmoid, (), "1/(1 + exp(−x)), in (0, 1)", "bounded"),
@@ -59,10 +78,11 @@ REGISTRY: dict[str, Entry] = {
 ALIASES = {
     "identity": "none", "linear": "none",
     "leakyrelu": "leaky_relu", "lrelu": "leaky_relu", "leaky-relu": "leaky_relu",
-    "swish": "silu", "logistic": "sigmoid", "hard_swish": "hardswish",
+    "swish": "silu", "learnable_swish": "swish_beta", "logistic": "sigmoid", "hard_swish": "hardswish",
     "hard_sigmoid": "hardsigmoid", "hard_tanh": "hardtanh", "log_sigmoid": "logsigmoid",
     "soft_plus": "softplus", "tanh_shrink": "tanhshrink",
 }
+PER_UNIT = ("prelu", "swish_beta")  # learnable activations that can hold one parameter per unit
 
 
 @dataclass(frozen=True)
@@ -75,8 +95,12 @@ class ActivationSpec:
     factory: Callable[..., nn.Module] = field(default=nn.Identity, repr=False, compare=False)
     family: str = "custom"
 
-    def make(self) -> nn.Module:
-        return self.factory(**dict(self.kwargs))
+    def make(self, width: int | None = None) -> nn.Module:
+        """A fresh module; `width` (the layer's units) sizes per-unit learnable parameters."""
+        kwargs = dict(self.kwargs)
+        if kwargs.pop("per_unit", False):
+            kwargs["num_parameters"] = width or 1
+        return self.factory(**kwargs)
 
     def __str__(self) -> str:
         return self.label
@@ -116,7 +140,14 @@ def _parse_value(text: str) -> object:
 
 def _parse_params(label: str, name: str, entry: Entry, text: str) -> tuple[tuple[str, object], ...]:
     kwargs: dict[str, object] = {}
-    for position, part in enumerate(p for p in text.split(",") if p.strip()):
+    parts = [p for p in text.split(",") if p.strip()]
+    if any(p.strip() == "per_unit" for p in parts):
+        if name not in PER_UNIT:
+            raise ActlabError(f"activation {label!r}: per_unit applies to learnable activations only "
+                              f"({', '.join(PER_UNIT)})")
+        kwargs["per_unit"] = True
+        parts = [p for p in parts if p.strip() != "per_unit"]
+    for position, part in enumerate(parts):
         key, sep, value = part.partition("=")
         if sep:
             key = key.strip()
@@ -151,6 +182,9 @@ def parse_activation(text: str) -> ActivationSpec:
     head, _, params = label.partition(":")
     key = head.strip().lower()
     key = ALIASES.get(key, key)
+    if key == "expr":
+        compile_expression(params)  # every problem with the expression is reported here, once
+        return ActivationSpec(label, "expr", (("text", params),), Expression, "expression")
     if key not in REGISTRY:
         if params.isidentifier() and ("." in head or importlib.util.find_spec(head.strip())):
             return _import_user(label, head.strip(), params)
@@ -170,21 +204,59 @@ def parse_activation(text: str) -> ActivationSpec:
 
 
 def split_activation_list(text: str) -> list[str]:
-    """Split a comma-separated flag value, keeping commas that belong to one activation's parameters.
+    """Split a comma-separated flag value, keeping commas that belong to one activation.
 
     `relu,hardtanh:-2,2,elu:alpha=0.5` → ['relu', 'hardtanh:-2,2', 'elu:alpha=0.5']: a piece that is
-    a number or a `key=value` continues the previous activation's parameter list.
+    a number or a `key=value` continues the previous activation's parameter list, and commas inside
+    parentheses (`expr:clamp(x,-1,1)`) never split.
     """
+    pieces, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            pieces.append(current)
+            current = ""
+        else:
+            current += char
+    pieces.append(current)
     items: list[str] = []
-    for piece in (p.strip() for p in text.split(",")):
+    for piece in (p.strip() for p in pieces):
         if not piece:
             continue
-        starts_new = piece[0].isalpha() and "=" not in piece.partition(":")[0]
+        starts_new = piece[0].isalpha() and "=" not in piece.partition(":")[0] and piece != "per_unit"
         if items and not starts_new:
             items[-1] += "," + piece
         else:
             items.append(piece)
     return items
+
+
+def split_layers(text: str) -> list[str]:
+    """`relu+tanh` → ['relu', 'tanh'] (one activation per hidden layer). A `+` splits only where an
+    activation name follows it, so `expr:x+sigmoid(x)` stays one expression."""
+    parts = text.split("+")
+    out = [parts[0]]
+    for piece in parts[1:]:
+        head = re.match(r"\s*([A-Za-z_][\w.]*)\s*(:|$)", piece)
+        name = head.group(1).lower() if head else ""
+        if name == "expr" or ALIASES.get(name, name) in REGISTRY:
+            out.append(piece)
+        else:
+            out[-1] += "+" + piece
+    return [p.strip() for p in out]
+
+
+def parse_layers(text: str) -> ActivationSpec | list[ActivationSpec]:
+    """One spec for every layer (`relu`), or one per hidden layer (`relu+tanh`)."""
+    parts = split_layers(text)
+    return parse_activation(parts[0]) if len(parts) == 1 else [parse_activation(p) for p in parts]
+
+
+def activation_family(text: str) -> str:
+    """The family of an activation, or of every layer's when they agree (else `mixed`)."""
+    specs = parse_layers(text)
+    families = {s.family for s in (specs if isinstance(specs, list) else [specs])}
+    return families.pop() if len(families) == 1 else "mixed"
 
 
 def curve(spec: ActivationSpec, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,3 +266,77 @@ def curve(spec: ActivationSpec, x: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     y = module(x)
     (dy,) = torch.autograd.grad(y.sum(), x)
     return y.detach(), dy
+
+
+# --- expression activations: `expr:x*sigmoid(1.702*x)`, parsed against a whitelist -------------
+
+EXPR_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "sigmoid": torch.sigmoid, "tanh": torch.tanh, "exp": torch.exp, "log": torch.log, "log1p": torch.log1p,
+    "sqrt": torch.sqrt, "abs": torch.abs, "relu": torch.relu, "softplus": torch.nn.functional.softplus,
+    "erf": torch.erf, "sin": torch.sin, "cos": torch.cos, "sign": torch.sign,
+    "min": lambda a, b: torch.minimum(a, torch.as_tensor(b)), "max": lambda a, b: torch.maximum(a, torch.as_tensor(b)),
+    "clamp": lambda a, lo, hi: torch.clamp(a, lo, hi),
+}
+EXPR_CONSTANTS = {"pi": math.pi, "e": math.e}
+_EXPR_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+             ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+def compile_expression(text: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """An elementwise function of `x` from arithmetic and whitelisted torch functions; no eval."""
+    allowed = f"x, numbers, + - * / **, {', '.join(EXPR_CONSTANTS)} and {', '.join(EXPR_FUNCTIONS)}(…)"
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise ActlabError(f"expression {text!r} is not valid ({exc.msg}); it may use {allowed}") from None
+
+    def build(node: ast.AST) -> Callable[[torch.Tensor], object]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            value = node.value
+            return lambda x: value
+        if isinstance(node, ast.Name):
+            if node.id == "x":
+                return lambda x: x
+            if node.id in EXPR_CONSTANTS:
+                value = EXPR_CONSTANTS[node.id]
+                return lambda x: value
+            raise ActlabError(f"expression {text!r}: unknown name {node.id!r}; it may use {allowed}")
+        if isinstance(node, ast.BinOp) and type(node.op) in _EXPR_OPS:
+            op, left, right = _EXPR_OPS[type(node.op)], build(node.left), build(node.right)
+            return lambda x: op(left(x), right(x))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _EXPR_OPS:
+            op, operand = _EXPR_OPS[type(node.op)], build(node.operand)
+            return lambda x: op(operand(x))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in EXPR_FUNCTIONS \
+                and not node.keywords:
+            fn, args = EXPR_FUNCTIONS[node.func.id], [build(a) for a in node.args]
+            return lambda x: fn(*(a(x) for a in args))
+        what = type(node).__name__
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            what = f"function {node.func.id!r}"
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            what = f"attribute access (.{node.func.attr})"
+        elif isinstance(node, ast.Attribute):
+            what = f"attribute access (.{node.attr})"
+        raise ActlabError(f"expression {text!r}: {what} is not allowed; it may use {allowed}")
+
+    fn = build(tree)
+
+    def activation(x: torch.Tensor) -> torch.Tensor:
+        out = fn(x)
+        return out if isinstance(out, torch.Tensor) else torch.full_like(x, float(out))
+    return activation
+
+
+class Expression(nn.Module):
+    """An activation written as an expression of x (`expr:x*sigmoid(1.702*x)`)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text, self.fn = text, compile_expression(text)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return self.text

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from actlab.activations import parse_activation, split_activation_list
+from actlab.activations import parse_layers, split_activation_list, split_layers
 from actlab.data import DATASETS, dataset_info
 from actlab.errors import ActlabError
 from actlab.models import INITS, OUTPUTS
 from actlab.presets import PRESETS
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+NORMALIZE = ("none", "symmetric", "global", "per_pixel")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class DataConfig:
     val_split: int | float = 0  # validation examples taken from the training split (count or fraction)
     train_subset: int = 0  # train on a seeded subset of this many examples (0 = all)
     test_subset: int = 0  # evaluate on a seeded subset of the test split (0 = all 10,000)
+    normalize: str = "none"  # none: pixels in [0, 1]; symmetric: [-1, 1]; global / per_pixel: training-split statistics
     data_dir: str | None = None  # folder holding the IDX files; None: cache, system, download
     download: bool = True  # download from the publishers when no local copy is found
 
@@ -43,7 +45,20 @@ class ModelConfig:
     hidden: tuple[int, ...] = (128, 128)  # hidden layer widths; () is a linear model
     activations: tuple[str, ...] = ("relu",)  # the activations compared, one model each
     outputs: tuple[str, ...] = ("logits",)  # output heads compared (logits = cross-entropy)
-    init: str = "default"
+    init: str | tuple[tuple[str, str], ...] = "default"  # one scheme, or (activation, scheme) pairs
+    dropout: float = 0.0  # dropout probability after every hidden activation
+    dropout_kind: str = "auto"  # standard, alpha (keeps SELU self-normalising), auto: alpha for SELU
+
+    def init_for(self, activation: str) -> str:
+        """The init scheme of one activation's models (a per-activation table defaults to `default`)."""
+        if isinstance(self.init, str):
+            return self.init
+        return dict(self.init).get(activation, "default")
+
+    def dropout_kind_for(self, activation: str) -> str:
+        if self.dropout_kind != "auto":
+            return self.dropout_kind
+        return "alpha" if activation.split(":")[0].strip().lower() == "selu" else "standard"
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,11 @@ class OptimConfig:
     weight_decay: float = 0.0
     batch_size: int = 64  # examples per step
     epochs: int = 10
+    drop_last: bool = False  # drop the last incomplete training batch of each epoch
+    patience: int = 0  # stop after this many epochs without a better validation accuracy (0 = off)
+    schedule: str = "none"  # learning-rate schedule per epoch: none, cosine (to 0 over the epochs), step
+    step_size: int = 10  # step schedule: epochs between decays
+    gamma: float = 0.1  # step schedule: factor per decay
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,8 @@ class Config:
             value = getattr(getattr(self, spec.section), spec.field)
             if value is None:
                 continue
+            if key == "init" and isinstance(value, tuple):
+                value = dict(value)
             flat[key] = list(value) if isinstance(value, tuple) else value
         seeds = self.run.seeds
         flat["seed"] = seeds[0]
@@ -117,6 +139,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -194,11 +218,15 @@ def _hidden(v: Any) -> tuple[int, ...]:
 def _activations(v: Any) -> tuple[str, ...]:
     if isinstance(v, str):
         v = [v]
-    if not isinstance(v, (list, tuple)) or not v or not all(isinstance(a, str) for a in v):
+    if not isinstance(v, (list, tuple)) or not v:
         raise _Bad('must be a non-empty list of activation names, e.g. ["relu", "tanh"]')
+    # a list inside the list gives one activation per hidden layer: ["relu", "tanh"] → "relu+tanh"
+    v = ["+".join(a) if isinstance(a, (list, tuple)) and all(isinstance(x, str) for x in a) else a for a in v]
+    if not all(isinstance(a, str) for a in v):
+        raise _Bad('must be a list of activation names (or of per-layer lists), e.g. ["relu", ["relu", "tanh"]]')
     for a in v:
         try:
-            parse_activation(a)
+            parse_layers(a)
         except ActlabError as exc:
             raise _Bad(str(exc)) from None
     if len(set(v)) != len(v):
@@ -211,6 +239,20 @@ def _outputs(v: Any) -> tuple[str, ...]:
     if not isinstance(items, (list, tuple)) or not items:
         raise _Bad(f"must be one of (or a list of): {', '.join(OUTPUTS)}")
     return tuple(_choice(OUTPUTS)(o) for o in items)
+
+
+def _init(v: Any) -> str | tuple[tuple[str, str], ...]:
+    if isinstance(v, str) and "=" not in v:
+        return _choice(INITS)(v)
+    if isinstance(v, str):  # flag text: selu=lecun_normal,relu=kaiming_normal
+        v = dict(part.split("=", 1) for part in v.split(",") if part.strip())
+    if isinstance(v, dict) and v:
+        return tuple((str(k).strip(), _choice(INITS)(s)) for k, s in v.items())
+    raise _Bad(f"must be one of: {', '.join(INITS)}, or a table per activation, e.g. {{ selu = \"lecun_normal\" }}")
+
+
+def _dropout(v: Any) -> float:
+    return _float(0.0, 1.0)(v)
 
 
 def _seeds(v: Any) -> int | tuple[int, ...]:
@@ -299,19 +341,35 @@ KEYS: dict[str, Key] = {
     "output": Key("model", "outputs", _outputs,
                   "output head(s): logits (cross-entropy) or log_softmax|softmax|sigmoid|tanh (NLL)",
                   _text_list, "HEAD"),
-    "init": Key("model", "init", _choice(INITS), "weight init: " + ", ".join(INITS), str, "SCHEME"),
-    "optimizer": Key("optim", "optimizer", _choice(OPTIMIZERS), "sgd, adam or adamw", str, "NAME"),
+    "init": Key("model", "init", _init, "weight init: " + ", ".join(INITS) + "; or per activation: "
+                "selu=lecun_normal,relu=default", str, "SCHEME"),
+    "dropout": Key("model", "dropout", _dropout, "dropout probability after every hidden activation (default 0)",
+                   metavar="P"),
+    "dropout_kind": Key("model", "dropout_kind", _choice(("standard", "alpha", "auto")),
+                        "standard, alpha, or auto (alpha for SELU, standard otherwise)", str, "KIND"),
+    "optimizer": Key("optim", "optimizer", _choice(OPTIMIZERS), "sgd, adam, adamw or rmsprop", str, "NAME"),
     "lr": Key("optim", "lr", _float(0.0, lo_open=True, hi=None), "learning rate", metavar="LR"),
-    "momentum": Key("optim", "momentum", _float(0.0, 1.0), "SGD momentum (default 0)", metavar="M"),
+    "momentum": Key("optim", "momentum", _float(0.0, 1.0), "SGD / RMSprop momentum (default 0)", metavar="M"),
     "nesterov": Key("optim", "nesterov", _bool, "SGD with Nesterov momentum (true/false)", _text_bool, "BOOL"),
     "weight_decay": Key("optim", "weight_decay", _float(0.0), "L2 weight decay (default 0)", metavar="WD"),
     "batch_size": Key("optim", "batch_size", _int(1), "training examples per step", metavar="N"),
     "epochs": Key("optim", "epochs", _int(1), "passes over the training split", metavar="N"),
+    "drop_last": Key("optim", "drop_last", _bool, "drop the last incomplete training batch (true/false)",
+                     _text_bool, "BOOL"),
+    "patience": Key("optim", "patience", _int(0), "early stopping: epochs without a better validation accuracy "
+                    "(0 = off; needs --val-split)", metavar="N"),
+    "schedule": Key("optim", "schedule", _choice(("none", "cosine", "step")),
+                    "learning-rate schedule: none, cosine, step (see --step-size, --gamma)", str, "NAME"),
+    "step_size": Key("optim", "step_size", _int(1), "step schedule: epochs between decays (default 10)", metavar="N"),
+    "gamma": Key("optim", "gamma", _float(0.0, 1.0, lo_open=True, hi_open=False),
+                 "step schedule: decay factor (default 0.1)", metavar="G"),
     "seed": Key("run", None, _int(0), "first seed (default 0)", metavar="S"),
     "seeds": Key("run", "seeds", _seeds, "number of seeds from --seed, or a list 0,1,2", _text_seeds, "N|S,S"),
     "val_split": Key("data", "val_split", _val_split,
                      "validation examples held out of the training split: a count or a fraction (0 = none)",
                      metavar="N"),
+    "normalize": Key("data", "normalize", _choice(NORMALIZE), "input normalisation: none ([0, 1]), symmetric "
+                     "([-1, 1]), global or per_pixel (training-split mean and std)", str, "KIND"),
     "train_subset": Key("data", "train_subset", _int(0), "train on a seeded subset of N examples (0 = all)",
                         metavar="N"),
     "test_subset": Key("data", "test_subset", _int(0), "evaluate on a seeded subset of N test examples (0 = all)",
@@ -369,9 +427,22 @@ def _check_combinations(config: Config, sources: dict[str, str]) -> None:
     o, d = config.optim, config.data
     if o.nesterov and (o.optimizer != "sgd" or o.momentum == 0):
         raise ActlabError("nesterov = true needs optimizer = \"sgd\" and momentum > 0 (e.g. --momentum 0.9)")
-    if o.momentum and o.optimizer != "sgd":
-        raise ActlabError(f"momentum = {o.momentum} applies to optimizer = \"sgd\" only; "
+    if o.momentum and o.optimizer not in ("sgd", "rmsprop"):
+        raise ActlabError(f"momentum = {o.momentum} applies to optimizer = \"sgd\" or \"rmsprop\" only; "
                           f"Adam's betas are fixed at (0.9, 0.999)")
+    if o.patience and not d.val_split:
+        raise ActlabError(f"patience = {o.patience} needs a validation split to watch: add val_split "
+                          f"(e.g. --val-split 10000), or set patience = 0 to train every epoch")
+    for a in config.model.activations:
+        layers = len(split_layers(a))
+        if layers > 1 and layers != len(config.model.hidden):
+            raise ActlabError(f"activation {a!r} names {layers} layers but hidden = {list(config.model.hidden)} has "
+                              f"{len(config.model.hidden)}; give one activation per hidden layer")
+    if not isinstance(config.model.init, str):
+        unknown = [a for a, _ in config.model.init if a not in config.model.activations]
+        if unknown:
+            raise ActlabError(f"init names {', '.join(map(repr, unknown))}, which is not among the activations "
+                              f"{list(config.model.activations)}; key the table by activation as written there")
     if isinstance(d.val_split, int) and d.val_split >= 60000:
         raise ActlabError(f"val_split = {d.val_split}: leaves no training examples (the split has 60000)")
 
@@ -431,7 +502,7 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
         if key not in KEYS:
             raise _unknown_key(key.replace("_", "-"), "the command line")
         if isinstance(value, str) and key not in ("name", "dataset", "init", "optimizer", "device",
-                                                  "data_dir", "out"):
+                                                  "data_dir", "out", "normalize", "schedule", "dropout_kind"):
             value = KEYS[key].from_text(value)
         flat[key] = value
         sources[key] = f"--{key.replace('_', '-')}"

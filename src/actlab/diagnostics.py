@@ -11,7 +11,8 @@ and seed (the first `DIAGNOSTIC_EXAMPLES` test images):
   the output layer included), and `grad_ratio_first_last`, first layer's over the last's
   (≪ 1: vanishing gradients);
 - `act_mean`, `act_std`: the layer output's statistics (SELU's self-normalisation keeps them
-  near 0 and 1).
+  near 0 and 1);
+- `param_<name>`: the current value of a learnable activation's parameter (e.g. PReLU's slope).
 """
 
 from __future__ import annotations
@@ -19,17 +20,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from actlab.activations import ActivationSpec, curve
 
 DIAGNOSTIC_EXAMPLES = 2000
 DEAD_EPS = 1e-8
 SATURATION_LEVEL = 0.05
 
 
-def max_derivative(spec: ActivationSpec) -> float:
-    """The activation's largest |derivative| over [-20, 20] (the scale saturation is judged on)."""
-    _, dy = curve(spec, torch.linspace(-20, 20, 4001))
+def max_derivative(activation: nn.Module, width: int = 1) -> float:
+    """The activation's largest |derivative| over [-20, 20] (the scale saturation is judged on),
+    taken on a grid of `width` units so per-unit and learnable activations are measured as they are."""
+    was_training = activation.training
+    activation.eval()
+    try:
+        with torch.enable_grad():
+            x = torch.linspace(-20, 20, 4001, device=_device_of(activation))[:, None].expand(-1, width).clone()
+            x.requires_grad_(True)
+            (dy,) = torch.autograd.grad(activation(x).sum(), x)
+    finally:
+        activation.train(was_training)
     return float(dy.abs().max())
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
 def hidden_layer_io(model: nn.Sequential, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, nn.Module]]:
@@ -63,8 +76,12 @@ def saturated_fraction(pre: torch.Tensor, activation: nn.Module, max_grad: float
     return float((dy.abs() < level * max_grad).float().mean())
 
 
-def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss, max_grad: float) -> list[tuple[str, str, float]]:
-    """(layer, metric, value) rows for the model on (x, y); the model's mode and grads are restored."""
+def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss) -> list[tuple[str, str, float]]:
+    """(layer, metric, value) rows for the model on (x, y); the model's mode and grads are restored.
+
+    Learnable activations add their parameters' current values per layer (`param_<name>`, the mean
+    over units, and `param_<name>_std` when there is one per unit).
+    """
     was_training = model.training
     linears = [m for m in model if isinstance(m, nn.Linear)]
     model.eval()
@@ -74,8 +91,12 @@ def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss, max_gr
             for i, (pre, out, act) in enumerate(hidden_layer_io(model, x), start=1):
                 layer = f"hidden{i}"
                 rows += [(layer, "dead_fraction", dead_unit_fraction(out)),
-                         (layer, "saturated_fraction", saturated_fraction(pre, act, max_grad)),
+                         (layer, "saturated_fraction", saturated_fraction(pre, act, max_derivative(act, pre.shape[1]))),
                          (layer, "act_mean", float(out.mean())), (layer, "act_std", float(out.std()))]
+                for name, param in act.named_parameters():
+                    rows.append((layer, f"param_{name}", float(param.mean())))
+                    if param.numel() > 1:
+                        rows.append((layer, f"param_{name}_std", float(param.std())))
         with torch.enable_grad():
             grads = torch.autograd.grad(loss(model(x), y), [m.weight for m in linears])
     finally:

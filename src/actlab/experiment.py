@@ -60,6 +60,17 @@ def run_folder(config: Config) -> Path:
     return folder
 
 
+def write_normalization(folder: Path, config: Config, dataset) -> None:
+    """normalization.json: the input statistics of each seed, computed from its training split only."""
+    seeds = {}
+    for seed in config.run.seeds:
+        mean, std = prepare_data(dataset, config, seed, torch.device("cpu")).normalization
+        seeds[str(seed)] = {"mean": mean.tolist(), "std": std.tolist()}
+    doc = {"normalize": config.data.normalize, "computed_from": "the training split of each seed (after the "
+           "validation split and any subset), never validation or test", "seeds": seeds}
+    atomic_write(folder / "normalization.json", json.dumps(doc) + "\n")
+
+
 def checkpoint_name(label: str, seed: int) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", label) + f"-seed{seed}.pt"
 
@@ -129,6 +140,8 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     atomic_write(folder / "config.toml", config.to_toml())
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
     write_results(results)
+    if config.data.normalize != "none":
+        write_normalization(folder, config, dataset)
     worker_peaks: list[float] = []
 
     def finished(index: int, record: ModelRun, final_state: dict, best_state: dict | None) -> None:
@@ -195,7 +208,7 @@ def _run_stacked(config, dataset, records, device, show_progress, finished) -> N
     from actlab.stacked import models_per_chunk, stackable, train_stacked
 
     data = {seed: prepare_data(dataset, config, seed, device) for seed in config.run.seeds}
-    together = [i for i, r in enumerate(records) if stackable(r.activation)]
+    together = [i for i, r in enumerate(records) if stackable(r.activation, config)]
     alone = [i for i in range(len(records)) if i not in together]
     size = models_per_chunk(config, device, len(dataset.train) + len(dataset.test))
     for start in range(0, len(together), size):

@@ -79,17 +79,24 @@ def init_linear(layer: nn.Linear, scheme: str) -> None:
     nn.init.zeros_(layer.bias)
 
 
-def build_mlp(in_features: int, hidden: list[int] | tuple[int, ...], activation: ActivationSpec,
-              num_classes: int = 10, output: str = "logits", init: str = "default") -> nn.Sequential:
-    """`Linear → act` per hidden size, then `Linear` to the classes, then the output head.
+def build_mlp(in_features: int, hidden: list[int] | tuple[int, ...],
+              activation: ActivationSpec | list[ActivationSpec], num_classes: int = 10, output: str = "logits",
+              init: str = "default", dropout: float = 0.0, dropout_kind: str = "standard") -> nn.Sequential:
+    """`Linear → act [→ dropout]` per hidden size, then `Linear` to the classes, then the output head.
 
-    Layers are created in the same order whatever the activation, so under one seed every
-    activation starts from the same weights (the paired design).
+    `activation` is one spec for every hidden layer or a list with one per layer. Layers are created
+    in the same order whatever the activation, so under one seed every activation starts from the
+    same weights (the paired design).
     """
+    specs = activation if isinstance(activation, list) else [activation] * len(hidden)
+    if len(specs) != len(hidden):
+        raise ValueError(f"{len(specs)} activations for {len(hidden)} hidden layers")
     layers: list[nn.Module] = []
     width = in_features
-    for size in hidden:
-        layers += [nn.Linear(width, size), activation.make()]
+    for size, spec in zip(hidden, specs):
+        layers += [nn.Linear(width, size), spec.make(width=size)]
+        if dropout:
+            layers.append(nn.AlphaDropout(dropout) if dropout_kind == "alpha" else nn.Dropout(dropout))
         width = size
     layers.append(nn.Linear(width, num_classes))
     for layer in layers:

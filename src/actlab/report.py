@@ -20,7 +20,7 @@ from typing import Any
 
 from scipy import stats as sps
 
-from actlab.activations import parse_activation
+from actlab.activations import activation_family, parse_layers
 from actlab.plots import plot_activations, plot_diagnostics, plot_final_bars, plot_run
 from actlab.presets import PRESETS
 from actlab.results import Results, atomic_write, json_safe, load_results
@@ -220,9 +220,17 @@ def analysis_text(results: Results, analysis: dict[str, Any]) -> list[Block]:
     counts = analysis["runs"]
     failed = {label: c for label, c in counts.items() if c["ok"] < c["runs"]}
     for label, c in failed.items():
-        statuses = [r.status for r in results.by_label(label) if r.status != "ok"]
-        verdict.append(f"{label} did not finish {c['runs'] - c['ok']} of {c['runs']} runs "
-                       f"({', '.join(statuses)}); those runs are left out of every mean and test.")
+        runs = results.by_label(label)
+        if c["failed_to_learn"]:
+            every = [r.final_test_acc for r in runs if r.final_test_acc is not None]
+            with_them = f"; with them the mean would be {pct(statistics.fmean(every))}" if every else ""
+            verdict.append(f"{label} failed to learn in {c['failed_to_learn']} of {c['runs']} runs (failure rate "
+                           f"{c['failed_to_learn']}/{c['runs']}: best accuracy below 20%, twice chance). Those runs "
+                           f"are not in its mean{with_them}, so its result is bimodal: it either learns or it does not.")
+        others = [r.status for r in runs if r.status not in ("ok", "failed_to_learn")]
+        if others:
+            verdict.append(f"{label} did not finish {len(others)} of {c['runs']} runs ({', '.join(others)}); "
+                           f"those runs are left out of every mean and test.")
     if verdict:
         blocks.append(Block("p", " ".join(verdict)))
     behind = ranked[1:] if n_seeds < 3 else [label for tier in tiers[1:] for label in tier]
@@ -240,7 +248,7 @@ def _diagnostic_sentences(results: Results, ranked: list[str], best: str, behind
     grad0 = {label: table.get("init", {}).get("grad_norm", {}).get(label, {}).get("linear1") for label in ranked}
     ratio0 = {label: table.get("init", {}).get("grad_ratio_first_last", {}).get(label, {}).get("all") for label in ranked}
     first = {label: _first_epoch_acc(results, label) for label in ranked}
-    family_of = {r.label: parse_activation(r.activation).family for r in results.runs}
+    family_of = {r.label: activation_family(r.activation) for r in results.runs}
     for label in ranked:
         family = family_of[label]
         facts = []
@@ -474,7 +482,8 @@ def build_report(results: Results) -> tuple[Path, Path]:
     if table:
         plot_diagnostics(table, ("init", "final"), plots / "diagnostics.png")
     activations = list(dict.fromkeys(r.activation for r in results.runs))
-    plot_activations([parse_activation(a) for a in activations], plots / "activations.png", -5, 5)
+    specs = [spec for a in activations for spec in _as_list(parse_layers(a))]
+    plot_activations(list({s.label: s for s in specs}.values()), plots / "activations.png", -5, 5)
 
     env = results.environment
     config = results.config
@@ -536,6 +545,10 @@ def _results_blocks(results: Results, analysis: dict[str, Any], metric: str) -> 
         Block("p", "Each cell: mean paired difference of the row minus the column over seeds, in percentage points, "
                    "with the Holm-corrected paired t-test p-value; ✱ marks a significant difference."),
     ]
+
+
+def _as_list(spec):
+    return spec if isinstance(spec, list) else [spec]
 
 
 def _diagnostics_table(table) -> tuple[list[str], list[list[str]]]:

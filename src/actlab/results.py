@@ -26,15 +26,15 @@ METRIC_COLUMNS = ("activation", "seed", "epoch", "train_loss", "train_acc", "val
                   "test_loss", "test_acc", "seconds")
 DIAGNOSTIC_COLUMNS = ("activation", "seed", "stage", "layer", "metric", "value")
 SUMMARY_COLUMNS = ("activation", "seed", "final_test_acc", "final_test_loss", "best_epoch",
-                   "best_val_acc", "best_test_acc", "train_seconds", "status")
+                   "best_val_acc", "best_test_acc", "train_seconds", "status", "stopped_epoch")
 
 
 @dataclass
 class ModelRun:
     """One model (activation × seed): its per-epoch metrics and how it ended.
 
-    `status` is `ok`, `diverged@epoch N` (the loss blew up in epoch N), `interrupted@epoch N`, or
-    `pending` before training starts.
+    `status` is `ok`, `failed_to_learn` (finished, but its best accuracy stayed below twice chance),
+    `diverged@epoch N` (the loss blew up in epoch N), `interrupted@epoch N`, or `pending`.
     """
 
     label: str
@@ -47,6 +47,7 @@ class ModelRun:
     best_val_acc: float | None = None
     best_test_acc: float | None = None
     train_seconds: float = 0.0
+    stopped_epoch: int | None = None  # the last epoch trained (earlier than `epochs` after early stopping)
     diagnostics: list[dict[str, Any]] = field(default_factory=list)  # stage, layer, metric, value
 
     @property
@@ -66,7 +67,7 @@ class ModelRun:
         return {"activation": self.label, "seed": self.seed, "final_test_acc": self.final_test_acc,
                 "final_test_loss": self.final_test_loss, "best_epoch": self.best_epoch,
                 "best_val_acc": self.best_val_acc, "best_test_acc": self.best_test_acc,
-                "train_seconds": self.train_seconds, "status": self.status}
+                "train_seconds": self.train_seconds, "status": self.status, "stopped_epoch": self.stopped_epoch}
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "final_test_acc": self.final_test_acc,
@@ -76,6 +77,17 @@ class ModelRun:
     def from_json(cls, d: dict[str, Any]) -> ModelRun:
         names = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+FAILED_TO_LEARN = 0.2  # a best accuracy below twice chance (10 classes) means the run never learned
+
+
+def mark_failed_to_learn(record: ModelRun) -> None:
+    """Mark a finished run whose best validation (else test) accuracy stayed near chance."""
+    key = "val_acc" if any(row.get("val_acc") is not None for row in record.epochs) else "test_acc"
+    accs = [row[key] for row in record.epochs if row.get(key) is not None]
+    if record.status == "ok" and accs and max(accs) < FAILED_TO_LEARN:
+        record.status = "failed_to_learn"
 
 
 @dataclass

@@ -21,19 +21,23 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from actlab.activations import parse_activation
+from actlab.activations import parse_activation, parse_layers
 from actlab.config import Config
-from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, max_derivative, measure
-from actlab.models import OutputActivation, build_mlp, linear_layers, loss_fn
-from actlab.results import ModelRun
-from actlab.train import CHECK_EVERY, DIVERGED_LOSS, DeviceData, _progress_bar, autocast, evaluate, make_optimizer
+from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
+from actlab.models import OutputActivation, linear_layers, loss_fn
+from actlab.results import ModelRun, mark_failed_to_learn
+from actlab.train import (CHECK_EVERY, DIVERGED_LOSS, DeviceData, _progress_bar, autocast, build_model, evaluate,
+                          make_optimizer)
 
 UNSTACKABLE = ("prelu", "rrelu")  # learnable or random in training: each needs its own module state
 
 
-def stackable(activation: str) -> bool:
-    """Parameter-free, deterministic activations can share one stacked pass."""
-    spec = parse_activation(activation)
+def stackable(activation: str, config: Config) -> bool:
+    """One parameter-free, deterministic activation for every layer, without dropout or early
+    stopping, can share a stacked pass; anything else trains on its own."""
+    spec = parse_layers(activation)
+    if isinstance(spec, list) or config.model.dropout or config.optim.patience or config.optim.schedule != "none":
+        return False
     return spec.name not in UNSTACKABLE and spec.family != "custom" and not list(spec.make().parameters())
 
 
@@ -117,9 +121,7 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
     for seed in seeds:
         models = []
         for i in members[seed]:
-            torch.manual_seed(seed)  # the initial weights train_model would build for this model
-            models.append(build_mlp(data[seed].x_train.shape[1], m.hidden, parse_activation(records[i].activation),
-                                    10, records[i].output, m.init).to(device))
+            models.append(build_model(records[i], config, data[seed].x_train.shape[1], device))
         singles += models
         groups.append(SeedGroup(models, [parse_activation(records[i].activation).make() for i in members[seed]],
                                 [records[i].output for i in members[seed]]).to(device))
@@ -127,10 +129,10 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
     optimizer = make_optimizer([p for g in groups for p in g.parameters()], o, device)
     orders = {s: torch.Generator().manual_seed(s) for s in seeds}
     n = len(data[seeds[0]].y_train)
-    steps = math.ceil(n / o.batch_size)
+    steps = n // o.batch_size if o.drop_last else math.ceil(n / o.batch_size)
+    seen_per_epoch = steps * o.batch_size if o.drop_last else n
     best: dict[int, dict] = {}
     live = set(range(len(records)))
-    max_grads = {i: max_derivative(parse_activation(r.activation)) for i, r in enumerate(records)}
 
     def diagnose(stage: str) -> None:
         if not config.run.diagnostics:
@@ -141,7 +143,7 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
                 if i in live:
                     model = g.copy_out(a, plain[i])
                     rows = measure(model, d.x_test[:DIAGNOSTIC_EXAMPLES], d.y_test[:DIAGNOSTIC_EXAMPLES],
-                                   loss_fn(records[i].output), max_grads[i])
+                                   loss_fn(records[i].output))
                     records[i].diagnostics += [{"stage": stage, "layer": layer, "metric": metric, "value": value}
                                                for layer, metric, value in rows]
 
@@ -171,7 +173,7 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
                 total.backward()
                 optimizer.step()
                 if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
-                    seen = min((step + 1) * o.batch_size, n)
+                    seen = min((step + 1) * o.batch_size, seen_per_epoch)
                     bar.update(step + 1 - bar.n + (epoch - 1) * steps)
                     for g, seed, sums in zip(groups, seeds, loss_sum):
                         for a, i in enumerate(members[seed]):
@@ -195,13 +197,15 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
                         record.status = f"diverged@epoch {epoch}"
                         live.discard(i)
                         continue
-                    row.update(train_loss=loss_sum[gi][a].item() / n, train_acc=correct[gi][a].item() / n)
+                    row.update(train_loss=loss_sum[gi][a].item() / seen_per_epoch,
+                               train_acc=correct[gi][a].item() / seen_per_epoch)
                     model = g.copy_out(a, plain[i])
                     loss = loss_fn(record.output)
                     if d.x_val is not None:
                         row["val_loss"], row["val_acc"] = evaluate(model, d.x_val, d.y_val, loss, config.run.eval_batch_size)
                     row["test_loss"], row["test_acc"] = evaluate(model, d.x_test, d.y_test, loss, config.run.eval_batch_size)
                     record.epochs.append(row)
+                    record.stopped_epoch = epoch
                     if row["val_acc"] is not None and (record.best_val_acc is None or row["val_acc"] > record.best_val_acc):
                         record.best_epoch, record.best_val_acc = epoch, row["val_acc"]
                         best[i] = copy.deepcopy(model.state_dict())
@@ -215,6 +219,7 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
         for a, i in enumerate(members[seed]):
             g.copy_out(a, plain[i])
     for i, record in enumerate(records):
+        mark_failed_to_learn(record)
         model = plain[i]
         if i in best:
             d = data[record.seed]

@@ -184,7 +184,8 @@ def epoch_curves(results: Results, metric: str, confidence: float = 0.95) -> dic
 
 def failure_counts(results: Results) -> dict[str, dict[str, int]]:
     return {label: {"runs": len(results.by_label(label)),
-                    "ok": sum(r.status == "ok" for r in results.by_label(label))}
+                    "ok": sum(r.status == "ok" for r in results.by_label(label)),
+                    "failed_to_learn": sum(r.status == "failed_to_learn" for r in results.by_label(label))}
             for label in results.labels}
 
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from actlab.activations import parse_activation
+from actlab.activations import parse_layers
 from actlab.config import Config, OptimConfig
 from actlab.data import Dataset, Split, seeded_subset, validation_split
-from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, max_derivative, measure
+from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
 from actlab.models import build_mlp, loss_fn
-from actlab.results import ModelRun
+from actlab.results import ModelRun, mark_failed_to_learn
 
 CHECK_EVERY = 100  # steps between divergence checks / progress updates (the only host syncs)
 DIVERGED_LOSS = 1e4  # a mean loss above this has left learning behind (cross-entropy starts at ln 10 ≈ 2.3)
@@ -39,6 +39,7 @@ class DeviceData:
     y_val: torch.Tensor | None
     x_test: torch.Tensor
     y_test: torch.Tensor
+    normalization: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, std) from the training split
 
 
 def resolve_device(name: str) -> torch.device:
@@ -56,6 +57,19 @@ def _to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.
     return split.images.to(device).float().div_(255), split.labels.to(device)
 
 
+def normalization_stats(x_train: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(mean, std) to standardise inputs with, from the training split only (never validation or test)."""
+    if kind == "none":
+        return None
+    if kind == "symmetric":
+        return torch.tensor(0.5), torch.tensor(0.5)
+    if kind == "global":
+        x = x_train.double()
+        return x.mean().float(), x.std().float()
+    mean, std = x_train.mean(0), x_train.std(0)
+    return mean, torch.where(std > 0, std, torch.ones_like(std))  # a constant pixel gets std 1
+
+
 def prepare_data(dataset: Dataset, config: Config, seed: int, device: torch.device) -> DeviceData:
     """The seed's training / validation / test tensors; every activation of one seed shares them."""
     d = config.data
@@ -69,22 +83,48 @@ def prepare_data(dataset: Dataset, config: Config, seed: int, device: torch.devi
         train = train.take(seeded_subset(len(train), d.train_subset, seed))
     if d.test_subset and d.test_subset < len(test):
         test = test.take(seeded_subset(len(test), d.test_subset, seed))
+    x_train, y_train = _to_device(train, device)
     x_val, y_val = _to_device(val, device) if val is not None else (None, None)
-    return DeviceData(*_to_device(train, device), x_val, y_val, *_to_device(test, device))
+    x_test, y_test = _to_device(test, device)
+    stats = normalization_stats(x_train, d.normalize)
+    if stats is not None:
+        mean, std = (t.to(device) for t in stats)
+        for x in (x_train, x_val, x_test):
+            if x is not None:
+                x.sub_(mean).div_(std)
+    return DeviceData(x_train, y_train, x_val, y_val, x_test, y_test, stats)
 
 
 def make_optimizer(params, o: OptimConfig, device: torch.device) -> torch.optim.Optimizer:
-    """SGD (foreach) or Adam/AdamW (fused where this torch supports it on the device)."""
+    """SGD and RMSprop (foreach) or Adam/AdamW (fused where this torch supports it on the device)."""
     params = list(params)
     if o.optimizer == "sgd":
         return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
                                weight_decay=o.weight_decay, foreach=True)
+    if o.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, foreach=True)
     cls = torch.optim.Adam if o.optimizer == "adam" else torch.optim.AdamW
-    kwargs = {"lr": o.lr, "weight_decay": o.weight_decay} if o.optimizer == "adam" or o.weight_decay else {"lr": o.lr}
     try:
-        return cls(params, fused=True, **kwargs)
+        return cls(params, lr=o.lr, weight_decay=o.weight_decay, fused=True)
     except (RuntimeError, TypeError):
-        return cls(params, foreach=True, **kwargs)
+        return cls(params, lr=o.lr, weight_decay=o.weight_decay, foreach=True)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, o: OptimConfig):
+    """The per-epoch learning-rate schedule, or None."""
+    if o.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=o.epochs)
+    if o.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=o.step_size, gamma=o.gamma)
+    return None
+
+
+def build_model(record: ModelRun, config: Config, in_features: int, device: torch.device) -> nn.Sequential:
+    """The network `record` names, with the initial weights its seed gives it."""
+    m = config.model
+    torch.manual_seed(record.seed)  # same seed → same initial weights for every activation
+    return build_mlp(in_features, m.hidden, parse_layers(record.activation), 10, record.output,
+                     m.init_for(record.activation), m.dropout, m.dropout_kind_for(record.activation)).to(device)
 
 
 @torch.no_grad()
@@ -124,24 +164,23 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
     every finished epoch; a non-finite loss, or a mean loss above `DIVERGED_LOSS`, stops the run
     and marks it `diverged@epoch N`.
     """
-    m, o = config.model, config.optim
-    spec = parse_activation(record.activation)
-    torch.manual_seed(record.seed)  # same seed → same initial weights for every activation
-    model = build_mlp(data.x_train.shape[1], m.hidden, spec, 10, record.output, m.init).to(device)
+    o = config.optim
+    model = build_model(record, config, data.x_train.shape[1], device)
     optimizer = make_optimizer(model.parameters(), o, device)
+    schedule = make_schedule(optimizer, o)
     loss = loss_fn(record.output)
     diagnose = None
     if config.run.diagnostics:
         x_diag, y_diag = data.x_test[:DIAGNOSTIC_EXAMPLES], data.y_test[:DIAGNOSTIC_EXAMPLES]
-        max_grad = max_derivative(spec)
 
         def diagnose(stage: str) -> None:
             record.diagnostics += [{"stage": stage, "layer": layer, "metric": metric, "value": value}
-                                   for layer, metric, value in measure(model, x_diag, y_diag, loss, max_grad)]
+                                   for layer, metric, value in measure(model, x_diag, y_diag, loss)]
         diagnose("init")
     order = torch.Generator().manual_seed(record.seed)  # same seed → same batch order
     n = len(data.y_train)
-    steps = math.ceil(n / o.batch_size)
+    steps = n // o.batch_size if o.drop_last else math.ceil(n / o.batch_size)
+    seen_per_epoch = steps * o.batch_size if o.drop_last else n
     best_state = None
     bar = _progress_bar(o.epochs * steps, f"{record.label} seed {record.seed}", show_progress)
     try:
@@ -165,7 +204,7 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
                 loss_sum += batch_loss.detach() * len(idx)
                 correct += (out.detach().argmax(1) == y).sum()
                 if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
-                    seen = min((step + 1) * o.batch_size, n)
+                    seen = min((step + 1) * o.batch_size, seen_per_epoch)
                     running = loss_sum.item() / seen
                     bar.update(step + 1 - bar.n + (epoch - 1) * steps)
                     bar.set_postfix(epoch=epoch, loss=f"{running:.4f}", refresh=False)
@@ -182,7 +221,7 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
                 record.epochs.append(row)
                 record.status = f"diverged@epoch {epoch}"
                 break
-            row.update(train_loss=loss_sum.item() / n, train_acc=correct.item() / n)
+            row.update(train_loss=loss_sum.item() / seen_per_epoch, train_acc=correct.item() / seen_per_epoch)
             if data.x_val is not None:
                 row["val_loss"], row["val_acc"] = evaluate(model, data.x_val, data.y_val, loss,
                                                            config.run.eval_batch_size)
@@ -191,13 +230,20 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
             record.epochs.append(row)
             if diagnose:
                 diagnose(f"epoch_{epoch}")
+            record.stopped_epoch = epoch
+            if schedule is not None:
+                schedule.step()
             if row["val_acc"] is not None and (record.best_val_acc is None or row["val_acc"] > record.best_val_acc):
                 record.best_epoch, record.best_val_acc = epoch, row["val_acc"]
                 best_state = copy.deepcopy(model.state_dict())
+            if o.patience and epoch - record.best_epoch >= o.patience:
+                record.status = "ok"  # early stopping: the best-validation checkpoint is what gets tested
+                break
         else:
             record.status = "ok"
     finally:
         bar.close()
+    mark_failed_to_learn(record)
     if best_state is not None:
         # Reload the best-validation checkpoint and test it, as the reference write-up does.
         final_state = copy.deepcopy(model.state_dict())
