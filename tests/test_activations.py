@@ -7,6 +7,7 @@ reference's derivative also taken by autograd (micrograd `test/test_engine.py` s
 
 from __future__ import annotations
 
+import math
 import sys
 import textwrap
 
@@ -426,3 +427,47 @@ def test_make_returns_fresh_modules_with_unshared_weights():
 def test_make_is_fresh_for_every_entry(name):
     spec = parse_activation(name)
     assert spec.make() is not spec.make()
+
+
+@pytest.mark.parametrize("text, reference", [
+    ("expr:x*sigmoid(1.702*x)", lambda x: x * torch.sigmoid(1.702 * x)),
+    ("expr:clamp(x, -1, 1)", F.hardtanh),
+    ("expr:max(x, 0.1*x)", lambda x: F.leaky_relu(x, 0.1)),
+    ("expr:x*tanh(softplus(x))", F.mish),
+    ("expr:0.5*x*(1+erf(x/sqrt(2)))", F.gelu),
+    ("expr:-x**2/2 + e - pi", lambda x: -x ** 2 / 2 + math.e - math.pi),
+])
+def test_expression_activations_equal_their_torch_equivalents(text, reference):
+    assert_matches(build(text), reference)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("expr:__import__('os').system('true')", "not allowed"),
+    ("expr:x.exp()", r"attribute access \(\.exp\)"),
+    ("expr:torch.exp(x)", "not allowed"),
+    ("expr:y*2", "unknown name 'y'"),
+    ("expr:import os", "not valid"),
+    ("expr:open('f')", "function 'open' is not allowed"),
+    ("expr:[x for x in x]", "not allowed"),
+])
+def test_expression_activations_reject_anything_but_arithmetic(text, message):
+    with pytest.raises(ActlabError, match=message):
+        parse_activation(text)
+
+
+def test_per_layer_names_split_only_at_activation_names():
+    from actlab.activations import parse_layers, split_layers
+
+    assert split_layers("relu+tanh") == ["relu", "tanh"]
+    assert split_layers("expr:x+sigmoid(x)") == ["expr:x+sigmoid(x)"]
+    assert split_layers("leaky_relu:0.2+expr:x*2+selu") == ["leaky_relu:0.2", "expr:x*2", "selu"]
+    assert [s.name for s in parse_layers("relu+tanh")] == ["relu", "tanh"]
+    assert split_activation_list("relu,expr:max(x,x*0.1),prelu:per_unit") == ["relu", "expr:max(x,x*0.1)",
+                                                                                 "prelu:per_unit"]
+
+
+def test_per_unit_is_for_learnable_activations_only():
+    assert parse_activation("prelu:per_unit").make(width=12).weight.shape == (12,)
+    assert parse_activation("swish_beta:per_unit").make(width=5).beta.shape == (5,)
+    with pytest.raises(ActlabError, match="per_unit applies to learnable activations only"):
+        parse_activation("relu:per_unit")

@@ -163,3 +163,45 @@ def test_listing_commands(capsys, data_dir, tmp_path):
     png = tmp_path / "acts.png"
     code, out, _ = run_cli(capsys, ["plot-activations", "sigmoid,tanh,relu", "--out", str(png)])
     assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_recipe_with_every_key_runs_end_to_end(tmp_path, data_dir, capsys):
+    from test_config import RECIPE
+
+    path = tmp_path / "recipe.toml"
+    path.write_text(RECIPE)
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(capsys, ["run", "--config", str(path), "--data-dir", str(data_dir), "--out", str(out),
+                                         "--workers", "1", "--quiet"])
+    assert code == 0, err
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    assert [r["activation"] for r in summary] == ["selu", "relu+tanh+prelu:per_unit+swish_beta",
+                                                  "expr:x*sigmoid(1.702*x)"] * 2
+    assert all(r["status"] in ("ok", "failed_to_learn") and r["stopped_epoch"] for r in summary)
+    norm = json.loads((out / "normalization.json").read_text())
+    assert norm["normalize"] == "global" and set(norm["seeds"]) == {"0", "1"}
+    diag = (out / "diagnostics.csv").read_text()
+    assert "relu+tanh+prelu:per_unit+swish_beta,0,epoch_1,hidden3,param_weight," in diag
+    assert "relu+tanh+prelu:per_unit+swish_beta,0,epoch_1,hidden4,param_beta," in diag
+    assert tomllib.loads((out / "config.toml").read_text())["experiment"]["normalize"] == "global"
+    assert "## Analysis" in (out / "report.md").read_text()
+
+
+def test_tensorboard_event_files_read_back_with_the_expected_tags(tmp_path, data_dir, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    assert main(["run", *quick_flags(data_dir, out, tensorboard=None, val_split="500", workers="2",
+                                     hidden="32,16")]) == 0
+    runs = sorted(p.name for p in (out / "tensorboard").iterdir())
+    assert runs == ["relu-seed0", "tanh-seed0"]
+    events = EventAccumulator(str(out / "tensorboard" / "tanh-seed0"), size_guidance={"histograms": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds"} <= set(tags["scalars"])
+    assert set(tags["histograms"]) == {"activations/hidden1", "activations/hidden2", "weight_grad/linear1",
+                                       "weight_grad/linear2", "weight_grad/linear3"}
+    test_acc = [e.value for e in events.Scalars("test_acc")]
+    metrics = [r for r in csv.DictReader(open(out / "metrics.csv")) if r["activation"] == "tanh"]
+    assert test_acc == pytest.approx([float(r["test_acc"]) for r in metrics])
+    assert [e.step for e in events.Histograms("activations/hidden1")] == [1, 2]

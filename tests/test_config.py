@@ -115,3 +115,58 @@ def test_config_is_frozen():
     config = Config()
     with pytest.raises(AttributeError):
         config.optim.lr = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("table, pattern", [
+    ('normalize = "zscore"', r"normalize = 'zscore' .*: must be one of: none, symmetric, global, per_pixel"),
+    ("patience = 5", r"patience = 5 needs a validation split to watch: add val_split"),
+    ("dropout = 1.5", r"dropout = 1.5 .*: must be a number in \[0, 1\)"),
+    ('init = "he"', r"init = 'he' .*: must be one of: default, lecun_normal, kaiming_normal"),
+    ('activations = ["expr:__import__(\'os\')"]', r"activations = .*function '__import__' is not allowed"),
+    ('activations = ["relu+tanh"]\nhidden = [8]', r"'relu\+tanh' names 2 layers but hidden = \[8\] has 1"),
+    ('init = { selu = "lecun_normal" }\nactivations = ["relu"]', r"init names 'selu', which is not among"),
+    ('dropout_kind = "gaussian"', r"dropout_kind = 'gaussian' .*: must be one of: standard, alpha, auto"),
+    ('schedule = "linear"', r"schedule = 'linear' .*: must be one of: none, cosine, step"),
+])
+def test_recipe_keys_reject_bad_values_naming_key_and_choices(tmp_path, table, pattern):
+    path = tmp_path / "bad.toml"
+    path.write_text(f"[experiment]\n{table}\n")
+    with pytest.raises(ActlabError, match=pattern) as info:
+        resolve_config(file=path, env={})
+    assert "\n" not in str(info.value)
+
+
+RECIPE = """[experiment]
+dataset = "mnist"
+normalize = "global"
+hidden = [64, 48, 32, 16]
+activations = ["selu", ["relu", "tanh", "prelu:per_unit", "swish_beta"], "expr:x*sigmoid(1.702*x)"]
+init = { selu = "lecun_normal" }
+dropout = 0.05
+dropout_kind = "auto"
+optimizer = "sgd"
+lr = 0.05
+momentum = 0.9
+nesterov = true
+weight_decay = 1e-4
+schedule = "cosine"
+batch_size = 128
+drop_last = true
+epochs = 3
+patience = 2
+val_split = 0.1
+train_subset = 3000
+test_subset = 1000
+seeds = 2
+"""
+
+
+def test_a_recipe_with_every_key_round_trips(tmp_path):
+    path = tmp_path / "recipe.toml"
+    path.write_text(RECIPE)
+    config = resolve_config(file=path, env={})
+    assert config.model.activations == ("selu", "relu+tanh+prelu:per_unit+swish_beta", "expr:x*sigmoid(1.702*x)")
+    assert config.model.init == (("selu", "lecun_normal"),) and config.data.val_split == 0.1
+    saved = tmp_path / "saved.toml"
+    saved.write_text(config.to_toml())
+    assert resolve_config(file=saved, env={}) == config

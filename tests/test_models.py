@@ -288,3 +288,29 @@ def test_full_model_with_log_softmax_head_matches_logits_model_loss():
     y = torch.randint(0, 10, (8,))
     torch.testing.assert_close(loss_fn("log_softmax")(head_model(x), y),
                                loss_fn("logits")(logits_model(x), y), rtol=1e-5, atol=1e-6)
+
+
+def test_per_layer_activations_and_dropout_in_the_right_places():
+    from actlab.config import resolve_config
+    from actlab.results import ModelRun
+    from actlab.train import build_model
+
+    torch.manual_seed(0)
+    model = build_mlp(784, [16, 8], [parse_activation("relu"), parse_activation("tanh")], dropout=0.1)
+    kinds = [type(m).__name__ for m in model]
+    assert kinds == ["Linear", "ReLU", "Dropout", "Linear", "Tanh", "Dropout", "Linear"]
+    config = resolve_config(overrides={"hidden": [16, 8], "activations": ["selu", "relu+tanh"], "dropout": 0.05,
+                                       "init": {"selu": "lecun_normal"}}, env={})
+    selu = build_model(ModelRun("selu", "selu", "logits", 0), config, 784, torch.device("cpu"))
+    mixed = build_model(ModelRun("relu+tanh", "relu+tanh", "logits", 0), config, 784, torch.device("cpu"))
+    assert [type(m).__name__ for m in selu] == ["Linear", "SELU", "AlphaDropout", "Linear", "SELU", "AlphaDropout",
+                                                "Linear"]
+    assert [type(m).__name__ for m in mixed] == ["Linear", "ReLU", "Dropout", "Linear", "Tanh", "Dropout", "Linear"]
+    assert torch.count_nonzero(selu[0].bias) == 0  # lecun_normal for selu: zero biases
+    assert torch.count_nonzero(mixed[0].bias) > 0  # the rest keep PyTorch's default init
+    assert selu[0].weight.std().item() == pytest.approx(1 / 28, rel=0.05)
+
+
+def test_per_layer_list_must_match_the_hidden_layers():
+    with pytest.raises(ValueError):
+        build_mlp(784, [16, 8, 4], [parse_activation("relu"), parse_activation("tanh")])

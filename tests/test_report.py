@@ -158,3 +158,18 @@ def test_html_report_renders_in_a_real_browser_with_no_external_requests(tmp_pat
     assert len(images) >= 5 and all(width > 0 for width, _ in images), images
     assert tables >= 3
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
+
+
+def test_runs_that_fail_to_learn_are_counted_not_hidden(tmp_path):
+    results = synthetic(tmp_path, {"relu": [0.98, 0.979, 0.981, 0.978, 0.98], "selu": [0.97, 0.11, 0.972, 0.10, 0.971]})
+    for run in results.by_label("selu"):
+        if run.final_test_acc < 0.2:
+            run.status = "failed_to_learn"
+    stats = analyse(results)
+    assert stats["runs"]["selu"] == {"runs": 5, "ok": 3, "failed_to_learn": 2}
+    assert stats["metrics"]["final_test_acc"]["summary"]["selu"]["n"] == 3
+    text = text_of(analysis_text(results, stats))
+    assert "selu failed to learn in 2 of 5 runs (failure rate 2/5" in text
+    assert "Those runs are not in its mean; with them the mean would be 62.46%" in text
+    md = build_report(results)[0].read_text()
+    assert "| selu | 3/5 |" in md

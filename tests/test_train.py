@@ -110,3 +110,90 @@ def test_bf16_precision_is_an_opt_in_that_still_learns(mnist):
     assert bf16.status == "ok" and bf16.final_test_acc > 0.85
     assert bf16.epochs[0]["train_loss"] != fp32.epochs[0]["train_loss"]  # really ran in bfloat16
     assert abs(bf16.final_test_acc - fp32.final_test_acc) < 0.03
+
+
+def test_global_normalisation_uses_the_training_split_only(mnist):
+    full = prepare_data(mnist, resolve_config(overrides={"normalize": "global", "device": "cpu"}, env={}), 0,
+                        torch.device("cpu"))
+    mean, std = full.normalization
+    assert float(mean) == pytest.approx(0.1307, abs=1e-4) and float(std) == pytest.approx(0.3081, abs=1e-4)
+    assert float(full.x_train.mean()) == pytest.approx(0.0, abs=1e-4)
+    config = resolve_config(overrides={"normalize": "global", "val_split": 10000, "device": "cpu"}, env={})
+    split = prepare_data(mnist, config, 0, torch.device("cpu"))
+    raw = prepare_data(mnist, resolve_config(overrides={"val_split": 10000, "device": "cpu"}, env={}), 0,
+                       torch.device("cpu"))
+    mean, std = split.normalization
+    assert float(mean) == pytest.approx(float(raw.x_train.double().mean()), abs=1e-6)  # training split...
+    assert float(mean) != pytest.approx(float(raw.x_val.double().mean()), abs=1e-4)  # ...not validation
+    assert torch.allclose(split.x_test, (raw.x_test - mean) / std)  # test uses the training statistics
+
+
+def test_per_pixel_and_symmetric_normalisation(mnist):
+    config = resolve_config(overrides={"normalize": "per_pixel", "train_subset": 5000, "device": "cpu"}, env={})
+    data = prepare_data(mnist, config, 0, torch.device("cpu"))
+    mean, std = data.normalization
+    assert mean.shape == (784,) and std[0] == 1.0  # the corner pixel is always 0: its std becomes 1
+    assert torch.allclose(data.x_train.mean(0), torch.zeros(784), atol=1e-5)
+    symmetric = prepare_data(mnist, resolve_config(overrides={"normalize": "symmetric", "device": "cpu"}, env={}), 0,
+                             torch.device("cpu"))
+    assert float(symmetric.x_train.min()) == -1.0 and float(symmetric.x_train.max()) == 1.0
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(mnist):
+    # lr so small the validation accuracy never changes: epoch 1 is best, 2 and 3 do not improve
+    record, *_ = train(small_config(optimizer="sgd", lr=1e-9, epochs=10, val_split=500, patience=2), mnist)
+    assert record.status == "failed_to_learn"  # it also never learned: still at chance
+    assert record.stopped_epoch == 3 and len(record.epochs) == 3
+    assert record.best_epoch == 1 and record.best_test_acc == record.epochs[0]["test_acc"]
+
+
+def test_drop_last_averages_over_the_examples_seen(mnist):
+    record, *_ = train(small_config(epochs=1, drop_last=True, batch_size=64), mnist)  # 3000 = 46·64 + 56
+    seen = 46 * 64
+    assert round(record.epochs[0]["train_acc"] * seen, 6) == int(round(record.epochs[0]["train_acc"] * seen))
+
+
+def test_optimisers_and_schedules_follow_the_config():
+    from actlab.train import make_optimizer, make_schedule
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    rms = make_optimizer(params, resolve_config(overrides={"optimizer": "rmsprop", "momentum": 0.5, "lr": 0.01,
+                                                           "weight_decay": 1e-4}, env={}).optim, torch.device("cpu"))
+    assert isinstance(rms, torch.optim.RMSprop) and rms.defaults["momentum"] == 0.5
+    assert rms.defaults["weight_decay"] == 1e-4
+    adamw = make_optimizer(params, resolve_config(overrides={"optimizer": "adamw"}, env={}).optim, torch.device("cpu"))
+    assert adamw.defaults["weight_decay"] == 0.0  # what the config says, not torch's 0.01
+    o = resolve_config(overrides={"optimizer": "sgd", "lr": 1.0, "schedule": "step", "step_size": 2, "gamma": 0.5},
+                       env={}).optim
+    sgd = make_optimizer(params, o, torch.device("cpu"))
+    schedule = make_schedule(sgd, o)
+    lrs = []
+    for _ in range(5):
+        lrs.append(sgd.param_groups[0]["lr"])
+        sgd.step()
+        schedule.step()
+    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.25]
+    o = resolve_config(overrides={"optimizer": "sgd", "lr": 1.0, "schedule": "cosine", "epochs": 4}, env={}).optim
+    sgd = make_optimizer(params, o, torch.device("cpu"))
+    schedule = make_schedule(sgd, o)
+    for _ in range(4):
+        sgd.step()
+        schedule.step()
+    assert sgd.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_learnable_activations_train_and_report_their_values(mnist):
+    config = small_config(activations=["prelu:per_unit", "swish_beta"], hidden=[32, 16], epochs=2)
+    for activation, param in (("prelu:per_unit", "param_weight"), ("swish_beta", "param_beta")):
+        record, model, _, _ = train(config, mnist, activation)
+        rows = {(r["stage"], r["layer"], r["metric"]): r["value"] for r in record.diagnostics}
+        start, end = rows[("init", "hidden1", param)], rows[("epoch_2", "hidden1", param)]
+        assert start == pytest.approx(0.25 if activation.startswith("prelu") else 1.0)
+        assert end != start  # the parameter learned
+        if activation == "prelu:per_unit":
+            assert model[1].weight.shape == (32,) and ("epoch_2", "hidden1", "param_weight_std") in rows
+
+
+def test_failed_to_learn_is_marked(mnist):
+    record, *_ = train(small_config(optimizer="sgd", lr=1e-9, epochs=1), mnist)
+    assert record.status == "failed_to_learn" and record.final_test_acc < 0.2

@@ -274,8 +274,7 @@ EXPR_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "sigmoid": torch.sigmoid, "tanh": torch.tanh, "exp": torch.exp, "log": torch.log, "log1p": torch.log1p,
     "sqrt": torch.sqrt, "abs": torch.abs, "relu": torch.relu, "softplus": torch.nn.functional.softplus,
     "erf": torch.erf, "sin": torch.sin, "cos": torch.cos, "sign": torch.sign,
-    "min": lambda a, b: torch.minimum(a, torch.as_tensor(b)), "max": lambda a, b: torch.maximum(a, torch.as_tensor(b)),
-    "clamp": lambda a, lo, hi: torch.clamp(a, lo, hi),
+    "min": torch.minimum, "max": torch.maximum, "clamp": torch.clamp,
 }
 EXPR_CONSTANTS = {"pi": math.pi, "e": math.e}
 _EXPR_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -310,7 +309,12 @@ def compile_expression(text: str) -> Callable[[torch.Tensor], torch.Tensor]:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in EXPR_FUNCTIONS \
                 and not node.keywords:
             fn, args = EXPR_FUNCTIONS[node.func.id], [build(a) for a in node.args]
-            return lambda x: fn(*(a(x) for a in args))
+
+            def call(x: torch.Tensor) -> torch.Tensor:
+                values = (a(x) for a in args)
+                return fn(*(v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=x.dtype, device=x.device)
+                            for v in values))
+            return call
         what = type(node).__name__
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             what = f"function {node.func.id!r}"

@@ -90,6 +90,7 @@ class RunConfig:
     threads: int = 0  # torch CPU threads per worker; 0: cores ÷ workers
     eval_batch_size: int = 10000  # examples per no-grad evaluation pass
     diagnostics: bool = True  # measure dead units, saturation, gradient flow per epoch
+    tensorboard: bool = False  # write TensorBoard event files under <run>/tensorboard/
 
 
 @dataclass(frozen=True)
@@ -389,6 +390,8 @@ KEYS: dict[str, Key] = {
     "threads": Key("run", "threads", _int(0), "torch CPU threads per worker (0 = cores ÷ workers)", metavar="N"),
     "diagnostics": Key("run", "diagnostics", _bool, "measure dead units, saturation and gradient flow "
                        "at init and per epoch (true/false)", _text_bool, "BOOL"),
+    "tensorboard": Key("run", "tensorboard", _bool, "write TensorBoard event files under <run>/tensorboard/: "
+                       "metrics per epoch, activation and weight-gradient histograms per layer", _text_bool, "BOOL"),
     "eval_batch_size": Key("run", "eval_batch_size", _int(1), "examples per evaluation pass", metavar="N"),
 }
 

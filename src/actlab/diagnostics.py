@@ -106,3 +106,21 @@ def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss) -> lis
     if len(norms) > 1:
         rows.append(("all", "grad_ratio_first_last", norms[0] / norms[-1] if norms[-1] else float("inf")))
     return rows
+
+
+def layer_histograms(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss) -> dict[str, torch.Tensor]:
+    """Per-layer tensors for histograms: each hidden layer's activations and each linear layer's
+    weight gradient, on the diagnostic batch (eval mode; the model's mode is restored)."""
+    was_training = model.training
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    model.eval()
+    try:
+        with torch.no_grad():
+            tensors = {f"activations/hidden{i}": out.detach().cpu()
+                       for i, (_, out, _) in enumerate(hidden_layer_io(model, x), start=1)}
+        with torch.enable_grad():
+            grads = torch.autograd.grad(loss(model(x), y), [m.weight for m in linears])
+    finally:
+        model.train(was_training)
+    tensors.update({f"weight_grad/linear{i}": g.cpu() for i, g in enumerate(grads, start=1)})
+    return tensors

@@ -99,10 +99,10 @@ def _save_checkpoint(folder: Path, record: ModelRun, final_state: dict, best_sta
 _WORKER: dict = {}  # per worker process: its dataset, config and per-seed device data
 
 
-def _init_worker(flat_config: dict, dataset_name: str, folder: str, threads: int) -> None:
+def _init_worker(flat_config: dict, dataset_name: str, folder: str, threads: int, board: str | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     torch.set_num_threads(threads)
-    _WORKER.update(config=config_from_flat(flat_config), data={},
+    _WORKER.update(config=config_from_flat(flat_config), data={}, board=board and Path(board),
                    dataset=load_dataset(dataset_name, Path(folder), download=False))
 
 
@@ -113,7 +113,7 @@ def _train_in_worker(task: tuple[int, ModelRun]) -> tuple[int, ModelRun, dict, d
     if record.seed not in cache:
         cache.clear()  # tasks arrive seed by seed: keep one seed's tensors
         cache[record.seed] = prepare_data(_WORKER["dataset"], config, record.seed, device)
-    model, best_state = train_model(record, cache[record.seed], config, device)
+    model, best_state = train_model(record, cache[record.seed], config, device, tensorboard_dir=_WORKER["board"])
     return index, record, model.state_dict(), best_state, resident_peak_mb()
 
 
@@ -163,17 +163,19 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
             write_results(results)  # the records of an interrupted chunk say where they stopped
     elif workers == 1:
         torch.set_num_threads(threads)
+        board = folder / "tensorboard" if config.run.tensorboard else None
         data = {}
         for index, record in enumerate(records):
             if record.seed not in data:
                 data = {record.seed: prepare_data(dataset, config, record.seed, device)}
             try:
-                model, best_state = train_model(record, data[record.seed], config, device, show_progress)
+                model, best_state = train_model(record, data[record.seed], config, device, show_progress,
+                                                board)
             finally:
                 write_results(results)
             finished(index, record, model.state_dict(), best_state)
     else:
-        _run_in_workers(config, dataset, records, workers, threads, show_progress, finished, worker_peaks)
+        _run_in_workers(config, dataset, records, folder, workers, threads, show_progress, finished, worker_peaks)
     from actlab.report import build_report  # plotting and statistics: only the parent needs them
 
     results.environment.update(peak_memory(device, worker_peaks))
@@ -221,12 +223,14 @@ def _run_stacked(config, dataset, records, device, show_progress, finished) -> N
         finished(i, records[i], model.state_dict(), best_state)
 
 
-def _run_in_workers(config, dataset, records, workers, threads, show_progress, finished, worker_peaks) -> None:
+def _run_in_workers(config, dataset, records, folder, workers, threads, show_progress, finished,
+                    worker_peaks) -> None:
     """Train the models in `workers` processes; the parent alone writes the run folder."""
     from tqdm import tqdm
 
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(workers, _init_worker, (config.to_flat(), dataset.info.name, str(dataset.folder), threads))
+    board = str(folder / "tensorboard") if config.run.tensorboard else None
+    pool = context.Pool(workers, _init_worker, (config.to_flat(), dataset.info.name, str(dataset.folder), threads, board))
     bar = tqdm(total=len(records), desc=f"training in {workers} processes", unit="model", disable=not show_progress,
                file=sys.stderr, leave=False)
     try:

@@ -215,8 +215,9 @@ def analysis_text(results: Results, analysis: dict[str, Any]) -> list[Block]:
                            f"{min_wilcoxon_p(n_seeds):.3f}, so only the t-test can reach significance; "
                            f"use 6 or more seeds for the rank test to count.")
         if len(tiers) > 1:
+            ties = " (= means tied)" if any(len(tier) > 1 for tier in tiers) else ""
             verdict.append("Ranking: " + "; ".join(
-                f"{i}. {' = '.join(tier)}" for i, tier in enumerate(tiers, start=1)) + " (= means tied).")
+                f"{i}. {' = '.join(tier)}" for i, tier in enumerate(tiers, start=1)) + f"{ties}.")
     counts = analysis["runs"]
     failed = {label: c for label, c in counts.items() if c["ok"] < c["runs"]}
     for label, c in failed.items():
@@ -402,6 +403,15 @@ def published_blocks(results: Results) -> list[Block]:
                                  "Binomial(64, p)/64; the 95% interval of that is shown."))
         blocks.append(Block("table", (["output", "published (one batch)", "ours (full test set)",
                                         "95% range of one batch of 64", "inside"], rows)))
+    if "best_val_test_acc" in pub:
+        rows = []
+        for label, figure in pub["best_val_test_acc"].items():
+            ours = [r.best_test_acc for r in results.by_label(label) if r.status == "ok" and r.best_test_acc is not None]
+            if ours:
+                rows.append([label, pct(figure), pct(statistics.fmean(ours)), f"{pct(min(ours))}–{pct(max(ours))}",
+                             "yes" if min(ours) <= figure <= max(ours) else "no"])
+        blocks.append(Block("table", (["activation", "published best-val checkpoint test acc", "ours: mean",
+                                        "ours: seed range", "inside"], rows)))
     if "conclusion" in pub:
         blocks.append(Block("p", f"The write-up concluded: {pub['conclusion']}."))
     for difference in preset.differences:

@@ -33,10 +33,11 @@ UNSTACKABLE = ("prelu", "rrelu")  # learnable or random in training: each needs 
 
 
 def stackable(activation: str, config: Config) -> bool:
-    """One parameter-free, deterministic activation for every layer, without dropout or early
-    stopping, can share a stacked pass; anything else trains on its own."""
+    """One parameter-free, deterministic activation for every layer, without dropout, early
+    stopping, a schedule or TensorBoard, can share a stacked pass; anything else trains on its own."""
     spec = parse_layers(activation)
-    if isinstance(spec, list) or config.model.dropout or config.optim.patience or config.optim.schedule != "none":
+    if (isinstance(spec, list) or config.model.dropout or config.optim.patience or config.optim.schedule != "none"
+            or config.run.tensorboard):
         return False
     return spec.name not in UNSTACKABLE and spec.family != "custom" and not list(spec.make().parameters())
 

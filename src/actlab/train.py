@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -143,6 +145,30 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss, batch_siz
     return total_loss.item() / len(y), correct.item() / len(y)
 
 
+def _tensorboard(folder: Path, record: ModelRun):
+    """A per-epoch writer for one model: every metric as a scalar, histograms per layer."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        from actlab.errors import ActlabError
+        raise ActlabError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    from actlab.diagnostics import layer_histograms
+
+    name = re.sub(r"[^A-Za-z0-9._=+-]+", "_", record.label) + f"-seed{record.seed}"
+    writer = SummaryWriter(log_dir=str(folder / name))
+
+    def write(model: nn.Module, row: dict, loss, data: DeviceData) -> None:
+        epoch = int(row["epoch"])
+        for key, value in row.items():
+            if key != "epoch" and value is not None:
+                writer.add_scalar(key, value, epoch)
+        x, y = data.x_test[:DIAGNOSTIC_EXAMPLES], data.y_test[:DIAGNOSTIC_EXAMPLES]
+        for tag, values in layer_histograms(model, x, y, loss).items():
+            writer.add_histogram(tag, values, epoch)
+        writer.flush()
+    return write
+
+
 def autocast(device: torch.device, config: Config):
     """bfloat16 autocast for training steps when `precision = "bf16"`, else a no-op context."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.run.precision == "bf16")
@@ -156,13 +182,14 @@ def _progress_bar(total: int, desc: str, show: bool):
 
 
 def train_model(record: ModelRun, data: DeviceData, config: Config, device: torch.device,
-                show_progress: bool = False) -> tuple[nn.Module, dict | None]:
+                show_progress: bool = False, tensorboard_dir: Path | None = None) -> tuple[nn.Module, dict | None]:
     """Train the model `record` names, filling `record` epoch by epoch.
 
     Returns the trained model (its final weights) and the best-validation state dict (None without
     a validation split). The record is filled as training goes, so on Ctrl-C the caller still has
     every finished epoch; a non-finite loss, or a mean loss above `DIVERGED_LOSS`, stops the run
-    and marks it `diverged@epoch N`.
+    and marks it `diverged@epoch N`. With `tensorboard_dir`, each epoch's metrics and per-layer
+    histograms go to TensorBoard event files there.
     """
     o = config.optim
     model = build_model(record, config, data.x_train.shape[1], device)
@@ -177,6 +204,7 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
             record.diagnostics += [{"stage": stage, "layer": layer, "metric": metric, "value": value}
                                    for layer, metric, value in measure(model, x_diag, y_diag, loss)]
         diagnose("init")
+    board = _tensorboard(tensorboard_dir, record) if tensorboard_dir else None
     order = torch.Generator().manual_seed(record.seed)  # same seed → same batch order
     n = len(data.y_train)
     steps = n // o.batch_size if o.drop_last else math.ceil(n / o.batch_size)
@@ -230,6 +258,8 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
             record.epochs.append(row)
             if diagnose:
                 diagnose(f"epoch_{epoch}")
+            if board:
+                board(model, row, loss, data)
             record.stopped_epoch = epoch
             if schedule is not None:
                 schedule.step()
