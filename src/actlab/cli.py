@@ -6,6 +6,8 @@
     actlab report runs/mnist-classic-four-...         # rebuild its statistics and report
     actlab presets | activations | plot-activations sigmoid,tanh,relu
     actlab data fetch|verify|info [mnist fashion-mnist]
+    actlab run --config sweep.toml --out DIR          # a [sweep] grid into DIR/results.db; rerun to resume
+    actlab runs list|show|export DIR                  # the runs of a sweep store
 
 Problems the user can fix end in one `actlab: error: ...` line and exit code 1; Ctrl-C exits 130
 after saying where the finished models are.
@@ -54,13 +56,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", help="start from a named preset (see `actlab presets`)")
     run.add_argument("--config", help="TOML file with an [experiment] table")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no per-model lines")
+    sweep = run.add_argument_group("sweeps (a [sweep] table in --config, or these flags; rerun to resume)")
+    sweep.add_argument("--sweep", action="append", default=[], metavar="KEY=V1;V2",
+                       help="sweep an [experiment] key over values, e.g. --sweep 'lr=0.001;0.003' (repeatable)")
+    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local: worker processes here (default); ray: Ray tasks (pip install -e '.[ray]')")
+    sweep.add_argument("--ray-address", default=None, metavar="ADDR",
+                       help="an existing Ray cluster: auto or ray://host:port (default: a local Ray started here)")
     _add_experiment_flags(run)
 
     show = sub.add_parser("show", help="reprint the summary table of a run folder")
     show.add_argument("run_dir", metavar="RUN")
 
-    report = sub.add_parser("report", help="rebuild stats.json, the plots and report.md/.html of a run folder")
+    report = sub.add_parser("report", help="rebuild stats.json, the plots and report.md/.html of a run folder, "
+                                           "or write one for (a subset of) a sweep store")
     report.add_argument("run_dir", metavar="RUN")
+    report.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                        help="sweep stores: only runs whose config has KEY=VALUE, e.g. --where hidden=512 (repeatable)")
+
+    runs = sub.add_parser("runs", help="list, show or export the runs of a sweep store")
+    runs.add_argument("action", choices=("list", "show", "export"))
+    runs.add_argument("store_dir", metavar="DIR")
+    runs.add_argument("run_hash", nargs="?", metavar="HASH", help="show: the run's hash (a prefix will do)")
+    runs.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="filter by config value")
+    runs.add_argument("--status", choices=("pending", "running", "done", "failed"), help="filter by status")
+    runs.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="export format (default csv)")
+    runs.add_argument("--output", metavar="FILE", help="export to FILE instead of standard output")
 
     sub.add_parser("presets", help="list the presets")
     sub.add_parser("activations", help="list the registered activations")
@@ -79,13 +100,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from actlab.config import KEYS, resolve_config
+    from actlab.config import KEYS, read_sweep, resolve_config
     from actlab.experiment import run
 
     overrides = {key: getattr(args, key) for key in KEYS if hasattr(args, key)}
     config = resolve_config(preset=args.preset, file=args.config, overrides=overrides)
     log = (lambda line: None) if args.quiet else None
     show_progress = False if args.quiet else None
+    sweep = read_sweep(args.config, args.sweep)
+    if sweep or args.backend == "ray":
+        from actlab.sweep import run_sweep
+
+        out = Path(config.run.out or f"runs/{config.run.name}-sweep")
+        try:
+            counts = run_sweep(config, sweep, out, args.backend, args.ray_address, show_progress, log)
+        except KeyboardInterrupt:
+            print(f"actlab: interrupted; finished runs are in {out / 'results.db'}: run the same command to resume",
+                  file=sys.stderr)
+            return 130
+        print(f"{counts['runs']} runs: {counts.get('done', 0)} done ({counts['already_done']} were already), "
+              f"{counts.get('failed', 0)} failed, {counts.get('pending', 0) + counts.get('running', 0)} not run; "
+              f"store: {out / 'results.db'}")
+        print(f"see them with `actlab runs list {out}`, report on a subset with `actlab report {out} --where KEY=VALUE`")
+        return 1 if counts.get("failed") else 0
     try:
         results = run(config, show_progress=show_progress, log=log)
     except KeyboardInterrupt:
@@ -109,12 +146,78 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from actlab.report import rebuild
+def _where(items: list[str]) -> dict[str, str]:
+    where = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ActlabError(f"--where {item!r}: write KEY=VALUE, e.g. --where hidden=512")
+        where[key.strip().replace("-", "_")] = value.strip()
+    return where
 
-    md, html = rebuild(args.run_dir)
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from actlab.report import rebuild, report_store
+    from actlab.store import STORE_NAME
+
+    if (Path(args.run_dir) / STORE_NAME).is_file():
+        md, html = report_store(Path(args.run_dir), _where(args.where))
+    else:
+        if args.where:
+            raise ActlabError("--where filters the runs of a sweep store; this folder is a single run")
+        md, html = rebuild(args.run_dir)
     print(f"wrote {md}\nwrote {html}")
     return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    import csv
+    import json
+
+    from actlab.store import RESULT_FIELDS, open_store
+
+    with open_store(Path(args.store_dir)) as store:
+        rows = store.rows(_where(args.where), args.status)
+        if args.action == "show":
+            if not args.run_hash:
+                raise ActlabError("actlab runs show DIR HASH: give the run's hash (see `actlab runs list DIR`)")
+            match = [r for r in store.rows() if r["hash"].startswith(args.run_hash)]
+            if len(match) != 1:
+                raise ActlabError(f"{len(match)} runs have a hash starting {args.run_hash!r}; give more of it")
+            row = match[0]
+            print(json.dumps({k: v for k, v in row.items()}, indent=1))
+            for epoch in store.model_run(row).epochs:
+                print("  " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in epoch.items()
+                                       if v is not None))
+            return 0
+        config_keys = sorted({k for r in rows for k in r["config"]})
+        varying = [k for k in config_keys if len({json.dumps(r["config"].get(k)) for r in rows}) > 1]
+        if args.action == "list":
+            header = ["hash", "status", "result", *varying, "final_test_acc", "best_test_acc"]
+            table = [header] + [[r["hash"], r["status"], r["result"] or "", *(str(r["config"].get(k)) for k in varying),
+                                 f"{r['final_test_acc']:.4f}" if r["final_test_acc"] is not None else "",
+                                 f"{r['best_test_acc']:.4f}" if r["best_test_acc"] is not None else ""] for r in rows]
+            widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+            for line in table:
+                print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+            print(f"({len(rows)} runs)")
+            return 0
+        records = [{"hash": r["hash"], "status": r["status"], "result": r["result"], "error": r["error"],
+                    **{k: r["config"].get(k) for k in config_keys}, **{f: r[f] for f in RESULT_FIELDS}} for r in rows]
+        out = open(args.output, "w", newline="") if args.output else sys.stdout
+        try:
+            if args.format == "jsonl":
+                for record in records:
+                    out.write(json.dumps(record) + "\n")
+            else:
+                writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["hash"], lineterminator="\n")
+                writer.writeheader()
+                for record in records:
+                    writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in record.items()})
+        finally:
+            if args.output:
+                out.close()
+        return 0
 
 
 def _cmd_presets() -> int:
@@ -198,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_show(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "runs":
+            return _cmd_runs(args)
         if args.command == "presets":
             return _cmd_presets()
         if args.command == "activations":

@@ -458,14 +458,51 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ActlabError(f"config file {path} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ActlabError(f"config file {path} is not valid TOML: {exc}") from None
-    unknown = set(doc) - {"experiment"}
+    unknown = set(doc) - {"experiment", "sweep"}
     if unknown:
         raise ActlabError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}; "
-                          f"put the keys in an [experiment] table")
-    table = doc.get("experiment")
+                          f"put the keys in an [experiment] table (and lists to sweep over in [sweep])")
+    table = doc.get("experiment", {} if "sweep" in doc else None)
     if not isinstance(table, dict):
         raise ActlabError(f"config file {path} has no [experiment] table")
     return dict(table)
+
+
+SWEEP_ALIASES = {"activation": "activations", "seed": "seeds", "output": "output"}
+
+
+def read_sweep(file: str | Path | None, flags: list[str] | None = None) -> dict[str, list[Any]]:
+    """The lists to sweep over: a file's `[sweep]` table, then `--sweep key=v1;v2` flags.
+
+    Keys are `[experiment]` keys (`activation` and `seed` name single values of `activations` and
+    `seeds`); each value of a list is checked like the key itself when the grid is built.
+    """
+    sweep: dict[str, list[Any]] = {}
+    if file is not None:
+        with open(file, "rb") as f:
+            table = tomllib.load(f).get("sweep", {})
+        for key, values in table.items():
+            if not isinstance(values, list) or not values:
+                raise ActlabError(f"[sweep] {key} = {values!r} in {file}: give a non-empty list of values, "
+                                  f"e.g. {key} = [a, b]")
+            sweep[key] = values
+    for flag in flags or []:
+        key, sep, text = flag.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not text.strip():
+            raise ActlabError(f"--sweep {flag!r}: write KEY=V1;V2, e.g. --sweep 'lr=0.001;0.003'")
+        target = SWEEP_ALIASES.get(key, key)
+        if target not in KEYS:
+            raise _unknown_key(key, "--sweep")
+        parse = KEYS[target].from_text
+        values = [v.strip() for v in text.split(";") if v.strip()]
+        sweep[key] = [v if key in ("activation", "activations") else parse(v) for v in values]
+    for key in sweep:
+        target = SWEEP_ALIASES.get(key, key)
+        if target not in KEYS or target in ("name", "out", "data_dir", "workers", "threads", "device"):
+            raise _unknown_key(key, "[sweep]") if target not in KEYS else ActlabError(
+                f"[sweep] {key}: not a key to sweep over (it does not change what is trained)")
+    return sweep
 
 
 def preset_flat(name: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import re
 import resource
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,25 +97,71 @@ def _save_checkpoint(folder: Path, record: ModelRun, final_state: dict, best_sta
     os.replace(tmp, path)
 
 
-_WORKER: dict = {}  # per worker process: its dataset, config and per-seed device data
+@dataclass(frozen=True)
+class Task:
+    """One model to train, self-contained so a worker process (or a Ray task) needs nothing else."""
+
+    index: int
+    flat_config: dict
+    data_folder: str
+    record: ModelRun
+    board: str | None = None  # TensorBoard folder
 
 
-def _init_worker(flat_config: dict, dataset_name: str, folder: str, threads: int, board: str | None) -> None:
+_WORKER: dict = {"datasets": {}, "data": {}}  # per worker process: loaded data sets, one seed's tensors
+
+
+def _init_worker(threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     torch.set_num_threads(threads)
-    _WORKER.update(config=config_from_flat(flat_config), data={}, board=board and Path(board),
-                   dataset=load_dataset(dataset_name, Path(folder), download=False))
 
 
-def _train_in_worker(task: tuple[int, ModelRun]) -> tuple[int, ModelRun, dict, dict | None, float]:
-    index, record = task
-    config, cache = _WORKER["config"], _WORKER["data"]
-    device = torch.device("cpu")
-    if record.seed not in cache:
-        cache.clear()  # tasks arrive seed by seed: keep one seed's tensors
-        cache[record.seed] = prepare_data(_WORKER["dataset"], config, record.seed, device)
-    model, best_state = train_model(record, cache[record.seed], config, device, tensorboard_dir=_WORKER["board"])
-    return index, record, model.state_dict(), best_state, resident_peak_mb()
+def train_task(task: Task) -> tuple[int, ModelRun, dict | None, dict | None, float, str | None]:
+    """Train one task's model on the CPU; returns (index, record, final state, best state, peak MiB,
+    error). A problem the user can fix comes back as the error text, so one bad run of a sweep
+    does not stop the others."""
+    try:
+        config = config_from_flat(task.flat_config)
+        d = config.data
+        key = (d.dataset, task.data_folder)
+        if key not in _WORKER["datasets"]:
+            _WORKER["datasets"][key] = load_dataset(d.dataset, Path(task.data_folder), download=False)
+        data_key = (key, d.val_split, d.train_subset, d.test_subset, d.normalize, task.record.seed)
+        if data_key not in _WORKER["data"]:
+            _WORKER["data"].clear()  # keep one seed's tensors: tasks arrive grouped by seed
+            _WORKER["data"][data_key] = prepare_data(_WORKER["datasets"][key], config, task.record.seed,
+                                                     torch.device("cpu"))
+        model, best_state = train_model(task.record, _WORKER["data"][data_key], config, torch.device("cpu"),
+                                        tensorboard_dir=Path(task.board) if task.board else None)
+        return task.index, task.record, model.state_dict(), best_state, resident_peak_mb(), None
+    except ActlabError as exc:
+        return task.index, task.record, None, None, resident_peak_mb(), str(exc)
+
+
+def train_in_processes(tasks: list[Task], workers: int, threads: int, show_progress: bool, on_done,
+                       desc: str = "models") -> list[float]:
+    """Train `tasks` in `workers` spawned processes of `threads` threads each, calling
+    `on_done(index, record, final_state, best_state, error)` in this process as each finishes.
+    Returns the workers' peak memory per task. Ctrl-C or an error stops every worker at once."""
+    from tqdm import tqdm
+
+    peaks: list[float] = []
+    pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (threads,))
+    bar = tqdm(total=len(tasks), desc=f"{desc} in {workers} processes", unit="model", disable=not show_progress,
+               file=sys.stderr, leave=False)
+    try:
+        for index, record, final_state, best_state, peak, error in pool.imap_unordered(train_task, tasks):
+            peaks.append(peak)
+            on_done(index, record, final_state, best_state, error)
+            bar.update()
+        pool.close()
+    except BaseException:
+        pool.terminate()  # finished models are already handed to on_done
+        raise
+    finally:
+        bar.close()
+        pool.join()
+    return peaks
 
 
 def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
@@ -175,7 +222,15 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
                 write_results(results)
             finished(index, record, model.state_dict(), best_state)
     else:
-        _run_in_workers(config, dataset, records, folder, workers, threads, show_progress, finished, worker_peaks)
+        board = str(folder / "tensorboard") if config.run.tensorboard else None
+        flat = config.to_flat()
+        tasks = [Task(i, flat, str(dataset.folder), record, board) for i, record in enumerate(records)]
+
+        def done(index, record, final_state, best_state, error):
+            if error:
+                raise ActlabError(error)
+            finished(index, record, final_state, best_state)
+        worker_peaks += train_in_processes(tasks, workers, threads, show_progress, done)
     from actlab.report import build_report  # plotting and statistics: only the parent needs them
 
     results.environment.update(peak_memory(device, worker_peaks))
@@ -221,27 +276,3 @@ def _run_stacked(config, dataset, records, device, show_progress, finished) -> N
     for i in alone:
         model, best_state = train_model(records[i], data[records[i].seed], config, device, show_progress)
         finished(i, records[i], model.state_dict(), best_state)
-
-
-def _run_in_workers(config, dataset, records, folder, workers, threads, show_progress, finished,
-                    worker_peaks) -> None:
-    """Train the models in `workers` processes; the parent alone writes the run folder."""
-    from tqdm import tqdm
-
-    context = multiprocessing.get_context("spawn")
-    board = str(folder / "tensorboard") if config.run.tensorboard else None
-    pool = context.Pool(workers, _init_worker, (config.to_flat(), dataset.info.name, str(dataset.folder), threads, board))
-    bar = tqdm(total=len(records), desc=f"training in {workers} processes", unit="model", disable=not show_progress,
-               file=sys.stderr, leave=False)
-    try:
-        for index, record, final_state, best_state, peak in pool.imap_unordered(_train_in_worker, enumerate(records)):
-            worker_peaks.append(peak)
-            finished(index, record, final_state, best_state)
-            bar.update()
-        pool.close()
-    except BaseException:
-        pool.terminate()  # Ctrl-C or an error: stop every worker now; finished models are on disk
-        raise
-    finally:
-        bar.close()
-        pool.join()

@@ -577,3 +577,44 @@ def _diagnostics_table(table) -> tuple[list[str], list[list[str]]]:
 def rebuild(run_dir: str | Path) -> tuple[Path, Path]:
     """`actlab report RUN`: rebuild stats.json, plots and the report from the run folder's files."""
     return build_report(load_results(run_dir))
+
+
+def report_store(folder: Path, where: dict[str, str]) -> tuple[Path, Path]:
+    """A report on the finished runs of a sweep store matching `where` (e.g. {"hidden": "512"}).
+
+    Runs are compared by activation; keys that still vary within the subset (say lr) become part of
+    each label, so different settings are never averaged together. The report, its tables and plots
+    go to `<folder>/report[-key=value…]/`.
+    """
+    import re
+
+    from actlab.errors import ActlabError
+    from actlab.store import open_store
+
+    with open_store(folder) as store:
+        rows = store.rows(where, status="done")
+        if not rows:
+            raise ActlabError(f"no finished run in {folder} matches {where or 'the store'}; see `actlab runs list "
+                              f"{folder}` for the config values")
+        keys = sorted(set().union(*(r["config"] for r in rows)))
+        same = {k for k in keys if len({json.dumps(r["config"].get(k), sort_keys=True) for r in rows}) == 1}
+        varying = [k for k in keys if k not in same and k not in ("activations", "output", "seed", "seeds")]
+        runs = []
+        for row in rows:
+            record = store.model_run(row)
+            if varying:
+                record.label = f"{record.label} " + " ".join(f"{k}={row['config'].get(k)}" for k in varying)
+            runs.append(record)
+    config = {k: rows[0]["config"][k] for k in same}
+    config.update(seeds=sorted({r.seed for r in runs}), activations=list(dict.fromkeys(r.activation for r in runs)))
+    name = "report" + "".join(f"-{k}={v}" for k, v in where.items())
+    run_dir = folder / re.sub(r"[^A-Za-z0-9._=-]+", "_", name)
+    from actlab import __version__
+    from actlab.results import write_results
+
+    environment = {"device": "sweep store", "actlab": __version__, "started": "", "store": str(folder),
+                   "where": where}
+    results = Results(run_dir, config, environment, runs)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_results(results)
+    return build_report(results)

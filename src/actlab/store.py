@@ -1,0 +1,171 @@
+"""The results store of a sweep: one SQLite file (`results.db`) per output folder, no server.
+
+Every run of a sweep is a row keyed by the content hash of its resolved configuration, with its
+status (`pending`, `running`, `done`, `failed` with the error), its final metrics, and its per-epoch
+metrics and diagnostics in their own tables. A run's rows and its `done` mark are written in one
+transaction, so a run is done only once its metrics are committed, and a `kill -9` at any moment
+loses at most the runs in progress; nothing committed is lost or duplicated. Only the sweep's
+driver process writes here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from actlab.errors import ActlabError
+from actlab.results import METRIC_COLUMNS, ModelRun
+
+STORE_NAME = "results.db"
+EPOCH_FIELDS = METRIC_COLUMNS[2:]  # epoch, train_loss, …, seconds
+RESULT_FIELDS = ("final_test_acc", "final_test_loss", "best_epoch", "best_val_acc", "best_test_acc",
+                 "train_seconds", "stopped_epoch")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    hash TEXT PRIMARY KEY,
+    grid_index INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    label TEXT NOT NULL,
+    activation TEXT NOT NULL,
+    output TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    error TEXT,
+    result TEXT,
+    {", ".join(f"{f} {'INTEGER' if f in ('best_epoch', 'stopped_epoch') else 'REAL'}" for f in RESULT_FIELDS)},
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started TEXT,
+    finished TEXT
+) STRICT;
+CREATE TABLE IF NOT EXISTS epochs (
+    hash TEXT NOT NULL REFERENCES runs(hash),
+    {", ".join(f"{f} {'INTEGER' if f == 'epoch' else 'REAL'}" for f in EPOCH_FIELDS)},
+    PRIMARY KEY (hash, epoch)
+) STRICT;
+CREATE TABLE IF NOT EXISTS diagnostics (
+    hash TEXT NOT NULL REFERENCES runs(hash),
+    stage TEXT NOT NULL, layer TEXT NOT NULL, metric TEXT NOT NULL, value REAL,
+    PRIMARY KEY (hash, stage, layer, metric)
+) STRICT;
+"""
+
+
+def _now() -> str:
+    return dt.datetime.now().isoformat(timespec="seconds")
+
+
+class Store:
+    """A sweep's SQLite store. Use as a context manager; every method commits its own transaction."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / STORE_NAME
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ActlabError(f"{self.path} is not a usable actlab store ({exc}); move it away or choose "
+                              f"another --out") from None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.db.close()
+
+    def add_pending(self, runs: Iterable[tuple[str, int, dict[str, Any], str, str, str, int]]) -> None:
+        """Insert the grid's runs (hash, index, config, label, activation, output, seed) not yet known."""
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO runs (hash, grid_index, config, label, activation, output, seed, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                [(h, i, json.dumps(c, sort_keys=True), label, a, o, s) for h, i, c, label, a, o, s in runs])
+
+    def status_of(self, hashes: Iterable[str]) -> dict[str, str]:
+        hashes = list(hashes)
+        rows = self.db.execute(f"SELECT hash, status FROM runs WHERE hash IN ({','.join('?' * len(hashes))})",
+                               hashes).fetchall() if hashes else []
+        return dict(rows)
+
+    def mark_running(self, hashes: Iterable[str]) -> None:
+        with self.db:
+            self.db.executemany("UPDATE runs SET status='running', started=?, attempts=attempts+1, error=NULL "
+                                "WHERE hash=?", [(_now(), h) for h in hashes])
+
+    def save(self, run_hash: str, record: ModelRun) -> None:
+        """Commit a finished run: its epochs, diagnostics and results, and `done`, atomically."""
+        with self.db:
+            self.db.execute("DELETE FROM epochs WHERE hash=?", (run_hash,))
+            self.db.execute("DELETE FROM diagnostics WHERE hash=?", (run_hash,))
+            self.db.executemany(
+                f"INSERT INTO epochs (hash, {', '.join(EPOCH_FIELDS)}) VALUES (?{', ?' * len(EPOCH_FIELDS)})",
+                [(run_hash, *(_finite(row.get(f)) for f in EPOCH_FIELDS)) for row in record.epochs])
+            self.db.executemany(
+                "INSERT INTO diagnostics (hash, stage, layer, metric, value) VALUES (?, ?, ?, ?, ?)",
+                [(run_hash, d["stage"], d["layer"], d["metric"], _finite(d["value"])) for d in record.diagnostics])
+            values = record.summary_row()
+            self.db.execute(
+                f"UPDATE runs SET status='done', result=?, finished=?, "
+                f"{', '.join(f'{f}=?' for f in RESULT_FIELDS)} WHERE hash=?",
+                (record.status, _now(), *(_finite(values[f]) for f in RESULT_FIELDS), run_hash))
+
+    def fail(self, run_hash: str, error: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE runs SET status='failed', error=?, finished=? WHERE hash=?",
+                            (error, _now(), run_hash))
+
+    def rows(self, where: dict[str, Any] | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        """Runs as dicts (their config fields merged in), optionally filtered by config values."""
+        query = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY grid_index"
+        cursor = self.db.execute(query, (status,) if status else ())
+        names = [c[0] for c in cursor.description]
+        out = []
+        for values in cursor.fetchall():
+            row = dict(zip(names, values))
+            row["config"] = json.loads(row["config"])
+            if where and not all(_matches(row["config"].get(k, row.get(k)), v) for k, v in where.items()):
+                continue
+            out.append(row)
+        return out
+
+    def model_run(self, row: dict[str, Any]) -> ModelRun:
+        """A stored run as the `ModelRun` that produced it (for statistics and reports)."""
+        epochs = [dict(zip(EPOCH_FIELDS, values)) for values in self.db.execute(
+            f"SELECT {', '.join(EPOCH_FIELDS)} FROM epochs WHERE hash=? ORDER BY epoch", (row["hash"],))]
+        diagnostics = [dict(zip(("stage", "layer", "metric", "value"), values)) for values in self.db.execute(
+            "SELECT stage, layer, metric, value FROM diagnostics WHERE hash=?", (row["hash"],))]
+        return ModelRun(row["label"], row["activation"], row["output"], row["seed"], epochs,
+                        row["result"] or row["status"], row["best_epoch"], row["best_val_acc"], row["best_test_acc"],
+                        row["train_seconds"] or 0.0, row["stopped_epoch"], diagnostics)
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and value != value else value
+
+
+def _matches(value: Any, wanted: Any) -> bool:
+    """`hidden=512` matches hidden [512]; `lr=0.001` matches 0.001; strings compare as written."""
+    if isinstance(value, list):
+        if isinstance(wanted, str):
+            wanted = [int(w) if w.strip().lstrip("-").isdigit() else w.strip() for w in wanted.split(",") if w.strip()]
+        return value == (wanted if isinstance(wanted, list) else [wanted])
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(wanted, str):
+        try:
+            return float(wanted) == float(value)
+        except ValueError:
+            return False
+    return str(value) == str(wanted)
+
+
+def open_store(folder: Path, must_exist: bool = True) -> Store:
+    if must_exist and not (folder / STORE_NAME).is_file():
+        raise ActlabError(f"{folder} holds no sweep store ({STORE_NAME}); give the --out folder of a sweep "
+                          f"(`actlab run --config sweep.toml --out DIR`)")
+    return Store(folder)

@@ -1,0 +1,235 @@
+"""Sweeps: a `[sweep]` table of lists expands to a grid of runs, trained once each and resumable.
+
+    [experiment]                       [sweep]
+    preset = "mnist-classic-four"      dataset = ["mnist", "fashion-mnist"]
+    epochs = 5                         lr = [0.001, 0.003]
+                                       activation = ["relu", "tanh", "selu"]
+                                       seed = [0, 1, 2]
+
+`actlab run --config sweep.toml --out DIR` trains every run of the grid into DIR's results store
+(actlab.store); the same command again skips the runs already done (same content hash) and
+reruns pending, failed and interrupted ones. A run is one model: one activation under one seed of
+one grid point. Backends: `local` (worker processes on this machine, the fastest path) and `ray`
+(one Ray task per grid point × seed, on a local Ray or an existing cluster); either way this
+process alone writes the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from actlab import __version__
+from actlab.config import SWEEP_ALIASES, Config, config_from_flat
+from actlab.data import load_dataset
+from actlab.errors import ActlabError
+from actlab.experiment import Task, checkpoint_name, train_in_processes, train_task, worker_count
+from actlab.results import ModelRun, atomic_write
+from actlab.store import Store
+
+# keys that do not change what a run computes, left out of its content hash
+NOT_HASHED = {"name", "out", "device", "workers", "threads", "data_dir", "download", "checkpoints", "diagnostics",
+              "tensorboard", "stack", "eval_batch_size", "seed", "seeds", "activations", "output"}
+TRAINING_CODE_VERSION = __version__  # a new actlab version retrains: its numbers may differ
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One model of the grid: its content hash, grid position and the experiment it belongs to."""
+
+    hash: str
+    index: int
+    flat: dict[str, Any]  # the grid point's resolved [experiment] table
+    label: str
+    activation: str
+    output: str
+    seed: int
+
+    def record(self) -> ModelRun:
+        return ModelRun(self.label, self.activation, self.output, self.seed)
+
+
+def run_hash(flat: dict[str, Any], activation: str, output: str, seed: int) -> str:
+    """A stable content hash of what one run trains: data, model, optimiser, seed, epochs, code version."""
+    key = {k: v for k, v in flat.items() if k not in NOT_HASHED}
+    key.update(activation=activation, output=output, seed=seed, actlab=TRAINING_CODE_VERSION)
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def expand(config: Config, sweep: dict[str, list[Any]]) -> list[SweepRun]:
+    """Every run of the grid, in grid order (the last key varies fastest; activations, then seeds)."""
+    base = config.to_flat()
+    keys = list(sweep)
+    runs: list[SweepRun] = []
+    for values in itertools.product(*(sweep[k] for k in keys)):
+        flat = dict(base)
+        for key, value in zip(keys, values):
+            target = SWEEP_ALIASES.get(key, key)
+            if key in ("activation", "seed"):
+                flat[target] = [value]
+            else:
+                flat[target] = value
+            if target == "seeds" and isinstance(flat["seeds"], list):
+                flat["seed"] = flat["seeds"][0]
+        point = config_from_flat(flat, {k: "[sweep]" for k in flat})  # checks every swept value
+        flat = point.to_flat()
+        for seed in point.run.seeds:
+            for label, activation, output in point.variants:
+                runs.append(SweepRun(run_hash(flat, activation, output, seed), len(runs), flat, label,
+                                     activation, output, seed))
+    hashes = [r.hash for r in runs]
+    if len(set(hashes)) != len(hashes):
+        raise ActlabError("the sweep lists the same run twice (two grid points train identical models); "
+                          "remove the duplicate values")
+    return runs
+
+
+def _single(flat: dict[str, Any], run: SweepRun) -> dict[str, Any]:
+    """The run's own [experiment] table: its one activation, output and seed."""
+    return {**flat, "activations": [run.activation], "output": run.output, "seed": run.seed, "seeds": 1}
+
+
+def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: str = "local",
+              ray_address: str | None = None, show_progress: bool | None = None, log=None) -> dict[str, int]:
+    """Train the grid's runs not yet done into `out`'s store; returns counts by status."""
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    runs = expand(config, sweep)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "sweep.toml", config.to_toml() + "\n[sweep]\n" + "".join(
+        f"{k} = {json.dumps(v)}\n" for k, v in sweep.items()))
+    data_dir = Path(config.data.data_dir).expanduser() if config.data.data_dir else None
+    folders = {name: str(load_dataset(name, data_dir, download=config.data.download).folder)
+               for name in dict.fromkeys(r.flat["dataset"] for r in runs)}
+    with Store(out) as store:
+        store.add_pending((r.hash, r.index, _single(r.flat, r), r.label, r.activation, r.output, r.seed) for r in runs)
+        status = store.status_of(r.hash for r in runs)
+        todo = [r for r in runs if status.get(r.hash) != "done"]
+        already = len(runs) - len(todo)
+        log(f"sweep: {len(runs)} runs, {already} already done in {store.path}, {len(todo)} to train")
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(runs), initial=already, desc="sweep", unit="run", disable=not show_progress,
+                   file=sys.stderr, position=0)
+
+        def done(run: SweepRun, record: ModelRun, final_state, best_state, error: str | None) -> None:
+            if error:
+                store.fail(run.hash, error)
+                log(f"{run.hash} {run.label} seed {run.seed}: failed: {error}")
+            else:
+                store.save(run.hash, record)
+                if config.run.checkpoints and final_state is not None:
+                    _save_states(out, run, final_state, best_state)
+                acc = record.final_test_acc
+                log(f"{run.hash} {run.label} seed {run.seed} ({_point(run, sweep)}): {record.status}, "
+                    f"test acc {'–' if acc is None else f'{acc:.2%}'}")
+            bar.update()
+
+        try:
+            if backend == "ray":
+                _run_on_ray(todo, folders, store, ray_address, done)
+            else:
+                _run_locally(config, todo, folders, store, show_progress, done)
+        finally:
+            bar.close()
+        counts: dict[str, int] = {}
+        for row in store.rows():
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return {"runs": len(runs), "already_done": already, **counts}
+
+
+def _point(run: SweepRun, sweep: dict[str, list[Any]]) -> str:
+    return ", ".join(f"{k}={run.flat.get(SWEEP_ALIASES.get(k, k))}" for k in sweep if k not in ("activation", "seed",
+                                                                                               "activations", "seeds"))
+
+
+def _save_states(out: Path, run: SweepRun, final_state: dict, best_state: dict | None) -> None:
+    path = out / "checkpoints" / f"{run.hash}-{checkpoint_name(run.label, run.seed)}"
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"final": final_state, "best_val": best_state, "hash": run.hash, "config": _single(run.flat, run)}, tmp)
+    os.replace(tmp, path)
+
+
+def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], store: Store, show_progress: bool,
+                 done) -> None:
+    """Worker processes on this machine (one per core, one thread each), fed every pending run."""
+    tasks = [Task(i, _single(r.flat, r), folders[r.flat["dataset"]], r.record()) for i, r in enumerate(todo)]
+    workers = worker_count(config, torch.device("cpu"), len(tasks))
+    threads = config.run.threads or max(1, (os.cpu_count() or 1) // workers)
+    store.mark_running(r.hash for r in todo)
+    if workers == 1:
+        torch.set_num_threads(threads)
+        for task in tasks:
+            _, record, final_state, best_state, _, error = train_task(task)
+            done(todo[task.index], record, final_state, best_state, error)
+        return
+    train_in_processes(tasks, workers, threads, show_progress,
+                       lambda i, record, final, best, error: done(todo[i], record, final, best, error), "sweep runs")
+
+
+# --- Ray ----------------------------------------------------------------------------------------
+
+def _ray_train(tasks: list[Task]) -> list[tuple]:
+    """A Ray task: train a group of runs (one grid point × seed) in this worker, one thread."""
+    torch.set_num_threads(1)  # a reused Ray worker keeps its old thread count otherwise
+    return [train_task(task) for task in tasks]
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on an address nothing listens on (ray.init would hang for minutes)."""
+    if address == "auto":
+        return
+    host_port = address.split("://", 1)[-1]
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ActlabError(f"--ray-address {address}: nothing answers there ({exc}); start the cluster with "
+                          f"`ray start --head` or check the address (docs/ray.md)") from None
+
+
+def _run_on_ray(todo: list[SweepRun], folders: dict[str, str], store: Store, address: str | None, done) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ActlabError("--backend ray needs Ray: pip install -e \".[ray]\" (or pip install ray)") from None
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            _check_reachable(address)
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(num_cpus=1)(_ray_train)
+    groups: dict[tuple, list[tuple[int, SweepRun]]] = {}
+    for i, run in enumerate(todo):
+        groups.setdefault((json.dumps({k: v for k, v in run.flat.items() if k not in ("activations", "output")},
+                                      sort_keys=True), run.seed), []).append((i, run))
+    try:
+        pending = {}
+        for members in groups.values():
+            tasks = [Task(i, _single(r.flat, r), folders[r.flat["dataset"]], r.record()) for i, r in members]
+            store.mark_running(r.hash for _, r in members)
+            pending[remote.remote(tasks)] = members
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            members = pending.pop(ready[0])
+            for index, record, final_state, best_state, _, error in ray.get(ready[0]):
+                done(todo[index], record, final_state, best_state, error)
+    finally:
+        if started_here:
+            ray.shutdown()

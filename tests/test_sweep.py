@@ -1,0 +1,193 @@
+"""Sweeps: grid expansion and run hashes, the SQLite store, resuming after kill -9, and Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from actlab.cli import main
+from actlab.config import read_sweep, resolve_config
+from actlab.errors import ActlabError
+from actlab.results import ModelRun
+from actlab.store import Store
+from actlab.sweep import expand, run_hash
+
+SWEEP = """[experiment]
+hidden = [32]
+epochs = 1
+batch_size = 100
+train_subset = {train}
+test_subset = 500
+optimizer = "adam"
+
+[sweep]
+dataset = ["mnist", "fashion-mnist"]
+activation = ["relu", "tanh", "sigmoid", "elu"]
+seed = [0, 1, 2]
+lr = [0.001, 0.003]
+"""
+
+
+def sweep_file(tmp_path, train=2000):
+    path = tmp_path / "sweep.toml"
+    path.write_text(SWEEP.format(train=train))
+    return path
+
+
+def test_grid_expands_to_one_run_per_model_with_stable_hashes(tmp_path):
+    path = sweep_file(tmp_path)
+    config = resolve_config(file=path, env={})
+    runs = expand(config, read_sweep(path))
+    assert len(runs) == 2 * 4 * 3 * 2
+    assert len({r.hash for r in runs}) == 48
+    first = runs[0]
+    assert (first.flat["dataset"], first.activation, first.seed, first.flat["lr"]) == ("mnist", "relu", 0, 0.001)
+    again = expand(resolve_config(file=path, overrides={"workers": "1", "out": "elsewhere"}, env={}), read_sweep(path))
+    assert [r.hash for r in again] == [r.hash for r in runs]  # bookkeeping keys do not change what is trained
+    assert run_hash(first.flat, "relu", "logits", 0) == first.hash
+    assert run_hash({**first.flat, "epochs": 2}, "relu", "logits", 0) != first.hash
+    assert run_hash(first.flat, "relu", "logits", 1) != first.hash
+
+
+def test_sweep_values_are_checked_like_experiment_keys(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[experiment]\nepochs = 1\n[sweep]\nlr = [0.001, -1]\n')
+    with pytest.raises(ActlabError, match=r"lr = -1 \(\[sweep\]\): must be a number"):
+        expand(resolve_config(file=path, env={}), read_sweep(path))
+    path.write_text('[experiment]\nepochs = 1\n[sweep]\nlrr = [0.001]\n')
+    with pytest.raises(ActlabError, match="unknown key 'lrr' in \\[sweep\\]; did you mean 'lr'"):
+        read_sweep(path)
+    path.write_text('[experiment]\nepochs = 1\n[sweep]\nlr = 0.001\n')
+    with pytest.raises(ActlabError, match="give a non-empty list"):
+        read_sweep(path)
+    assert read_sweep(None, ["lr=0.001;0.003", "hidden=128,128;512"]) == {"lr": [0.001, 0.003],
+                                                                          "hidden": [[128, 128], [512]]}
+
+
+def test_store_commits_a_run_with_its_epochs_atomically(tmp_path):
+    with Store(tmp_path) as store:
+        store.add_pending([("h1", 0, {"lr": 0.1}, "relu", "relu", "logits", 0),
+                           ("h2", 1, {"lr": 0.2}, "relu", "relu", "logits", 0)])
+        store.add_pending([("h1", 0, {"lr": 0.1}, "relu", "relu", "logits", 0)])  # idempotent
+        store.mark_running(["h1"])
+        record = ModelRun("relu", "relu", "logits", 0, [
+            {"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "val_loss": None, "val_acc": None,
+             "test_loss": 0.4, "test_acc": 0.85, "seconds": 1.0}], "ok", train_seconds=1.0, stopped_epoch=1,
+            diagnostics=[{"stage": "init", "layer": "hidden1", "metric": "dead_fraction", "value": 0.0}])
+        store.save("h1", record)
+        store.save("h1", record)  # saving again replaces, never duplicates
+        store.fail("h2", "boom")
+        assert store.status_of(["h1", "h2"]) == {"h1": "done", "h2": "failed"}
+        (row,) = store.rows({"lr": "0.1"})
+        again = store.model_run(row)
+        assert again.epochs == record.epochs and again.diagnostics == record.diagnostics
+        assert row["final_test_acc"] == 0.85 and row["attempts"] == 1
+        assert store.rows(status="failed")[0]["error"] == "boom"
+    db = sqlite3.connect(tmp_path / "results.db")
+    assert db.execute("SELECT COUNT(*) FROM epochs").fetchone() == (1,)
+
+
+def _store_rows(folder):
+    db = sqlite3.connect(folder / "results.db")
+    runs = db.execute("SELECT hash, status, final_test_acc, final_test_loss FROM runs").fetchall()
+    epochs = db.execute("SELECT hash, epoch, train_loss, test_acc, test_loss FROM epochs").fetchall()
+    db.close()
+    return runs, epochs
+
+
+def test_a_killed_sweep_resumes_to_exactly_the_uninterrupted_results(tmp_path, data_dir):
+    """2 data sets × 4 activations × 3 seeds × 2 lrs, SIGKILLed halfway, rerun: 48 runs, all right."""
+    path = sweep_file(tmp_path, train=3000)
+    common = ["run", "--config", str(path), "--data-dir", str(data_dir), "--workers", "2", "--threads", "1", "--quiet"]
+    reference = tmp_path / "reference"
+    assert main([*common, "--out", str(reference)]) == 0
+
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "actlab", *common, "--out", str(out)]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done_at_kill = 0
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        if (out / "results.db").exists():
+            try:
+                db = sqlite3.connect(out / "results.db", timeout=1)
+                done_at_kill = db.execute("SELECT COUNT(*) FROM runs WHERE status='done'").fetchone()[0]
+                db.close()
+            except sqlite3.Error:
+                continue
+            if done_at_kill >= 12:
+                os.killpg(process.pid, signal.SIGKILL)  # the driver and its workers, mid-sweep
+                break
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    assert 12 <= done_at_kill < 48
+
+    runs, epochs = _store_rows(out)
+    assert len(runs) == 48 and 12 <= sum(status == "done" for _, status, *_ in runs) < 48
+    assert subprocess.run(command, capture_output=True).returncode == 0  # the same command resumes
+
+    runs, epochs = _store_rows(out)
+    ref_runs, ref_epochs = _store_rows(reference)
+    assert len(runs) == 48 and all(status == "done" for _, status, *_ in runs)
+    assert len(epochs) == 48 and len({(h, e) for h, e, *_ in epochs}) == 48  # one epoch each, none duplicated
+    assert sorted(runs) == sorted(ref_runs)
+    assert sorted(epochs) == sorted(ref_epochs)
+
+
+def test_sweep_runs_list_export_and_report_on_a_subset(tmp_path, data_dir, capsys):
+    path = tmp_path / "small.toml"
+    path.write_text('[experiment]\nhidden = [16]\nepochs = 1\ntrain_subset = 1000\ntest_subset = 300\n'
+                    '[sweep]\nactivation = ["relu", "tanh"]\nseed = [0, 1, 2]\nhidden = [[16], [32]]\n')
+    out = tmp_path / "sweep"
+    assert main(["run", "--config", str(path), "--data-dir", str(data_dir), "--out", str(out), "--workers", "1",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--config", str(path), "--data-dir", str(data_dir), "--out", str(out), "--quiet"]) == 0
+    assert "12 runs: 12 done (12 were already)" in capsys.readouterr().out
+    assert main(["runs", "list", str(out), "--where", "hidden=32"]) == 0
+    listing = capsys.readouterr().out
+    assert "(6 runs)" in listing and "[32]" not in listing  # hidden does not vary within the subset
+    export = tmp_path / "runs.jsonl"
+    assert main(["runs", "export", str(out), "--format", "jsonl", "--output", str(export)]) == 0
+    rows = [json.loads(line) for line in export.read_text().splitlines()]
+    assert len(rows) == 12 and {"hash", "status", "hidden", "lr", "activations", "final_test_acc"} <= set(rows[0])
+    assert main(["runs", "export", str(out), "--format", "csv", "--where", "activations=tanh"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 6
+    assert main(["report", str(out), "--where", "hidden=32"]) == 0
+    md = (out / "report-hidden=32" / "report.md").read_text()
+    assert "Over 3 seeds" in md and "| relu | 3/3 |" in md
+    assert main(["runs", "show", str(out), rows[0]["hash"][:8]]) == 0
+    assert '"status": "done"' in capsys.readouterr().out
+
+
+def test_ray_backend_gives_the_metrics_of_the_local_backend(tmp_path, data_dir, capsys):
+    pytest.importorskip("ray", reason="Ray is installed by .ci/run (pip install -e '.[test,ray]')")
+    path = tmp_path / "small.toml"
+    path.write_text('[experiment]\nhidden = [16]\nepochs = 1\ntrain_subset = 1000\ntest_subset = 300\n'
+                    '[sweep]\nactivation = ["relu", "tanh"]\nseed = [0, 1]\nlr = [0.001, 0.01]\n')
+    common = ["run", "--config", str(path), "--data-dir", str(data_dir), "--threads", "1", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "local"), "--workers", "2"]) == 0
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    assert main([*common, "--out", str(tmp_path / "ray"), "--backend", "ray"]) == 0
+    local, ray_runs = _store_rows(tmp_path / "local"), _store_rows(tmp_path / "ray")
+    assert len(local[0]) == 8 and sorted(local[0]) == sorted(ray_runs[0])
+    assert sorted(local[1]) == sorted(ray_runs[1])
+
+
+def test_unreachable_ray_address_is_one_clear_line(tmp_path, data_dir, capsys):
+    pytest.importorskip("ray", reason="Ray is installed by .ci/run")
+    path = tmp_path / "small.toml"
+    path.write_text('[experiment]\nepochs = 1\ntrain_subset = 500\n[sweep]\nseed = [0, 1]\n')
+    code = main(["run", "--config", str(path), "--data-dir", str(data_dir), "--out", str(tmp_path / "x"),
+                 "--backend", "ray", "--ray-address", "ray://127.0.0.1:9", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "nothing answers there" in err and "Traceback" not in err
