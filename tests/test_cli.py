@@ -205,3 +205,22 @@ def test_tensorboard_event_files_read_back_with_the_expected_tags(tmp_path, data
     metrics = [r for r in csv.DictReader(open(out / "metrics.csv")) if r["activation"] == "tanh"]
     assert test_acc == pytest.approx([float(r["test_acc"]) for r in metrics])
     assert [e.step for e in events.Histograms("activations/hidden1")] == [1, 2]
+
+
+def test_a_script_without_a_main_guard_can_use_worker_processes(tmp_path, data_dir):
+    """Spawned workers must not rerun the user's script (it would start the experiment again)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "experiment.py"
+    script.write_text(f"""import actlab
+config = actlab.resolve_config(overrides={{"activations": "relu,tanh", "hidden": "16", "epochs": 1,
+    "train_subset": 1000, "test_subset": 300, "workers": 2, "data_dir": {str(data_dir)!r},
+    "out": {str(tmp_path / 'run')!r}}})
+results = actlab.run(config, show_progress=True, log=lambda line: None)
+print("finished", len(results.runs))
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "finished 2"
+    assert json.loads((tmp_path / "run" / "environment.json").read_text())["workers"] == 2

@@ -173,3 +173,18 @@ def test_runs_that_fail_to_learn_are_counted_not_hidden(tmp_path):
     assert "Those runs are not in its mean; with them the mean would be 62.46%" in text
     md = build_report(results)[0].read_text()
     assert "| selu | 3/5 |" in md
+
+
+def test_bootstrap_confidence_intervals_on_request(tmp_path, capsys):
+    results = synthetic(tmp_path / "run", {"relu": [0.980, 0.975, 0.982, 0.978, 0.981],
+                                           "tanh": [0.970, 0.972, 0.969, 0.974, 0.971]})
+    from actlab.results import write_results
+
+    write_results(results)
+    assert main(["report", str(tmp_path / "run"), "--ci", "bootstrap"]) == 0
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert stats["ci_method"] == "bootstrap"
+    assert "by BCa bootstrap (9,999 resamples)" in (tmp_path / "run" / "report.md").read_text()
+    t = analyse(results)["metrics"]["final_test_acc"]["summary"]["relu"]
+    boot = stats["metrics"]["final_test_acc"]["summary"]["relu"]
+    assert (boot["ci_low"], boot["ci_high"]) != (t["ci_low"], t["ci_high"]) and boot["ci_low"] <= boot["mean"] <= boot["ci_high"]

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild stats.json, the plots and report.md/.html of a run folder, "
                                            "or write one for (a subset of) a sweep store")
     report.add_argument("run_dir", metavar="RUN")
+    report.add_argument("--ci", choices=("t", "bootstrap"), default=None,
+                        help="confidence intervals: t (Student) or bootstrap (default: the run's setting, t)")
     report.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="sweep stores: only runs whose config has KEY=VALUE, e.g. --where hidden=512 (repeatable)")
 
@@ -161,11 +163,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from actlab.store import STORE_NAME
 
     if (Path(args.run_dir) / STORE_NAME).is_file():
-        md, html = report_store(Path(args.run_dir), _where(args.where))
+        md, html = report_store(Path(args.run_dir), _where(args.where), args.ci)
     else:
         if args.where:
             raise ActlabError("--where filters the runs of a sweep store; this folder is a single run")
-        md, html = rebuild(args.run_dir)
+        md, html = rebuild(args.run_dir, args.ci)
     print(f"wrote {md}\nwrote {html}")
     return 0
 

@@ -91,6 +91,7 @@ class RunConfig:
     eval_batch_size: int = 10000  # examples per no-grad evaluation pass
     diagnostics: bool = True  # measure dead units, saturation, gradient flow per epoch
     tensorboard: bool = False  # write TensorBoard event files under <run>/tensorboard/
+    ci: str = "t"  # confidence intervals in the statistics: t (Student) or bootstrap (BCa, 9,999 resamples)
 
 
 @dataclass(frozen=True)
@@ -392,6 +393,8 @@ KEYS: dict[str, Key] = {
                        "at init and per epoch (true/false)", _text_bool, "BOOL"),
     "tensorboard": Key("run", "tensorboard", _bool, "write TensorBoard event files under <run>/tensorboard/: "
                        "metrics per epoch, activation and weight-gradient histograms per layer", _text_bool, "BOOL"),
+    "ci": Key("run", "ci", _choice(("t", "bootstrap")), "confidence intervals: t (Student, default) or bootstrap",
+              str, "METHOD"),
     "eval_batch_size": Key("run", "eval_batch_size", _int(1), "examples per evaluation pass", metavar="N"),
 }
 
@@ -542,7 +545,7 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
         if key not in KEYS:
             raise _unknown_key(key.replace("_", "-"), "the command line")
         if isinstance(value, str) and key not in ("name", "dataset", "init", "optimizer", "device",
-                                                  "data_dir", "out", "normalize", "schedule", "dropout_kind"):
+                                                  "data_dir", "out", "normalize", "schedule", "dropout_kind", "ci"):
             value = KEYS[key].from_text(value)
         flat[key] = value
         sources[key] = f"--{key.replace('_', '-')}"

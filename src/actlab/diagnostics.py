@@ -26,9 +26,18 @@ DEAD_EPS = 1e-8
 SATURATION_LEVEL = 0.05
 
 
+_MAX_DERIVATIVE: dict[str, float] = {}  # parameter-free activations: the value never changes
+
+
 def max_derivative(activation: nn.Module, width: int = 1) -> float:
     """The activation's largest |derivative| over [-20, 20] (the scale saturation is judged on),
     taken on a grid of `width` units so per-unit and learnable activations are measured as they are."""
+    learnable = any(True for _ in activation.parameters())
+    key = f"{type(activation).__module__}.{activation!r}"
+    if not learnable:
+        if key in _MAX_DERIVATIVE:
+            return _MAX_DERIVATIVE[key]
+        width = 1
     was_training = activation.training
     activation.eval()
     try:
@@ -38,7 +47,10 @@ def max_derivative(activation: nn.Module, width: int = 1) -> float:
             (dy,) = torch.autograd.grad(activation(x).sum(), x)
     finally:
         activation.train(was_training)
-    return float(dy.abs().max())
+    value = float(dy.abs().max())
+    if not learnable:
+        _MAX_DERIVATIVE[key] = value
+    return value
 
 
 def _device_of(module: nn.Module) -> torch.device:

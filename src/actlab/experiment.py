@@ -7,6 +7,7 @@ initial weights, so differences between activations within a seed are paired.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import multiprocessing
@@ -16,6 +17,7 @@ import re
 import resource
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,9 +113,12 @@ class Task:
 _WORKER: dict = {"datasets": {}, "data": {}}  # per worker process: loaded data sets, one seed's tensors
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, progress=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     torch.set_num_threads(threads)
+    if progress is not None:
+        pid = os.getpid()
+        _WORKER["progress"] = lambda state: progress.put((pid, *state))
 
 
 def train_task(task: Task) -> tuple[int, ModelRun, dict | None, dict | None, float, str | None]:
@@ -132,6 +137,7 @@ def train_task(task: Task) -> tuple[int, ModelRun, dict | None, dict | None, flo
             _WORKER["data"][data_key] = prepare_data(_WORKER["datasets"][key], config, task.record.seed,
                                                      torch.device("cpu"))
         model, best_state = train_model(task.record, _WORKER["data"][data_key], config, torch.device("cpu"),
+                                        _WORKER.get("progress", False),
                                         tensorboard_dir=Path(task.board) if task.board else None)
         return task.index, task.record, model.state_dict(), best_state, resident_peak_mb(), None
     except ActlabError as exc:
@@ -146,9 +152,15 @@ def train_in_processes(tasks: list[Task], workers: int, threads: int, show_progr
     from tqdm import tqdm
 
     peaks: list[float] = []
-    pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (threads,))
+    context = multiprocessing.get_context("spawn")
+    progress = context.SimpleQueue() if show_progress else None
+    with _main_script_hidden():
+        pool = context.Pool(workers, _init_worker, (threads, progress))
     bar = tqdm(total=len(tasks), desc=f"{desc} in {workers} processes", unit="model", disable=not show_progress,
                file=sys.stderr, leave=False)
+    drawer = threading.Thread(target=_draw_worker_bars, args=(progress,), daemon=True) if progress else None
+    if drawer:
+        drawer.start()
     try:
         for index, record, final_state, best_state, peak, error in pool.imap_unordered(train_task, tasks):
             peaks.append(peak)
@@ -161,7 +173,47 @@ def train_in_processes(tasks: list[Task], workers: int, threads: int, show_progr
     finally:
         bar.close()
         pool.join()
+        if drawer:
+            progress.put(None)
+            drawer.join(timeout=5)
     return peaks
+
+
+@contextlib.contextmanager
+def _main_script_hidden():
+    """Spawned workers re-run the parent's main script unless it guards its code with
+    `if __name__ == "__main__":`, and a script calling `actlab.run()` at top level would then start
+    its experiment again in every worker. The workers need nothing from that script, so it is
+    hidden from them while they start."""
+    namespace = vars(sys.modules["__main__"])
+    saved = {key: namespace[key] for key in ("__file__", "__spec__") if key in namespace}
+    namespace.pop("__file__", None)
+    namespace["__spec__"] = None
+    try:
+        yield
+    finally:
+        namespace.update(saved)
+
+
+def _draw_worker_bars(progress) -> None:
+    """In the parent: one bar per worker process, showing the run it is training (epoch, step, loss)."""
+    from tqdm import tqdm
+
+    bars: dict[int, tqdm] = {}
+    while (message := progress.get()) is not None:
+        pid, desc, n, total, postfix = message
+        bar = bars.get(pid)
+        if bar is None:
+            bar = bars[pid] = tqdm(total=total, unit="step", leave=False, file=sys.stderr, position=len(bars) + 1,
+                                   dynamic_ncols=True)
+        if bar.desc != desc or bar.total != total:
+            bar.reset(total=total)
+            bar.set_description(desc, refresh=False)
+        bar.n = n
+        bar.set_postfix_str(postfix, refresh=False)
+        bar.refresh()
+    for bar in bars.values():
+        bar.close()
 
 
 def run(config: Config, show_progress: bool | None = None, log=None) -> Results:

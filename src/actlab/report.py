@@ -473,10 +473,13 @@ def significance_matrix(results: Results, analysis: dict[str, Any]) -> tuple[lis
     return ["row − column (points)"] + labels, rows
 
 
-def build_report(results: Results) -> tuple[Path, Path]:
-    """Write stats.json, the report's plots, report.md and report.html into the run folder."""
+def build_report(results: Results, ci: str | None = None) -> tuple[Path, Path]:
+    """Write stats.json, the report's plots, report.md and report.html into the run folder.
+
+    `ci` is the confidence-interval method, `t` or `bootstrap` (default: the run's `ci` setting)."""
     run_dir = results.run_dir
-    analysis = analyse(results)
+    ci = ci or results.config.get("ci", "t")
+    analysis = analyse(results, method=ci)
     atomic_write(run_dir / "stats.json", json.dumps(json_safe(analysis), indent=1) + "\n")
     plot_run(results)
     metric = primary_metric(analysis)
@@ -544,7 +547,8 @@ def _results_blocks(results: Results, analysis: dict[str, Any], metric: str) -> 
     return [
         Block("h2", "Results"),
         Block("table", results_table(results, analysis)),
-        Block("p", "Means over the seeds that finished; 95% confidence intervals from Student's t. "
+        Block("p", f"Means over the seeds that finished; 95% confidence intervals "
+                   f"{'from Student’s t' if analysis['ci_method'] == 't' else 'by BCa bootstrap (9,999 resamples)'}. "
                    "'peak' is the highest test accuracy over the epochs, chosen on the test set (optimistic)."),
         Block("img", ("plots/final_accuracy.png", "final accuracy per activation with confidence intervals")),
         Block("h2", "Ranking and significance"),
@@ -574,12 +578,12 @@ def _diagnostics_table(table) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def rebuild(run_dir: str | Path) -> tuple[Path, Path]:
+def rebuild(run_dir: str | Path, ci: str | None = None) -> tuple[Path, Path]:
     """`actlab report RUN`: rebuild stats.json, plots and the report from the run folder's files."""
-    return build_report(load_results(run_dir))
+    return build_report(load_results(run_dir), ci)
 
 
-def report_store(folder: Path, where: dict[str, str]) -> tuple[Path, Path]:
+def report_store(folder: Path, where: dict[str, str], ci: str | None = None) -> tuple[Path, Path]:
     """A report on the finished runs of a sweep store matching `where` (e.g. {"hidden": "512"}).
 
     Runs are compared by activation; keys that still vary within the subset (say lr) become part of
@@ -617,4 +621,4 @@ def report_store(folder: Path, where: dict[str, str]) -> tuple[Path, Path]:
     results = Results(run_dir, config, environment, runs)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_results(results)
-    return build_report(results)
+    return build_report(results, ci)

@@ -133,6 +133,7 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
                 acc = record.final_test_acc
                 log(f"{run.hash} {run.label} seed {run.seed} ({_point(run, sweep)}): {record.status}, "
                     f"test acc {'–' if acc is None else f'{acc:.2%}'}")
+            bar.set_postfix_str(f"last: {run.label} seed {run.seed} {_point(run, sweep)}", refresh=False)
             bar.update()
 
         try:

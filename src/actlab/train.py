@@ -174,7 +174,28 @@ def autocast(device: torch.device, config: Config):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.run.precision == "bf16")
 
 
-def _progress_bar(total: int, desc: str, show: bool):
+class _ForwardedBar:
+    """The progress-bar calls train_model makes, forwarded to `send` (a worker process's queue) so
+    the parent can draw the bar."""
+
+    def __init__(self, total: int, desc: str, send):
+        self.total, self.desc, self.send, self.n, self.postfix = total, desc, send, 0, ""
+
+    def update(self, steps: int) -> None:
+        self.n += steps
+        self.send((self.desc, self.n, self.total, self.postfix))
+
+    def set_postfix(self, refresh: bool = False, **values) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, desc: str, show):
+    """A tqdm bar on stderr when `show` is True, forwarded when `show` is a function, else silent."""
+    if callable(show):
+        return _ForwardedBar(total, desc, show)
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="step", leave=False, disable=not show, file=sys.stderr,
@@ -234,8 +255,8 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
                 if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
                     seen = min((step + 1) * o.batch_size, seen_per_epoch)
                     running = loss_sum.item() / seen
-                    bar.update(step + 1 - bar.n + (epoch - 1) * steps)
                     bar.set_postfix(epoch=epoch, loss=f"{running:.4f}", refresh=False)
+                    bar.update(step + 1 - bar.n + (epoch - 1) * steps)
                     if not math.isfinite(running) or running > DIVERGED_LOSS:
                         diverged = True
                         break
