@@ -471,3 +471,8 @@ def test_per_unit_is_for_learnable_activations_only():
     assert parse_activation("swish_beta:per_unit").make(width=5).beta.shape == (5,)
     with pytest.raises(ActlabError, match="per_unit applies to learnable activations only"):
         parse_activation("relu:per_unit")
+
+
+def test_an_expression_that_fails_on_input_is_caught_when_parsed():
+    with pytest.raises(ActlabError, match=r"fails on a test input .*clamp\(x, -1, 1\)"):
+        parse_activation("expr:clamp(x)")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import tomllib
 
 import pytest
 
 from actlab.cli import main
+from actlab.config import tomllib
 from actlab.results import METRIC_COLUMNS, SUMMARY_COLUMNS, load_results
 from conftest import quick_flags
 

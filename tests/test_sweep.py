@@ -191,3 +191,17 @@ def test_unreachable_ray_address_is_one_clear_line(tmp_path, data_dir, capsys):
                  "--backend", "ray", "--ray-address", "ray://127.0.0.1:9", "--quiet"])
     err = capsys.readouterr().err
     assert code == 1 and "nothing answers there" in err and "Traceback" not in err
+
+
+def test_a_per_activation_init_table_sweeps_by_activation(tmp_path):
+    """Each run keeps its own activation's scheme; other activations' entries do not touch its hash."""
+    config = resolve_config(preset="mnist-selu-snn", env={})
+    runs = expand(config, {"activation": ["relu", "selu"], "seed": [0]})
+    from actlab.sweep import _single
+
+    assert [_single(r.flat, r)["init"] for r in runs] == ["default", "lecun_normal"]
+    other = resolve_config(preset="mnist-selu-snn", overrides={"init": {"selu": "orthogonal"}}, env={})
+    again = expand(other, {"activation": ["relu", "selu"], "seed": [0]})
+    assert again[0].hash == runs[0].hash and again[1].hash != runs[1].hash
+    ci = resolve_config(preset="mnist-selu-snn", overrides={"ci": "bootstrap"}, env={})
+    assert [r.hash for r in expand(ci, {"activation": ["relu", "selu"], "seed": [0]})] == [r.hash for r in runs]

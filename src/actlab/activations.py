@@ -184,6 +184,11 @@ def parse_activation(text: str) -> ActivationSpec:
     key = ALIASES.get(key, key)
     if key == "expr":
         compile_expression(params)  # every problem with the expression is reported here, once
+        try:
+            Expression(params)(torch.linspace(-3, 3, 7))
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ActlabError(f"expression {params!r} fails on a test input ({exc}); check the functions' "
+                              f"arguments, e.g. clamp(x, -1, 1)") from None
         return ActivationSpec(label, "expr", (("text", params),), Expression, "expression")
     if key not in REGISTRY:
         if params.isidentifier() and ("." in head or importlib.util.find_spec(head.strip())):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tomllib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,11 @@ from actlab.data import DATASETS, dataset_info
 from actlab.errors import ActlabError
 from actlab.models import INITS, OUTPUTS
 from actlab.presets import PRESETS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 NORMALIZE = ("none", "symmetric", "global", "per_pixel")

@@ -248,7 +248,7 @@ def _download(url: str, target: Path, md5: str, show_progress: bool) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         digest = hashlib.md5()
-        with urllib.request.urlopen(url, timeout=30) as response, os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=target.name,
                       disable=not show_progress, leave=False) as bar:

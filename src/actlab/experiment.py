@@ -13,7 +13,6 @@ import json
 import multiprocessing
 import os
 import platform
-import re
 import resource
 import signal
 import sys
@@ -28,7 +27,7 @@ from actlab import __version__
 from actlab.config import Config, config_from_flat
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
-from actlab.results import ModelRun, Results, atomic_write, write_results
+from actlab.results import ModelRun, Results, atomic_write, safe_name, write_results
 from actlab.train import prepare_data, resolve_device, train_model
 
 
@@ -75,24 +74,24 @@ def write_normalization(folder: Path, config: Config, dataset) -> None:
 
 
 def checkpoint_name(label: str, seed: int) -> str:
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", label) + f"-seed{seed}.pt"
+    return safe_name(label) + f"-seed{seed}.pt"
 
 
 def worker_count(config: Config, device: torch.device, models: int) -> int:
     """Processes to train in: on CPU one per core (small MLPs keep one core busier than two threads
     keep two), on a GPU one."""
+    if device.type != "cpu" or models < 2:
+        return 1  # a GPU trains in this process (stacked); `workers` is for CPUs
     if config.run.workers:
         return min(config.run.workers, models)
-    if device.type != "cpu" or models < 2:
-        return 1
     return max(1, min(os.cpu_count() or 1, models))
 
 
-def _save_checkpoint(folder: Path, record: ModelRun, final_state: dict, best_state: dict | None, config: dict) -> None:
+def save_checkpoint(path: Path, record: ModelRun, final_state: dict, best_state: dict | None, config: dict) -> None:
+    """The final and best-validation weights of one model, written atomically (on the CPU)."""
     state = {"final": {k: v.cpu() for k, v in final_state.items()},
              "best_val": best_state and {k: v.cpu() for k, v in best_state.items()},
              "label": record.label, "seed": record.seed, "best_epoch": record.best_epoch, "config": config}
-    path = folder / "checkpoints" / checkpoint_name(record.label, record.seed)
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -200,13 +199,15 @@ def _draw_worker_bars(progress) -> None:
     from tqdm import tqdm
 
     bars: dict[int, tqdm] = {}
+    showing: dict[int, str] = {}  # the run each worker's bar shows
     while (message := progress.get()) is not None:
         pid, desc, n, total, postfix = message
         bar = bars.get(pid)
         if bar is None:
             bar = bars[pid] = tqdm(total=total, unit="step", leave=False, file=sys.stderr, position=len(bars) + 1,
                                    dynamic_ncols=True)
-        if bar.desc != desc or bar.total != total:
+        if showing.get(pid) != desc:
+            showing[pid] = desc
             bar.reset(total=total)
             bar.set_description(desc, refresh=False)
         bar.n = n
@@ -247,17 +248,18 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
         results.runs[index] = record
         write_results(results)
         if config.run.checkpoints:
-            _save_checkpoint(folder, record, final_state, best_state, results.config)
+            save_checkpoint(folder / "checkpoints" / checkpoint_name(record.label, record.seed), record,
+                            final_state, best_state, results.config)
         acc = record.final_test_acc
         log(f"{record.label} seed {record.seed}: {record.status}, test acc "
             f"{'–' if acc is None else f'{acc:.2%}'}, {record.train_seconds:.1f} s")
 
     stack = config.run.stack if config.run.stack != "auto" else device.type == "cuda"
     if stack:
-        results.environment["stacked"] = True
+        results.environment.update(stacked=True, workers=1)
         torch.set_num_threads(config.run.threads or torch.get_num_threads())
         try:
-            _run_stacked(config, dataset, records, device, show_progress, finished)
+            _run_stacked(config, dataset, records, folder, device, show_progress, finished)
         finally:
             write_results(results)  # the records of an interrupted chunk say where they stopped
     elif workers == 1:
@@ -312,7 +314,7 @@ def peak_memory(device: torch.device, worker_peaks: list[float]) -> dict[str, fl
     return peaks
 
 
-def _run_stacked(config, dataset, records, device, show_progress, finished) -> None:
+def _run_stacked(config, dataset, records, folder, device, show_progress, finished) -> None:
     """Stackable models in chunks that fit in memory, one stacked pass each; the rest one by one."""
     from actlab.stacked import models_per_chunk, stackable, train_stacked
 
@@ -325,6 +327,7 @@ def _run_stacked(config, dataset, records, device, show_progress, finished) -> N
         trained = train_stacked([records[i] for i in chunk], data, config, device, show_progress)
         for i, (model, best_state) in zip(chunk, trained):
             finished(i, records[i], model.state_dict(), best_state)
+    board = folder / "tensorboard" if config.run.tensorboard else None
     for i in alone:
-        model, best_state = train_model(records[i], data[records[i].seed], config, device, show_progress)
+        model, best_state = train_model(records[i], data[records[i].seed], config, device, show_progress, board)
         finished(i, records[i], model.state_dict(), best_state)

@@ -23,7 +23,7 @@ from scipy import stats as sps
 from actlab.activations import activation_family, parse_layers
 from actlab.plots import plot_activations, plot_diagnostics, plot_final_bars, plot_run
 from actlab.presets import PRESETS
-from actlab.results import Results, atomic_write, json_safe, load_results
+from actlab.results import Results, atomic_write, json_safe, load_results, safe_name
 from actlab.stats import ALPHA, METRICS, analyse, metric_value, min_wilcoxon_p
 
 # --- a tiny document model rendered to Markdown and HTML -------------------------------------
@@ -194,9 +194,9 @@ def analysis_text(results: Results, analysis: dict[str, Any]) -> list[Block]:
                            f"Holm-corrected, α = {ALPHA}): all {len(ranked)} are tied at this N.")
         elif len(top) > 1:
             verdict.append(f"Tied with it (no significant difference): {', '.join(top[1:])}.")
-        else:
-            verdict.append(f"Every other activation is significantly below it.")
         pair = {frozenset((t["a"], t["b"])): t for t in tests}
+        if len(top) == 1 and all(pair[frozenset((best, label))]["significant"] for label in ranked[1:]):
+            verdict.append("Every other activation is significantly below it.")
         versus = []
         for label in ranked[1:]:
             t = pair[frozenset((best, label))]
@@ -223,7 +223,8 @@ def analysis_text(results: Results, analysis: dict[str, Any]) -> list[Block]:
     for label, c in failed.items():
         runs = results.by_label(label)
         if c["failed_to_learn"]:
-            every = [r.final_test_acc for r in runs if r.final_test_acc is not None]
+            every = [r.final_test_acc for r in runs
+                     if r.status in ("ok", "failed_to_learn") and r.final_test_acc is not None]
             with_them = f"; with them the mean would be {pct(statistics.fmean(every))}" if every else ""
             verdict.append(f"{label} failed to learn in {c['failed_to_learn']} of {c['runs']} runs (failure rate "
                            f"{c['failed_to_learn']}/{c['runs']}: best accuracy below 20%, twice chance). Those runs "
@@ -304,6 +305,8 @@ def _likely_causes(table, behind, best, grad0, first, family_of) -> list[str]:
         sat = _layer_max(table, "init", "saturated_fraction", label)
         sat_best = _layer_max(table, "init", "saturated_fraction", best)
         g, gb = grad0.get(label), grad0.get(best)
+        if g is None or gb is None:
+            continue  # no diagnostics to compare (switched off for one of them)
         dead = _layer_max(table, "final", "dead_fraction", label)
         dead_best = _layer_max(table, "final", "dead_fraction", best)
         family = family_of[label]
@@ -320,8 +323,9 @@ def _likely_causes(table, behind, best, grad0, first, family_of) -> list[str]:
             causes.append(f"{label}: slower first epoch ({pct(a1)} vs {best}'s {pct(b1)}) without a smaller "
                           f"gradient at init ({g:.3g} vs {gb:.3g}), so the gradient scale does not explain it.")
         if dead and dead[1] >= 0.02 and (not dead_best or dead[1] > 2 * dead_best[1]):
+            at_most = f"{dead_best[1]:.1%} at most" if dead_best else "none measured"
             causes.append(f"{label}: {dead[1]:.1%} of {dead[0]}'s units died during training "
-                          f"({best}: {dead_best[1]:.1%} at most) and no longer learn, which reduces its capacity.")
+                          f"({best}: {at_most}) and no longer learn, which reduces its capacity.")
         if sat and sat_best and family == "bounded" and sat[1] >= 0.2 and sat[1] > sat_best[1] + 0.1 and not (g and gb and g < gb / 2):
             causes.append(f"{label}: {sat[1]:.0%} of {sat[0]}'s pre-activations saturated at init "
                           f"vs {sat_best[1]:.0%} for {best}; saturated units pass almost no gradient.")
@@ -590,8 +594,6 @@ def report_store(folder: Path, where: dict[str, str], ci: str | None = None) -> 
     each label, so different settings are never averaged together. The report, its tables and plots
     go to `<folder>/report[-key=value…]/`.
     """
-    import re
-
     from actlab.errors import ActlabError
     from actlab.store import open_store
 
@@ -602,7 +604,7 @@ def report_store(folder: Path, where: dict[str, str], ci: str | None = None) -> 
                               f"{folder}` for the config values")
         keys = sorted(set().union(*(r["config"] for r in rows)))
         same = {k for k in keys if len({json.dumps(r["config"].get(k), sort_keys=True) for r in rows}) == 1}
-        varying = [k for k in keys if k not in same and k not in ("activations", "output", "seed", "seeds")]
+        varying = [k for k in keys if k not in same and k not in ("activations", "seed", "seeds")]
         runs = []
         for row in rows:
             record = store.model_run(row)
@@ -612,7 +614,7 @@ def report_store(folder: Path, where: dict[str, str], ci: str | None = None) -> 
     config = {k: rows[0]["config"][k] for k in same}
     config.update(seeds=sorted({r.seed for r in runs}), activations=list(dict.fromkeys(r.activation for r in runs)))
     name = "report" + "".join(f"-{k}={v}" for k, v in where.items())
-    run_dir = folder / re.sub(r"[^A-Za-z0-9._=-]+", "_", name)
+    run_dir = folder / safe_name(name)
     from actlab import __version__
     from actlab.results import write_results
 

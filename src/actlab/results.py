@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import re
 import statistics
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -117,6 +118,11 @@ class Results:
         return f"Results({len(self.runs)} models in {self.run_dir})"
 
 
+def safe_name(text: str) -> str:
+    """`text` as a file or folder name: anything but letters, digits and `._=+-` becomes `_`."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", text)
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write `path` via a temporary file and a rename, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,4 +222,5 @@ def summary_table(results: Results) -> str:
     text.insert(1, "  ".join("-" * w for w in widths))
     seeds = sorted({r.seed for r in results.runs})
     note = f"mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else f"one seed ({seeds[0]})" if seeds else ""
-    return "\n".join(text) + (f"\n({note}; diverged or interrupted runs are left out of the means)" if note else "")
+    return "\n".join(text) + (f"\n({note}; runs that diverged, failed to learn or were interrupted are left out of the means)"
+                                      if note else "")

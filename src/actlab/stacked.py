@@ -211,6 +211,8 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
                         record.best_epoch, record.best_val_acc = epoch, row["val_acc"]
                         best[i] = copy.deepcopy(model.state_dict())
             diagnose(f"epoch_{epoch}")
+            if not live:
+                break  # every model diverged
         for i in live:
             records[i].status = "ok"
     finally:

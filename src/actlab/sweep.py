@@ -32,13 +32,13 @@ from actlab import __version__
 from actlab.config import SWEEP_ALIASES, Config, config_from_flat
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
-from actlab.experiment import Task, checkpoint_name, train_in_processes, train_task, worker_count
+from actlab.experiment import Task, checkpoint_name, save_checkpoint, train_in_processes, train_task, worker_count
 from actlab.results import ModelRun, atomic_write
 from actlab.store import Store
 
 # keys that do not change what a run computes, left out of its content hash
 NOT_HASHED = {"name", "out", "device", "workers", "threads", "data_dir", "download", "checkpoints", "diagnostics",
-              "tensorboard", "stack", "eval_batch_size", "seed", "seeds", "activations", "output"}
+              "tensorboard", "stack", "eval_batch_size", "ci", "seed", "seeds", "activations", "output", "init"}
 TRAINING_CODE_VERSION = __version__  # a new actlab version retrains: its numbers may differ
 
 
@@ -61,7 +61,8 @@ class SweepRun:
 def run_hash(flat: dict[str, Any], activation: str, output: str, seed: int) -> str:
     """A stable content hash of what one run trains: data, model, optimiser, seed, epochs, code version."""
     key = {k: v for k, v in flat.items() if k not in NOT_HASHED}
-    key.update(activation=activation, output=output, seed=seed, actlab=TRAINING_CODE_VERSION)
+    key.update(activation=activation, output=output, seed=seed, init=_init_of(flat, activation),
+               actlab=TRAINING_CODE_VERSION)
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -80,6 +81,9 @@ def expand(config: Config, sweep: dict[str, list[Any]]) -> list[SweepRun]:
                 flat[target] = value
             if target == "seeds" and isinstance(flat["seeds"], list):
                 flat["seed"] = flat["seeds"][0]
+        if isinstance(flat.get("init"), dict):  # a per-activation table: the entries of this point's activations
+            acts = flat["activations"] if isinstance(flat["activations"], list) else [flat["activations"]]
+            flat["init"] = {a: s for a, s in flat["init"].items() if a in acts} or "default"
         point = config_from_flat(flat, {k: "[sweep]" for k in flat})  # checks every swept value
         flat = point.to_flat()
         for seed in point.run.seeds:
@@ -93,9 +97,16 @@ def expand(config: Config, sweep: dict[str, list[Any]]) -> list[SweepRun]:
     return runs
 
 
+def _init_of(flat: dict[str, Any], activation: str) -> str:
+    """The init scheme of one activation (a per-activation table applies to the activations it names)."""
+    init = flat.get("init", "default")
+    return init.get(activation, "default") if isinstance(init, dict) else init
+
+
 def _single(flat: dict[str, Any], run: SweepRun) -> dict[str, Any]:
-    """The run's own [experiment] table: its one activation, output and seed."""
-    return {**flat, "activations": [run.activation], "output": run.output, "seed": run.seed, "seeds": 1}
+    """The run's own [experiment] table: its one activation, output, seed and init scheme."""
+    return {**flat, "activations": [run.activation], "output": run.output, "seed": run.seed, "seeds": 1,
+            "init": _init_of(flat, run.activation)}
 
 
 def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: str = "local",
@@ -129,7 +140,8 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
             else:
                 store.save(run.hash, record)
                 if config.run.checkpoints and final_state is not None:
-                    _save_states(out, run, final_state, best_state)
+                    save_checkpoint(out / "checkpoints" / f"{run.hash}-{checkpoint_name(run.label, run.seed)}",
+                                    record, final_state, best_state, _single(run.flat, run))
                 acc = record.final_test_acc
                 log(f"{run.hash} {run.label} seed {run.seed} ({_point(run, sweep)}): {record.status}, "
                     f"test acc {'–' if acc is None else f'{acc:.2%}'}")
@@ -144,22 +156,14 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
         finally:
             bar.close()
         counts: dict[str, int] = {}
-        for row in store.rows():
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        for state in store.status_of(r.hash for r in runs).values():  # this grid's runs only
+            counts[state] = counts.get(state, 0) + 1
     return {"runs": len(runs), "already_done": already, **counts}
 
 
 def _point(run: SweepRun, sweep: dict[str, list[Any]]) -> str:
     return ", ".join(f"{k}={run.flat.get(SWEEP_ALIASES.get(k, k))}" for k in sweep if k not in ("activation", "seed",
                                                                                                "activations", "seeds"))
-
-
-def _save_states(out: Path, run: SweepRun, final_state: dict, best_state: dict | None) -> None:
-    path = out / "checkpoints" / f"{run.hash}-{checkpoint_name(run.label, run.seed)}"
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"final": final_state, "best_val": best_state, "hash": run.hash, "config": _single(run.flat, run)}, tmp)
-    os.replace(tmp, path)
 
 
 def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], store: Store, show_progress: bool,
@@ -198,7 +202,7 @@ def _check_reachable(address: str) -> None:
             pass
     except (OSError, ValueError) as exc:
         raise ActlabError(f"--ray-address {address}: nothing answers there ({exc}); start the cluster with "
-                          f"`ray start --head` or check the address (docs/ray.md)") from None
+                          f"`ray start --head` or check the address (docs/sweeps.md)") from None
 
 
 def _run_on_ray(todo: list[SweepRun], folders: dict[str, str], store: Store, address: str | None, done) -> None:
@@ -228,7 +232,7 @@ def _run_on_ray(todo: list[SweepRun], folders: dict[str, str], store: Store, add
             pending[remote.remote(tasks)] = members
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            members = pending.pop(ready[0])
+            pending.pop(ready[0])
             for index, record, final_state, best_state, _, error in ray.get(ready[0]):
                 done(todo[index], record, final_state, best_state, error)
     finally:

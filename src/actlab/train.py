@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from actlab.config import Config, OptimConfig
 from actlab.data import Dataset, Split, seeded_subset, validation_split
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
 from actlab.models import build_mlp, loss_fn
-from actlab.results import ModelRun, mark_failed_to_learn
+from actlab.results import ModelRun, mark_failed_to_learn, safe_name
 
 CHECK_EVERY = 100  # steps between divergence checks / progress updates (the only host syncs)
 DIVERGED_LOSS = 1e4  # a mean loss above this has left learning behind (cross-entropy starts at ln 10 ≈ 2.3)
@@ -154,10 +153,14 @@ def _tensorboard(folder: Path, record: ModelRun):
         raise ActlabError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
     from actlab.diagnostics import layer_histograms
 
-    name = re.sub(r"[^A-Za-z0-9._=+-]+", "_", record.label) + f"-seed{record.seed}"
+    name = safe_name(record.label) + f"-seed{record.seed}"
     writer = SummaryWriter(log_dir=str(folder / name))
 
-    def write(model: nn.Module, row: dict, loss, data: DeviceData) -> None:
+    def write(model: nn.Module | None, row: dict | None = None, loss=None, data: DeviceData | None = None) -> None:
+        """Write one epoch; `write(None)` closes the files."""
+        if model is None:
+            writer.close()
+            return
         epoch = int(row["epoch"])
         for key, value in row.items():
             if key != "epoch" and value is not None:
@@ -294,6 +297,8 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
             record.status = "ok"
     finally:
         bar.close()
+        if board:
+            board(None)
     mark_failed_to_learn(record)
     if best_state is not None:
         # Reload the best-validation checkpoint and test it, as the reference write-up does.
