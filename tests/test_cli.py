@@ -184,7 +184,9 @@ def test_a_recipe_with_every_key_runs_end_to_end(tmp_path, data_dir, capsys):
     assert "relu+tanh+prelu:per_unit+swish_beta,0,epoch_1,hidden3,param_weight," in diag
     assert "relu+tanh+prelu:per_unit+swish_beta,0,epoch_1,hidden4,param_beta," in diag
     assert tomllib.loads((out / "config.toml").read_text())["experiment"]["normalize"] == "global"
-    assert "## Analysis" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "## Analysis" in report and "learned parameters (init → final" in report
+    assert "weight 0.250 → " in report and "beta 1.000 → " in report
 
 
 def test_tensorboard_event_files_read_back_with_the_expected_tags(tmp_path, data_dir, capsys):

@@ -571,14 +571,21 @@ def _as_list(spec):
 
 def _diagnostics_table(table) -> tuple[list[str], list[list[str]]]:
     header = ["activation", "layer", "dead (init → final)", "saturated (init → final)", "output mean, std (final)"]
+    learned = sorted({m for stage in table.values() for m in stage if m.startswith("param_") and not m.endswith("_std")})
+    if learned:
+        header.append("learned parameters (init → final, mean over units)")
     rows = []
     labels = list(table.get("init", {}).get("dead_fraction", {}))
     for label in labels:
         for layer in table["init"]["dead_fraction"][label]:
             get = lambda stage, metric: table.get(stage, {}).get(metric, {}).get(label, {}).get(layer, math.nan)  # noqa: E731
-            rows.append([label, layer, f"{get('init', 'dead_fraction'):.1%} → {get('final', 'dead_fraction'):.1%}",
-                         f"{get('init', 'saturated_fraction'):.1%} → {get('final', 'saturated_fraction'):.1%}",
-                         f"{get('final', 'act_mean'):.2f}, {get('final', 'act_std'):.2f}"])
+            row = [label, layer, f"{get('init', 'dead_fraction'):.1%} → {get('final', 'dead_fraction'):.1%}",
+                   f"{get('init', 'saturated_fraction'):.1%} → {get('final', 'saturated_fraction'):.1%}",
+                   f"{get('final', 'act_mean'):.2f}, {get('final', 'act_std'):.2f}"]
+            if learned:
+                row.append(", ".join(f"{m[len('param_'):]} {get('init', m):.3f} → {get('final', m):.3f}"
+                                     for m in learned if not math.isnan(get("final", m))) or "–")
+            rows.append(row)
     return header, rows
 
 
