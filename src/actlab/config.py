@@ -554,8 +554,7 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
             value = KEYS[key].from_text(value)
         flat[key] = value
         sources[key] = f"--{key.replace('_', '-')}"
-    if "seed" in (overrides or {}) and "seeds" not in (overrides or {}) and isinstance(flat.get("seeds"), list):
-        flat["seeds"] = len(flat["seeds"])  # --seed N restarts a file's seed list at N
+    _restart_seeds(flat, overrides or {})
     if "data_dir" not in flat and env.get("ACTLAB_DATA_DIR"):
         flat["data_dir"] = env["ACTLAB_DATA_DIR"]
         sources["data_dir"] = "$ACTLAB_DATA_DIR"
@@ -566,6 +565,11 @@ def replace(config: Config, **flat_overrides: Any) -> Config:
     """A copy of `config` with some `[experiment]` keys changed (validated like any other input)."""
     flat = config.to_flat()
     flat.update(flat_overrides)
-    if "seed" in flat_overrides and "seeds" not in flat_overrides and isinstance(flat["seeds"], list):
-        flat["seeds"] = len(flat["seeds"])
+    _restart_seeds(flat, flat_overrides)
     return config_from_flat(flat)
+
+
+def _restart_seeds(flat: dict[str, Any], changed: dict[str, Any]) -> None:
+    """A new `seed` without `seeds` restarts a listed set of seeds at it, keeping their count."""
+    if "seed" in changed and "seeds" not in changed and isinstance(flat.get("seeds"), list):
+        flat["seeds"] = len(flat["seeds"])

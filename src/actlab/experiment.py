@@ -87,6 +87,15 @@ def worker_count(config: Config, device: torch.device, models: int) -> int:
     return max(1, min(os.cpu_count() or 1, models))
 
 
+def threads_per_worker(config: Config, workers: int) -> int:
+    return config.run.threads or max(1, (os.cpu_count() or 1) // workers)
+
+
+def data_folder(config: Config) -> Path | None:
+    """The user's data folder, if they named one (`--data-dir` / `ACTLAB_DATA_DIR`)."""
+    return Path(config.data.data_dir).expanduser() if config.data.data_dir else None
+
+
 def save_checkpoint(path: Path, record: ModelRun, final_state: dict, best_state: dict | None, config: dict) -> None:
     """The final and best-validation weights of one model, written atomically (on the CPU)."""
     state = {"final": {k: v.cpu() for k, v in final_state.items()},
@@ -227,12 +236,11 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
         show_progress = sys.stderr.isatty()
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     device = resolve_device(config.run.device)
-    data_dir = Path(config.data.data_dir).expanduser() if config.data.data_dir else None
-    dataset = load_dataset(config.data.dataset, data_dir, download=config.data.download)
+    dataset = load_dataset(config.data.dataset, data_folder(config), download=config.data.download)
     records = [ModelRun(label, activation, output, seed)
                for seed in config.run.seeds for label, activation, output in config.variants]
     workers = worker_count(config, device, len(records))
-    threads = config.run.threads or max(1, (os.cpu_count() or 1) // workers)
+    threads = threads_per_worker(config, workers)
     folder = run_folder(config)
     folder.mkdir(parents=True, exist_ok=True)
     results = Results(folder, config.to_flat(), environment(device, config), records)

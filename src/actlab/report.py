@@ -351,6 +351,17 @@ def _preset_matches(results: Results) -> str | None:
     return name
 
 
+def _beside_ours(results: Results, published: dict[str, float], field: str, title: str, fmt) -> Block:
+    """A table of one published figure per activation beside our mean and seed range of `field`."""
+    rows = []
+    for label, figure in published.items():
+        ours = [getattr(r, field) for r in results.by_label(label) if r.status == "ok" and getattr(r, field) is not None]
+        if ours:
+            rows.append([label, fmt(figure), fmt(statistics.fmean(ours)), f"{fmt(min(ours))}–{fmt(max(ours))}",
+                         "yes" if min(ours) <= figure <= max(ours) else "no"])
+    return Block("table", (["activation", title, "ours: mean", "ours: seed range", "inside"], rows))
+
+
 def published_blocks(results: Results) -> list[Block]:
     name = _preset_matches(results)
     if name is None:
@@ -384,14 +395,8 @@ def published_blocks(results: Results) -> list[Block]:
                                                                            "point, so almost none can)." if n == 1 else ".")))
         blocks.append(Block("table", (header, rows)))
     if "final_test_loss" in pub:
-        rows = []
-        for label, figure in pub["final_test_loss"].items():
-            ours = [r.final_test_loss for r in results.by_label(label) if r.status == "ok" and r.final_test_loss is not None]
-            if ours:
-                rows.append([label, f"{figure:.4f}", f"{statistics.fmean(ours):.4f}",
-                             f"{min(ours):.4f}–{max(ours):.4f}", "yes" if min(ours) <= figure <= max(ours) else "no"])
-        blocks.append(Block("table", (["activation", "published test loss @ last epoch", "ours: mean",
-                                        "ours: seed range", "inside"], rows)))
+        blocks.append(_beside_ours(results, pub["final_test_loss"], "final_test_loss",
+                                   "published test loss @ last epoch", lambda v: f"{v:.4f}"))
     if "one_batch_acc" in pub:
         rows = []
         for label, figure in pub["one_batch_acc"].items():
@@ -408,14 +413,8 @@ def published_blocks(results: Results) -> list[Block]:
         blocks.append(Block("table", (["output", "published (one batch)", "ours (full test set)",
                                         "95% range of one batch of 64", "inside"], rows)))
     if "best_val_test_acc" in pub:
-        rows = []
-        for label, figure in pub["best_val_test_acc"].items():
-            ours = [r.best_test_acc for r in results.by_label(label) if r.status == "ok" and r.best_test_acc is not None]
-            if ours:
-                rows.append([label, pct(figure), pct(statistics.fmean(ours)), f"{pct(min(ours))}–{pct(max(ours))}",
-                             "yes" if min(ours) <= figure <= max(ours) else "no"])
-        blocks.append(Block("table", (["activation", "published best-val checkpoint test acc", "ours: mean",
-                                        "ours: seed range", "inside"], rows)))
+        blocks.append(_beside_ours(results, pub["best_val_test_acc"], "best_test_acc",
+                                   "published best-val checkpoint test acc", pct))
     if "conclusion" in pub:
         blocks.append(Block("p", f"The write-up concluded: {pub['conclusion']}."))
     for difference in preset.differences:

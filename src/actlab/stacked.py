@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from actlab.activations import parse_activation, parse_layers
-from actlab.config import Config
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
 from actlab.models import OutputActivation, linear_layers, loss_fn
 from actlab.results import ModelRun, mark_failed_to_learn
-from actlab.train import (CHECK_EVERY, DIVERGED_LOSS, DeviceData, _progress_bar, autocast, build_model, evaluate,
-                          make_optimizer)
+
+if TYPE_CHECKING:
+    from actlab.config import Config
+from actlab.train import (CHECK_EVERY, DIVERGED_LOSS, DeviceData, _progress_bar, autocast, build_model, epoch_steps,
+                          evaluate, make_optimizer, test_best_checkpoint)
 
 UNSTACKABLE = ("prelu", "rrelu")  # learnable or random in training: each needs its own module state
 
@@ -52,7 +56,6 @@ def models_per_chunk(config: Config, device: torch.device, n_examples: int) -> i
         free, _ = torch.cuda.mem_get_info(device)
         budget = 0.6 * free
     else:
-        import os
         budget = 0.5 * os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return max(1, int((budget - data_bytes) // per_model))
 
@@ -115,7 +118,7 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
                   show_progress: bool = False) -> list[tuple[nn.Sequential, dict | None]]:
     """Train `records` (any seeds; stackable activations) together, filling each record as
     `train_model` would; returns each model's (final model, best-validation state)."""
-    m, o = config.model, config.optim
+    o = config.optim
     seeds = list(dict.fromkeys(r.seed for r in records))
     members = {s: [i for i, r in enumerate(records) if r.seed == s] for s in seeds}
     singles, groups = [], []
@@ -130,8 +133,7 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
     optimizer = make_optimizer([p for g in groups for p in g.parameters()], o, device)
     orders = {s: torch.Generator().manual_seed(s) for s in seeds}
     n = len(data[seeds[0]].y_train)
-    steps = n // o.batch_size if o.drop_last else math.ceil(n / o.batch_size)
-    seen_per_epoch = steps * o.batch_size if o.drop_last else n
+    steps, seen_per_epoch = epoch_steps(n, o)
     best: dict[int, dict] = {}
     live = set(range(len(records)))
 
@@ -223,12 +225,6 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
             g.copy_out(a, plain[i])
     for i, record in enumerate(records):
         mark_failed_to_learn(record)
-        model = plain[i]
-        if i in best:
-            d = data[record.seed]
-            final_state = copy.deepcopy(model.state_dict())
-            model.load_state_dict(best[i])
-            _, record.best_test_acc = evaluate(model, d.x_test, d.y_test, loss_fn(record.output), config.run.eval_batch_size)
-            model.load_state_dict(final_state)
-        out.append((model, best.get(i)))
+        test_best_checkpoint(record, plain[i], best.get(i), data[record.seed], config)
+        out.append((plain[i], best.get(i)))
     return out

@@ -32,7 +32,8 @@ from actlab import __version__
 from actlab.config import SWEEP_ALIASES, Config, config_from_flat
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
-from actlab.experiment import Task, checkpoint_name, save_checkpoint, train_in_processes, train_task, worker_count
+from actlab.experiment import (Task, checkpoint_name, data_folder, save_checkpoint, threads_per_worker,
+                               train_in_processes, train_task, worker_count)
 from actlab.results import ModelRun, atomic_write
 from actlab.store import Store
 
@@ -119,8 +120,7 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "sweep.toml", config.to_toml() + "\n[sweep]\n" + "".join(
         f"{k} = {json.dumps(v)}\n" for k, v in sweep.items()))
-    data_dir = Path(config.data.data_dir).expanduser() if config.data.data_dir else None
-    folders = {name: str(load_dataset(name, data_dir, download=config.data.download).folder)
+    folders = {name: str(load_dataset(name, data_folder(config), download=config.data.download).folder)
                for name in dict.fromkeys(r.flat["dataset"] for r in runs)}
     with Store(out) as store:
         store.add_pending((r.hash, r.index, _single(r.flat, r), r.label, r.activation, r.output, r.seed) for r in runs)
@@ -171,7 +171,7 @@ def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], 
     """Worker processes on this machine (one per core, one thread each), fed every pending run."""
     tasks = [Task(i, _single(r.flat, r), folders[r.flat["dataset"]], r.record()) for i, r in enumerate(todo)]
     workers = worker_count(config, torch.device("cpu"), len(tasks))
-    threads = config.run.threads or max(1, (os.cpu_count() or 1) // workers)
+    threads = threads_per_worker(config, workers)
     store.mark_running(r.hash for r in todo)
     if workers == 1:
         torch.set_num_threads(threads)

@@ -15,16 +15,19 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from actlab.activations import parse_layers
-from actlab.config import Config, OptimConfig
 from actlab.data import Dataset, Split, seeded_subset, validation_split
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
 from actlab.models import build_mlp, loss_fn
 from actlab.results import ModelRun, mark_failed_to_learn, safe_name
+
+if TYPE_CHECKING:  # the configuration is passed down; train never reads or builds one
+    from actlab.config import Config, OptimConfig
 
 CHECK_EVERY = 100  # steps between divergence checks / progress updates (the only host syncs)
 DIVERGED_LOSS = 1e4  # a mean loss above this has left learning behind (cross-entropy starts at ln 10 ≈ 2.3)
@@ -220,19 +223,17 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
     optimizer = make_optimizer(model.parameters(), o, device)
     schedule = make_schedule(optimizer, o)
     loss = loss_fn(record.output)
-    diagnose = None
-    if config.run.diagnostics:
-        x_diag, y_diag = data.x_test[:DIAGNOSTIC_EXAMPLES], data.y_test[:DIAGNOSTIC_EXAMPLES]
+    x_diag, y_diag = data.x_test[:DIAGNOSTIC_EXAMPLES], data.y_test[:DIAGNOSTIC_EXAMPLES]
 
-        def diagnose(stage: str) -> None:
+    def diagnose(stage: str) -> None:
+        if config.run.diagnostics:
             record.diagnostics += [{"stage": stage, "layer": layer, "metric": metric, "value": value}
                                    for layer, metric, value in measure(model, x_diag, y_diag, loss)]
-        diagnose("init")
+    diagnose("init")
     board = _tensorboard(tensorboard_dir, record) if tensorboard_dir else None
     order = torch.Generator().manual_seed(record.seed)  # same seed → same batch order
     n = len(data.y_train)
-    steps = n // o.batch_size if o.drop_last else math.ceil(n / o.batch_size)
-    seen_per_epoch = steps * o.batch_size if o.drop_last else n
+    steps, seen_per_epoch = epoch_steps(n, o)
     best_state = None
     bar = _progress_bar(o.epochs * steps, f"{record.label} seed {record.seed}", show_progress)
     try:
@@ -280,8 +281,7 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
             row["test_loss"], row["test_acc"] = evaluate(model, data.x_test, data.y_test, loss,
                                                          config.run.eval_batch_size)
             record.epochs.append(row)
-            if diagnose:
-                diagnose(f"epoch_{epoch}")
+            diagnose(f"epoch_{epoch}")
             if board:
                 board(model, row, loss, data)
             record.stopped_epoch = epoch
@@ -300,10 +300,26 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
         if board:
             board(None)
     mark_failed_to_learn(record)
-    if best_state is not None:
-        # Reload the best-validation checkpoint and test it, as the reference write-up does.
-        final_state = copy.deepcopy(model.state_dict())
-        model.load_state_dict(best_state)
-        _, record.best_test_acc = evaluate(model, data.x_test, data.y_test, loss, config.run.eval_batch_size)
-        model.load_state_dict(final_state)
+    test_best_checkpoint(record, model, best_state, data, config)
     return model, best_state
+
+
+def epoch_steps(n: int, o: OptimConfig) -> tuple[int, int]:
+    """(steps per epoch, training examples seen per epoch): `drop_last` drops the incomplete batch."""
+    if o.drop_last:
+        steps = n // o.batch_size
+        return steps, steps * o.batch_size
+    return math.ceil(n / o.batch_size), n
+
+
+def test_best_checkpoint(record: ModelRun, model: nn.Module, best_state: dict | None, data: DeviceData,
+                         config: Config) -> None:
+    """Reload the best-validation weights, test them into `record.best_test_acc` (as the reference
+    write-up does), and put the final weights back."""
+    if best_state is None:
+        return
+    final_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    _, record.best_test_acc = evaluate(model, data.x_test, data.y_test, loss_fn(record.output),
+                                       config.run.eval_batch_size)
+    model.load_state_dict(final_state)
