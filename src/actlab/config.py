@@ -258,10 +258,6 @@ def _init(v: Any) -> str | tuple[tuple[str, str], ...]:
     raise _Bad(f"must be one of: {', '.join(INITS)}, or a table per activation, e.g. {{ selu = \"lecun_normal\" }}")
 
 
-def _dropout(v: Any) -> float:
-    return _float(0.0, 1.0)(v)
-
-
 def _seeds(v: Any) -> int | tuple[int, ...]:
     if isinstance(v, int) and not isinstance(v, bool):
         return _int(1)(v)
@@ -350,7 +346,7 @@ KEYS: dict[str, Key] = {
                   _text_list, "HEAD"),
     "init": Key("model", "init", _init, "weight init: " + ", ".join(INITS) + "; or per activation: "
                 "selu=lecun_normal,relu=default", str, "SCHEME"),
-    "dropout": Key("model", "dropout", _dropout, "dropout probability after every hidden activation (default 0)",
+    "dropout": Key("model", "dropout", _float(0.0, 1.0), "dropout probability after every hidden activation (default 0)",
                    metavar="P"),
     "dropout_kind": Key("model", "dropout_kind", _choice(("standard", "alpha", "auto")),
                         "standard, alpha, or auto (alpha for SELU, standard otherwise)", str, "KIND"),
@@ -549,8 +545,7 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
     for key, value in (overrides or {}).items():
         if key not in KEYS:
             raise _unknown_key(key.replace("_", "-"), "the command line")
-        if isinstance(value, str) and key not in ("name", "dataset", "init", "optimizer", "device",
-                                                  "data_dir", "out", "normalize", "schedule", "dropout_kind", "ci"):
+        if isinstance(value, str):  # flag text; typed values from the Python API pass as they are
             value = KEYS[key].from_text(value)
         flat[key] = value
         sources[key] = f"--{key.replace('_', '-')}"
