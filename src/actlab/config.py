@@ -91,6 +91,7 @@ class RunConfig:
     checkpoints: bool = True  # save final (and best-validation) weights per model
     precision: str = "fp32"  # bf16: autocast the training steps (evaluation stays fp32); an opt-in speed mode
     stack: bool | str = "auto"  # train a run's models in one stacked pass; auto: on CUDA only
+    backprop: str = "auto"  # auto: the hand-written backward pass for plain MLPs (actlab.backprop); autograd
     workers: int = 0  # processes training models in parallel; 0: one per CPU core (CPU), 1 (GPU)
     threads: int = 0  # torch CPU threads per worker; 0: cores ÷ workers
     eval_batch_size: int = 10000  # examples per no-grad evaluation pass
@@ -387,6 +388,9 @@ KEYS: dict[str, Key] = {
                      "steps to bfloat16 (faster, slightly different numbers; evaluation stays fp32)", str, "P"),
     "stack": Key("run", "stack", _stack, "train the models in one stacked pass: auto (on CUDA), true or false",
                  _text_bool, "auto|BOOL"),
+    "backprop": Key("run", "backprop", _choice(("auto", "autograd")), "auto (default): plain MLPs train with "
+                    "actlab's hand-written backward pass (same numbers as autograd, faster); autograd: always autograd",
+                    str, "MODE"),
     "workers": Key("run", "workers", _int(0), "processes training models in parallel (0 = one per CPU core "
                    "on CPU, 1 on a GPU)", metavar="N"),
     "threads": Key("run", "threads", _int(0), "torch CPU threads per worker (0 = cores ÷ workers)", metavar="N"),

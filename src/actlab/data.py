@@ -222,11 +222,12 @@ def not_found_message(info: DatasetInfo, data_dir: Path | None, cache_dir: Path,
             f"from {info.mirrors[0]} into a folder and pass it with --data-dir or ACTLAB_DATA_DIR")
 
 
-def load_dataset(name: str, data_dir: Path | None = None, cache_dir: Path | None = None,
+def load_dataset(name: str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  download: bool = True, mirrors: tuple[str, ...] | None = None) -> Dataset:
     """Find (or download), verify and load a data set."""
     info = dataset_info(name)
-    cache_dir = cache_dir or default_cache_dir()
+    data_dir = Path(data_dir) if data_dir is not None else None
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if data_dir is not None and not data_dir.is_dir():
         raise ActlabError(f"data folder {data_dir} does not exist; pass an existing folder with "
                           f"--data-dir (or ACTLAB_DATA_DIR), or leave it out to use {cache_dir}")

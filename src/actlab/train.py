@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from actlab.activations import parse_layers
+from actlab.backprop import flatten_parameters, hand_backprop_supported, hand_step, unflatten_parameters
 from actlab.data import Dataset, Split, seeded_subset, validation_split
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
 from actlab.models import build_mlp, loss_fn
@@ -220,9 +221,16 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
     """
     o = config.optim
     model = build_model(record, config, data.x_train.shape[1], device)
-    optimizer = make_optimizer(model.parameters(), o, device)
-    schedule = make_schedule(optimizer, o)
     loss = loss_fn(record.output)
+    hand = config.run.backprop == "auto" and hand_backprop_supported(model, record.output, config.run.precision)
+    if hand:
+        flat = flatten_parameters(model)
+        optimizer = make_optimizer([flat], o, device)
+        forward_backward = hand_step(model, flat)
+    else:
+        optimizer = make_optimizer(model.parameters(), o, device)
+        forward_backward = autograd_step(model, loss, optimizer, autocast(device, config))
+    schedule = make_schedule(optimizer, o)
     x_diag, y_diag = data.x_test[:DIAGNOSTIC_EXAMPLES], data.y_test[:DIAGNOSTIC_EXAMPLES]
 
     def diagnose(stage: str) -> None:
@@ -247,15 +255,11 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
             diverged = False
             for step in range(steps):
                 idx = perm[step * o.batch_size:(step + 1) * o.batch_size]
-                x, y = data.x_train[idx], data.y_train[idx]
-                with autocast(device, config):
-                    out = model(x)
-                    batch_loss = loss(out, y)
-                optimizer.zero_grad(set_to_none=True)
-                batch_loss.backward()
+                x, y = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
+                out, batch_loss = forward_backward(x, y)
                 optimizer.step()
-                loss_sum += batch_loss.detach() * len(idx)
-                correct += (out.detach().argmax(1) == y).sum()
+                loss_sum += batch_loss * len(idx)
+                correct += (out.argmax(1) == y).sum()
                 if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
                     seen = min((step + 1) * o.batch_size, seen_per_epoch)
                     running = loss_sum.item() / seen
@@ -289,7 +293,7 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
                 schedule.step()
             if row["val_acc"] is not None and (record.best_val_acc is None or row["val_acc"] > record.best_val_acc):
                 record.best_epoch, record.best_val_acc = epoch, row["val_acc"]
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}  # own storage, not views
             if o.patience and epoch - record.best_epoch >= o.patience:
                 record.status = "ok"  # early stopping: the best-validation checkpoint is what gets tested
                 break
@@ -299,9 +303,25 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
         bar.close()
         if board:
             board(None)
+        if hand:
+            unflatten_parameters(model)
     mark_failed_to_learn(record)
     test_best_checkpoint(record, model, best_state, data, config)
     return model, best_state
+
+
+def autograd_step(model: nn.Module, loss, optimizer: torch.optim.Optimizer, precision):
+    """A function (x, y) → (output, mean loss), detached, that leaves the loss's gradient in the
+    model's `.grad`s by autograd, under `precision` (an autocast context); the caller steps the
+    optimizer. `actlab.backprop.hand_step` is the same step with the backward pass written out."""
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with precision:
+            out = model(x)
+            batch_loss = loss(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        batch_loss.backward()
+        return out.detach(), batch_loss.detach()
+    return step
 
 
 def epoch_steps(n: int, o: OptimConfig) -> tuple[int, int]:

@@ -1,0 +1,137 @@
+"""The training step with the backward pass written out, for plain MLPs: actlab's fast path.
+
+At the sizes our presets use (784-128-128-10, batch 64) a training step is short enough that
+autograd's bookkeeping and the optimizer's per-tensor dispatch cost a quarter of it on one CPU core.
+For a network of `Linear` layers and parameter-free activations trained with cross-entropy on
+logits, `hand_step` runs the forward pass, then the backward pass layer by layer with the same ATen
+kernels autograd would call (`threshold_backward`, `sigmoid_backward`, …, `mm`, `sum`), writing the
+gradients straight into one flat buffer that the optimizer steps as a single tensor. The numbers
+are those of autograd (tests/test_backprop.py checks them against it). An activation without a
+listed backward kernel (softsign, a user's `expr:` or module, …) gets its derivative from autograd
+on that layer alone, so every parameter-free activation can take this path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+aten = torch.ops.aten
+SELU_ALPHA = 1.6732632423543772848170429916717  # the constants ATen's selu uses
+SELU_SCALE = 1.0507009873554804934193349852946
+
+# d(loss)/d(pre-activation) from d(loss)/d(activation) `g`, the pre-activation `z` and the activation
+# `h`: the kernel autograd runs for each module (keyed by exact type, so a subclass that changes
+# `forward` is not mistaken for its parent)
+ACTIVATION_BACKWARD: dict[type, Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    nn.Identity: lambda m, z, h, g: g,
+    nn.ReLU: lambda m, z, h, g: aten.threshold_backward(g, h, 0),
+    nn.LeakyReLU: lambda m, z, h, g: aten.leaky_relu_backward(g, z, m.negative_slope, False),
+    nn.Sigmoid: lambda m, z, h, g: aten.sigmoid_backward(g, h),
+    nn.Tanh: lambda m, z, h, g: aten.tanh_backward(g, h),
+    nn.ELU: lambda m, z, h, g: aten.elu_backward(g, m.alpha, 1, 1, False, z),
+    nn.SELU: lambda m, z, h, g: aten.elu_backward(g, SELU_ALPHA, SELU_SCALE, 1, False, z),
+    nn.CELU: lambda m, z, h, g: aten.elu_backward(g, m.alpha, 1, 1 / m.alpha, False, z),
+    nn.GELU: lambda m, z, h, g: aten.gelu_backward(g, z, approximate=m.approximate),
+    nn.SiLU: lambda m, z, h, g: aten.silu_backward(g, z),
+    nn.Mish: lambda m, z, h, g: aten.mish_backward(g, z),
+    nn.Softplus: lambda m, z, h, g: aten.softplus_backward(g, z, m.beta, m.threshold),
+    nn.Hardtanh: lambda m, z, h, g: aten.hardtanh_backward(g, z, m.min_val, m.max_val),
+    nn.ReLU6: lambda m, z, h, g: aten.hardtanh_backward(g, z, 0, 6),
+    nn.Hardswish: lambda m, z, h, g: aten.hardswish_backward(g, z),
+    nn.Hardsigmoid: lambda m, z, h, g: aten.hardsigmoid_backward(g, z),
+}
+
+
+def hand_backprop_supported(model: nn.Sequential, output: str, precision: str) -> bool:
+    """True for `Linear → act → … → Linear` with parameter-free, in-place-free activations,
+    logits with cross-entropy, in fp32; dropout, learnable activations, output heads and bf16
+    autocast train with autograd."""
+    if output != "logits" or precision != "fp32" or not len(model) % 2 or not isinstance(model[-1], nn.Linear):
+        return False
+    for i, module in enumerate(model):
+        if i % 2 == 0:
+            if not isinstance(module, nn.Linear) or module.bias is None:
+                return False
+        elif (isinstance(module, (nn.Linear, nn.Dropout, nn.AlphaDropout)) or list(module.parameters())
+              or getattr(module, "inplace", False)):
+            return False
+    return True
+
+
+def flatten_parameters(model: nn.Sequential) -> nn.Parameter:
+    """Rebind every parameter of `model` as a view into one flat tensor and return that tensor as
+    the single parameter to optimize, with a flat gradient buffer as its `.grad`."""
+    params = [(module, name, p) for module in model for name, p in module.named_parameters(recurse=False)]
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for _, _, p in params]))
+    offset = 0
+    for module, name, p in params:
+        setattr(module, name, nn.Parameter(flat.data[offset:offset + p.numel()].view_as(p)))
+        offset += p.numel()
+    flat.grad = torch.zeros_like(flat)
+    return flat
+
+
+def unflatten_parameters(model: nn.Sequential) -> None:
+    """Give every parameter its own storage again, so the model saves, copies and moves as usual."""
+    for module in model:
+        for name, p in list(module.named_parameters(recurse=False)):
+            setattr(module, name, nn.Parameter(p.detach().clone()))
+
+
+def _gradient_views(model: nn.Sequential, flat: nn.Parameter) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each Linear layer's (weight, bias) gradient as views into `flat.grad`, in flattening order."""
+    views, offset = [], 0
+    for layer in model[::2]:
+        weight = flat.grad[offset:offset + layer.weight.numel()].view_as(layer.weight)
+        offset += layer.weight.numel()
+        views.append((weight, flat.grad[offset:offset + layer.bias.numel()]))
+        offset += layer.bias.numel()
+    return views
+
+
+def hand_step(model: nn.Sequential, flat: nn.Parameter) -> Callable[[torch.Tensor, torch.Tensor],
+                                                                     tuple[torch.Tensor, torch.Tensor]]:
+    """A function (x, y) → (logits, mean loss) that also fills `flat.grad` with the loss's gradient;
+    the caller steps the optimizer. `model` must have passed `hand_backprop_supported` and
+    `flatten_parameters`."""
+    linears, activations = list(model[::2]), list(model[1::2])
+    weights_t = [layer.weight.t() for layer in linears]  # views: they follow the in-place updates
+    grads = _gradient_views(model, flat)
+    backward = [ACTIVATION_BACKWARD.get(type(a)) for a in activations]
+    one = torch.ones((), device=flat.device)
+
+    @torch.no_grad()
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, pre = [x], []  # each Linear's input; each activation's input (pre-activation)
+        h = x
+        for layer, weight_t, act, kernel in zip(linears, weights_t, activations, backward):
+            z = torch.addmm(layer.bias, h, weight_t)  # what F.linear runs, without its dispatch
+            if kernel is None:  # derivative by autograd on this layer alone
+                with torch.enable_grad():
+                    z = z.requires_grad_()
+                    h = act(z)
+            else:
+                h = act(z)
+            pre.append(z)
+            inputs.append(h)
+        logits = torch.addmm(linears[-1].bias, h, weights_t[-1])
+        log_probs = torch.log_softmax(logits, 1)
+        loss, total_weight = aten.nll_loss_forward(log_probs, y, None, 1, -100)  # 1: mean reduction
+        g = aten.nll_loss_backward(one, log_probs, y, None, 1, -100, total_weight)
+        g = aten._log_softmax_backward_data(g, log_probs, 1, log_probs.dtype)
+        for i in range(len(linears) - 1, -1, -1):
+            weight_grad, bias_grad = grads[i]
+            torch.mm(g.t(), inputs[i], out=weight_grad)
+            torch.sum(g, 0, out=bias_grad)
+            if i:
+                g = g.mm(linears[i].weight)
+                kernel = backward[i - 1]
+                if kernel is None:
+                    (g,) = torch.autograd.grad(inputs[i], pre[i - 1], g)
+                else:
+                    g = kernel(activations[i - 1], pre[i - 1], inputs[i], g)
+        return logits, loss
+    return step

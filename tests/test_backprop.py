@@ -1,0 +1,132 @@
+"""The hand-written backward pass gives autograd's numbers, and steps aside where it does not apply."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from actlab.activations import parse_layers
+from actlab.backprop import (ACTIVATION_BACKWARD, flatten_parameters, hand_backprop_supported, hand_step,
+                             unflatten_parameters)
+from actlab.config import resolve_config
+from actlab.models import build_mlp
+from actlab.results import ModelRun
+from actlab.train import prepare_data, train_model
+
+CPU = torch.device("cpu")
+
+
+def config_for(**overrides):
+    flat = {"train_subset": 1500, "test_subset": 500, "hidden": [40, 24], "epochs": 2, "device": "cpu",
+            "activations": ["relu"], "batch_size": 64, "val_split": 300, "lr": 3e-3, **overrides}
+    return resolve_config(overrides=flat, env={})
+
+
+def train_both(mnist, activation, **overrides):
+    """(record, model) trained by autograd and by the hand-written pass, same config and seed."""
+    out = []
+    for backprop in ("autograd", "auto"):
+        config = config_for(activations=[activation], backprop=backprop, **overrides)
+        data = prepare_data(mnist, config, 1, CPU)
+        record = ModelRun(activation, activation, "logits", 1)
+        model, _ = train_model(record, data, config, CPU)
+        out.append((record, model))
+    return out
+
+
+def assert_same_training(auto, hand, rtol=1e-6, atol=1e-7):
+    (ra, ma), (rh, mh) = auto, hand
+    assert ra.status == rh.status and len(ra.epochs) == len(rh.epochs)
+    for a, h in zip(ra.epochs, rh.epochs):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"):
+            assert h[key] == pytest.approx(a[key], rel=rtol, abs=atol), key
+    for (name, pa), (_, ph) in zip(ma.named_parameters(), mh.named_parameters()):
+        torch.testing.assert_close(ph, pa, rtol=rtol, atol=atol, msg=name)
+    assert ra.diagnostics and [r["metric"] for r in ra.diagnostics] == [r["metric"] for r in rh.diagnostics]
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu:0.2", "sigmoid", "tanh", "elu:0.7", "selu", "celu:0.5",
+                                        "gelu", "gelu:tanh", "silu", "mish", "softplus:2", "hardtanh:-2,2",
+                                        "relu6", "hardswish", "hardsigmoid", "none", "relu+tanh"])
+def test_listed_backward_kernels_give_autograds_numbers(mnist, activation):
+    assert_same_training(*train_both(mnist, activation))
+
+
+@pytest.mark.parametrize("activation", ["softsign", "tanhshrink", "expr:x*sigmoid(1.702*x)", "rrelu"])
+def test_other_activations_take_their_derivative_from_autograd(mnist, activation):
+    spec = parse_layers(activation)
+    assert type(spec.make()) not in ACTIVATION_BACKWARD
+    assert_same_training(*train_both(mnist, activation))
+
+
+@pytest.mark.parametrize("optim", [{"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
+                                    "weight_decay": 1e-4},
+                                   {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "schedule": "cosine"},
+                                   {"optimizer": "rmsprop", "lr": 1e-3, "momentum": 0.5}])
+def test_every_optimizer_and_schedule_steps_the_flat_buffer_as_it_steps_the_layers(mnist, optim):
+    assert_same_training(*train_both(mnist, "tanh", **optim))
+
+
+def test_linear_model_without_hidden_layers(mnist):
+    assert_same_training(*train_both(mnist, "none", hidden=[]))
+
+
+def test_one_step_gradients_equal_autograds():
+    torch.manual_seed(0)
+    x, y = torch.rand(33, 20), torch.randint(0, 10, (33,))
+    spec = parse_layers("elu")
+    reference = build_mlp(20, [16, 8], spec)
+    model = build_mlp(20, [16, 8], spec)
+    model.load_state_dict(reference.state_dict())
+    loss = nn.functional.cross_entropy(reference(x), y)
+    loss.backward()
+    flat = flatten_parameters(model)
+    logits, hand_loss = hand_step(model, flat)(x, y)
+    torch.testing.assert_close(hand_loss, loss.detach())
+    torch.testing.assert_close(logits, reference(x).detach())
+    expected = torch.cat([p.grad.reshape(-1) for p in reference.parameters()])
+    torch.testing.assert_close(flat.grad, expected)
+
+
+def test_flat_parameters_are_views_until_unflattened():
+    model = build_mlp(12, [6], parse_layers("relu"))
+    before = [p.detach().clone() for p in model.parameters()]
+    flat = flatten_parameters(model)
+    assert flat.numel() == sum(p.numel() for p in before)
+    with torch.no_grad():
+        flat.add_(1.0)
+    assert all(torch.equal(p, b + 1) for p, b in zip(model.parameters(), before))
+    unflatten_parameters(model)
+    with torch.no_grad():
+        flat.add_(1.0)  # no longer shared
+    assert all(torch.equal(p, b + 1) for p, b in zip(model.parameters(), before))
+    assert len({p.untyped_storage().data_ptr() for p in model.parameters()}) == len(before)
+    saved = io.BytesIO()
+    torch.save(model.state_dict(), saved)
+    assert saved.tell() < flat.numel() * 4 + 4000  # each tensor saves its own values only
+
+
+@pytest.mark.parametrize("activation, overrides, supported", [
+    ("relu", {}, True),
+    ("relu", {"precision": "bf16"}, False),
+    ("relu", {"dropout": 0.2}, False),
+    ("prelu", {}, False),
+    ("swish_beta", {}, False),
+])
+def test_what_trains_by_hand_and_what_by_autograd(activation, overrides, supported):
+    config = config_for(activations=[activation], **overrides)
+    model = build_mlp(784, [8, 8], parse_layers(activation), dropout=config.model.dropout)
+    assert hand_backprop_supported(model, "logits", config.run.precision) is supported
+    assert not hand_backprop_supported(build_mlp(784, [8], parse_layers("relu"), output="softmax"), "softmax", "fp32")
+    assert not hand_backprop_supported(nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 2)),
+                                       "logits", "fp32")
+
+
+def test_models_trained_by_hand_come_back_as_ordinary_modules(mnist):
+    (_, auto_model), (_, hand_model) = train_both(mnist, "relu", epochs=1)
+    storages = {p.untyped_storage().data_ptr() for p in hand_model.parameters()}
+    assert len(storages) == len(list(hand_model.parameters()))
+    assert [n for n, _ in hand_model.named_parameters()] == [n for n, _ in auto_model.named_parameters()]
