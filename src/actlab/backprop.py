@@ -135,3 +135,45 @@ def hand_step(model: nn.Sequential, flat: nn.Parameter) -> Callable[[torch.Tenso
                     g = kernel(activations[i - 1], pre[i - 1], inputs[i], g)
         return logits, loss
     return step
+
+
+FUSED_KERNELS = {False: "_fused_adam_", True: "_fused_adamw_"}  # torch's kernels, by decoupled weight decay
+
+
+def flat_optimizer_step(optimizer: torch.optim.Optimizer, flat: nn.Parameter) -> Callable[[], None]:
+    """`optimizer.step` for the one flat tensor, cheaper where it can be.
+
+    Fused Adam and AdamW end their step in one kernel (`torch._fused_adam_` / `_fused_adamw_`). The
+    returned function calls that kernel directly, on the optimizer's own state and at its param
+    group's current learning rate (so schedules, `state_dict` and the numbers are unchanged), and
+    skips the per-call bookkeeping around it: about 60 µs of a 0.8 ms step on one core. The first
+    step (which creates the state) and every other optimizer go through `optimizer.step`; so does
+    every step if this torch's kernel does not take the call.
+    """
+    group = optimizer.param_groups[0]
+    decoupled = isinstance(optimizer, torch.optim.AdamW) or group.get("decoupled_weight_decay", False)
+    kernel = getattr(torch, FUSED_KERNELS[decoupled], None)
+    if (kernel is None or not isinstance(optimizer, torch.optim.Adam) and not isinstance(optimizer, torch.optim.AdamW)
+            or not group.get("fused") or group["amsgrad"] or group["maximize"] or len(optimizer.param_groups) != 1
+            or isinstance(group["lr"], torch.Tensor)):
+        return optimizer.step
+    route = ["first"]  # the first step goes through optimizer.step and creates the state; then "kernel"
+
+    @torch.no_grad()
+    def step() -> None:
+        if route[0] != "kernel":
+            optimizer.step()
+            route[0] = "kernel" if route[0] == "first" else route[0]
+            return
+        state = optimizer.state[flat]
+        state["step"] += 1
+        beta1, beta2 = group["betas"]
+        try:
+            kernel([flat], [flat.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [], [state["step"]],
+                   amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+                   eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
+        except (TypeError, RuntimeError):  # this torch's kernel takes other arguments: the public step
+            state["step"] -= 1
+            route[0] = "public"
+            optimizer.step()
+    return step

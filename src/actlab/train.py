@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from actlab.activations import parse_layers
-from actlab.backprop import flatten_parameters, hand_backprop_supported, hand_step, unflatten_parameters
+from actlab.backprop import (flat_optimizer_step, flatten_parameters, hand_backprop_supported, hand_step,
+                             unflatten_parameters)
 from actlab.data import Dataset, Split, seeded_subset, validation_split
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
 from actlab.models import build_mlp, loss_fn
@@ -223,14 +224,14 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
     model = build_model(record, config, data.x_train.shape[1], device)
     loss = loss_fn(record.output)
     hand = config.run.backprop == "auto" and hand_backprop_supported(model, record.output, config.run.precision)
+    flat = flatten_parameters(model) if hand else None
+    optimizer = make_optimizer([flat] if hand else model.parameters(), o, device)
+    schedule = make_schedule(optimizer, o)  # before the step functions take optimizer.step: it wraps it
     if hand:
-        flat = flatten_parameters(model)
-        optimizer = make_optimizer([flat], o, device)
-        forward_backward = hand_step(model, flat)
+        forward_backward, optimizer_step = hand_step(model, flat), flat_optimizer_step(optimizer, flat)
     else:
-        optimizer = make_optimizer(model.parameters(), o, device)
         forward_backward = autograd_step(model, loss, optimizer, autocast(device, config))
-    schedule = make_schedule(optimizer, o)
+        optimizer_step = optimizer.step
     x_diag, y_diag = data.x_test[:DIAGNOSTIC_EXAMPLES], data.y_test[:DIAGNOSTIC_EXAMPLES]
 
     def diagnose(stage: str) -> None:
@@ -257,7 +258,7 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
                 idx = perm[step * o.batch_size:(step + 1) * o.batch_size]
                 x, y = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
                 out, batch_loss = forward_backward(x, y)
-                optimizer.step()
+                optimizer_step()
                 loss_sum += batch_loss * len(idx)
                 correct += (out.argmax(1) == y).sum()
                 if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
