@@ -39,7 +39,8 @@ from actlab.store import Store
 
 # keys that do not change what a run computes, left out of its content hash
 NOT_HASHED = {"name", "out", "device", "workers", "threads", "data_dir", "download", "checkpoints", "diagnostics",
-              "tensorboard", "stack", "eval_batch_size", "ci", "seed", "seeds", "activations", "output", "init"}
+              "tensorboard", "stack", "backprop", "eval_batch_size", "ci", "seed", "seeds", "activations", "output",
+              "init"}
 TRAINING_CODE_VERSION = __version__  # a new actlab version retrains: its numbers may differ
 
 

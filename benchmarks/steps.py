@@ -1,0 +1,99 @@
+"""Training-step benchmark: autograd against actlab's hand-written backward pass, one core.
+
+    python benchmarks/steps.py                     # both CPU presets, relu, 1 thread
+    python benchmarks/steps.py --preset mnist-classic-four --activation tanh --threads 2
+
+For each preset it trains one model for one epoch in this process, once with `backprop =
+"autograd"` and once with `backprop = "auto"` (the hand-written pass and the direct fused-Adam
+step, see actlab/backprop.py), interleaved and repeated, and prints the best epoch time of each
+(training steps only, as `metrics.csv` records them), their ratio, and whether the two gave the
+same test accuracy and loss. `--breakdown` also times the parts of one epoch's hand-written steps:
+the batch gather, the forward and backward pass, and the optimizer step (through
+`optimizer.step()` and through the direct fused-kernel call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import actlab
+from actlab.backprop import flat_optimizer_step, flatten_parameters, hand_step
+from actlab.data import load_dataset
+from actlab.results import ModelRun
+from actlab.train import build_model, epoch_steps, make_optimizer, prepare_data, train_model
+
+
+def epoch_seconds(config: actlab.Config, dataset, activation: str) -> tuple[float, dict]:
+    device = torch.device("cpu")
+    data = prepare_data(dataset, config, 0, device)
+    record = ModelRun(activation, activation, "logits", 0)
+    train_model(record, data, config, device)
+    return record.epochs[0]["seconds"], record.epochs[0]
+
+
+def step_breakdown(config: actlab.Config, dataset, activation: str) -> dict[str, float]:
+    """Milliseconds per step of each part of one epoch of hand-written steps (the CPU runs
+    synchronously, so timers around each part measure it)."""
+    device = torch.device("cpu")
+    data = prepare_data(dataset, config, 0, device)
+    parts = {"gather": 0.0, "forward+backward": 0.0, "optimizer.step()": 0.0, "direct kernel": 0.0}
+    steps, _ = epoch_steps(len(data.y_train), config.optim)
+    for route in ("optimizer.step()", "direct kernel"):
+        model = build_model(ModelRun(activation, activation, "logits", 0), config, data.x_train.shape[1], device)
+        flat = flatten_parameters(model)
+        optimizer = make_optimizer([flat], config.optim, device)
+        step = hand_step(model, flat)
+        optimizer_step = optimizer.step if route == "optimizer.step()" else flat_optimizer_step(optimizer, flat)
+        perm = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(0))
+        size = config.optim.batch_size
+        for i in range(steps):
+            t0 = time.perf_counter()
+            idx = perm[i * size:(i + 1) * size]
+            x, y = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
+            t1 = time.perf_counter()
+            step(x, y)
+            t2 = time.perf_counter()
+            optimizer_step()
+            t3 = time.perf_counter()
+            if route == "optimizer.step()":
+                parts["gather"] += t1 - t0
+                parts["forward+backward"] += t2 - t1
+            parts[route] += t3 - t2
+    return {k: 1000 * v / steps for k, v in parts.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", nargs="+", default=["mnist-classic-four", "fashion-relu-family"])
+    parser.add_argument("--activation", default="relu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--breakdown", action="store_true", help="also time the parts of a step")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), one epoch of one {args.activation} model")
+    for preset in args.preset:
+        base = actlab.resolve_config(preset=preset, overrides={"device": "cpu", "epochs": 1, "diagnostics": False,
+                                                               "activations": [args.activation]})
+        dataset = load_dataset(base.data.dataset, base.data.data_dir)
+        best: dict[str, float] = {}
+        rows: dict[str, dict] = {}
+        for _ in range(args.repeats):
+            for mode in ("autograd", "auto"):
+                seconds, row = epoch_seconds(actlab.config.replace(base, backprop=mode), dataset, args.activation)
+                best[mode] = min(best.get(mode, seconds), seconds)
+                rows[mode] = row
+        same = all(rows["auto"][k] == rows["autograd"][k] for k in ("test_acc", "test_loss", "train_loss"))
+        print(f"{preset:22s} autograd {best['autograd']:.3f} s/epoch  hand-written {best['auto']:.3f} s/epoch  "
+              f"speed-up {best['autograd'] / best['auto']:.2f}x  identical metrics: {same}")
+        if args.breakdown:
+            parts = step_breakdown(base, dataset, args.activation)
+            print(" " * 23 + "ms per hand-written step: " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
