@@ -13,7 +13,7 @@ from actlab.cli import main
 from actlab.config import resolve_config
 from actlab.models import OUTPUTS
 from actlab.report import analysis_text, build_report, _md
-from actlab.results import ModelRun, Results, load_results
+from actlab.results import ModelRun, Results
 from actlab.stats import analyse
 from conftest import quick_flags
 
@@ -85,7 +85,7 @@ def test_fewer_than_three_seeds_cannot_be_judged(tmp_path):
     text = text_of(analysis_text(results, analyse(results)))
     assert "With 1 seed per activation, differences cannot be judged" in text
     assert "a spread of 1.00 points" in text
-    assert f"--seeds 5" in text and "actlab run --config" in text
+    assert "--seeds 5" in text and "actlab run --config" in text
     assert "Possible causes (tentative" in text or "Likely causes" not in text
 
 
