@@ -55,10 +55,12 @@ def test_listed_backward_kernels_give_autograds_numbers(mnist, activation):
     assert_same_training(*train_both(mnist, activation))
 
 
-@pytest.mark.parametrize("activation", ["softsign", "tanhshrink", "expr:x*sigmoid(1.702*x)", "rrelu"])
+@pytest.mark.parametrize("activation", ["softsign", "tanhshrink", "expr:x*sigmoid(1.702*x)", "rrelu",
+                                        "torch:relu_"])  # the last works in place on its input
 def test_other_activations_take_their_derivative_from_autograd(mnist, activation):
     spec = parse_layers(activation)
     assert type(spec.make()) not in ACTIVATION_BACKWARD
+    assert hand_backprop_supported(build_mlp(784, [8], spec), "logits", "fp32")
     assert_same_training(*train_both(mnist, activation))
 
 

@@ -287,3 +287,14 @@ def test_measure_with_output_head_and_its_loss():
     r2 = rows_dict(measure(logits, x, y, LOSS))
     assert r["linear1", "grad_norm"] == pytest.approx(r2["linear1", "grad_norm"], rel=1e-5)
     assert r["linear2", "grad_norm"] == pytest.approx(r2["linear2", "grad_norm"], rel=1e-5)
+
+
+def test_an_activation_that_works_in_place_gets_the_same_diagnostics():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 20), torch.randint(0, 10, (64,))
+    plain = build_mlp(20, [16, 12], parse_activation("relu"))
+    in_place = build_mlp(20, [16, 12], parse_activation("torch:relu_"))
+    in_place.load_state_dict(plain.state_dict())
+    assert rows_dict(measure(in_place, x, y, LOSS)) == rows_dict(measure(plain, x, y, LOSS))
+    pre, out, _ = hidden_layer_io(in_place, x)[0]
+    assert (pre < 0).any() and not torch.equal(pre, out)

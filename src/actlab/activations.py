@@ -268,7 +268,7 @@ def curve(spec: ActivationSpec, x: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     """The activation and its derivative (by autograd) at the points `x`, in eval mode."""
     module = spec.make().eval()
     x = x.detach().clone().requires_grad_(True)
-    y = module(x)
+    y = module(x.clone())  # a non-leaf input, for activations that work in place
     (dy,) = torch.autograd.grad(y.sum(), x)
     return y.detach(), dy
 

@@ -92,6 +92,15 @@ def _gradient_views(model: nn.Sequential, flat: nn.Parameter) -> list[tuple[torc
     return views
 
 
+def _autograd_derivative(h: torch.Tensor, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """d(loss)/dz from d(loss)/dh by autograd; zero where h does not depend on z (a constant
+    activation), where autograd would leave the earlier layers without a gradient."""
+    if not h.requires_grad:
+        return torch.zeros_like(z)
+    (grad,) = torch.autograd.grad(h, z, g, allow_unused=True)
+    return torch.zeros_like(z) if grad is None else grad
+
+
 def hand_step(model: nn.Sequential, flat: nn.Parameter) -> Callable[[torch.Tensor, torch.Tensor],
                                                                      tuple[torch.Tensor, torch.Tensor]]:
     """A function (x, y) → (logits, mean loss) that also fills `flat.grad` with the loss's gradient;
@@ -110,9 +119,9 @@ def hand_step(model: nn.Sequential, flat: nn.Parameter) -> Callable[[torch.Tenso
         for layer, weight_t, act, kernel in zip(linears, weights_t, activations, backward):
             z = torch.addmm(layer.bias, h, weight_t)  # what F.linear runs, without its dispatch
             if kernel is None:  # derivative by autograd on this layer alone
+                z.requires_grad_()
                 with torch.enable_grad():
-                    z = z.requires_grad_()
-                    h = act(z)
+                    h = act(z.clone())  # a non-leaf input: activations may work in place
             else:
                 h = act(z)
             pre.append(z)
@@ -130,7 +139,7 @@ def hand_step(model: nn.Sequential, flat: nn.Parameter) -> Callable[[torch.Tenso
                 g = g.mm(linears[i].weight)
                 kernel = backward[i - 1]
                 if kernel is None:
-                    (g,) = torch.autograd.grad(inputs[i], pre[i - 1], g)
+                    g = _autograd_derivative(inputs[i], pre[i - 1], g)
                 else:
                     g = kernel(activations[i - 1], pre[i - 1], inputs[i], g)
         return logits, loss
@@ -146,7 +155,9 @@ def flat_optimizer_step(optimizer: torch.optim.Optimizer, flat: nn.Parameter) ->
     Fused Adam and AdamW end their step in one kernel (`torch._fused_adam_` / `_fused_adamw_`). The
     returned function calls that kernel directly, on the optimizer's own state and at its param
     group's current learning rate (so schedules, `state_dict` and the numbers are unchanged), and
-    skips the per-call bookkeeping around it: about 60 µs of a 0.8 ms step on one core. The first
+    skips the per-call bookkeeping around it: about 80 µs of a 0.8 ms step on one core
+    (`python benchmarks/steps.py --breakdown`). That bookkeeping includes optimizer step hooks and
+    the profiler label, which actlab does not use; they fire on the first step only. The first
     step (which creates the state) and every other optimizer go through `optimizer.step`; so does
     every step if this torch's kernel does not take the call.
     """

@@ -44,7 +44,7 @@ def max_derivative(activation: nn.Module, width: int = 1) -> float:
         with torch.enable_grad():
             x = torch.linspace(-20, 20, 4001, device=_device_of(activation))[:, None].expand(-1, width).clone()
             x.requires_grad_(True)
-            (dy,) = torch.autograd.grad(activation(x).sum(), x)
+            (dy,) = torch.autograd.grad(activation(x.clone()).sum(), x)  # clone: it may work in place
     finally:
         activation.train(was_training)
     value = float(dy.abs().max())
@@ -60,15 +60,15 @@ def _device_of(module: nn.Module) -> torch.device:
 def hidden_layer_io(model: nn.Sequential, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, nn.Module]]:
     """(pre-activation, activation output, activation module) of each hidden layer for input x."""
     layers = []
-    h = x
-    modules = list(model)
-    for i, module in enumerate(modules):
-        out = module(h)
-        if isinstance(module, nn.Linear) and i + 1 < len(modules) and not isinstance(modules[i + 1], nn.Linear):
-            nxt = modules[i + 1]
-            if type(nxt).__name__ != "OutputActivation":
-                layers.append((out, nxt(out), nxt))
-        h = out
+    h, pre = x, None  # pre: the output of the Linear layer just before, if the last module was one
+    for module in model:
+        if isinstance(module, nn.Linear):
+            h = pre = module(h)
+            continue
+        h = module(h.clone())  # clone: an activation may work in place, and `pre` is kept
+        if pre is not None and type(module).__name__ != "OutputActivation":
+            layers.append((pre, h, module))
+        pre = None
     return layers
 
 
@@ -84,7 +84,7 @@ def saturated_fraction(pre: torch.Tensor, activation: nn.Module, max_grad: float
         return 0.0
     with torch.enable_grad():
         x = pre.detach().clone().requires_grad_(True)
-        (dy,) = torch.autograd.grad(activation(x).sum(), x)
+        (dy,) = torch.autograd.grad(activation(x.clone()).sum(), x)
     return float((dy.abs() < level * max_grad).float().mean())
 
 

@@ -301,11 +301,11 @@ def train_model(record: ModelRun, data: DeviceData, config: Config, device: torc
         else:
             record.status = "ok"
     finally:
+        if hand:
+            unflatten_parameters(model)
         bar.close()
         if board:
             board(None)
-        if hand:
-            unflatten_parameters(model)
     mark_failed_to_learn(record)
     test_best_checkpoint(record, model, best_state, data, config)
     return model, best_state
