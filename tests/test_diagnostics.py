@@ -35,6 +35,12 @@ def batch(n: int = 16, features: int = 4, classes: int = 3, seed: int = 1) -> tu
     return torch.randn(n, features, generator=g), torch.randint(0, classes, (n,), generator=g)
 
 
+def constant_net_rows(activation: str, biases: list[float] | float) -> dict[tuple[str, str], float]:
+    """`measure` of a `constant_net` on the standard batch, as a dict."""
+    x, y = batch()
+    return rows_dict(measure(constant_net(activation, biases), x, y, LOSS))
+
+
 # ---------------------------------------------------------------- dead units
 
 
@@ -53,9 +59,7 @@ def test_dead_unit_fraction_hand_made():
 
 
 def test_relu_net_with_negative_preactivations_is_all_dead():
-    model = constant_net("relu", -100.0)
-    x, y = batch()
-    r = rows_dict(measure(model, x, y, LOSS))
+    r = constant_net_rows("relu", -100.0)
     assert r["hidden1", "dead_fraction"] == 1.0
     assert r["hidden1", "saturated_fraction"] == 1.0  # relu'(-100) = 0
     assert r["hidden1", "act_mean"] == 0.0 and r["hidden1", "act_std"] == 0.0
@@ -66,9 +70,7 @@ def test_relu_net_with_negative_preactivations_is_all_dead():
 
 
 def test_relu_net_with_positive_preactivations_is_alive():
-    model = constant_net("relu", 1.0)
-    x, y = batch()
-    r = rows_dict(measure(model, x, y, LOSS))
+    r = constant_net_rows("relu", 1.0)
     assert r["hidden1", "dead_fraction"] == 0.0
     assert r["hidden1", "saturated_fraction"] == 0.0
     assert r["hidden1", "act_mean"] == pytest.approx(1.0) and r["hidden1", "act_std"] == 0.0
@@ -76,9 +78,7 @@ def test_relu_net_with_positive_preactivations_is_alive():
 
 def test_relu_half_dead():
     # four units at −5 (dead), four at +5 (alive)
-    model = constant_net("relu", [-5.0] * 4 + [5.0] * 4)
-    x, y = batch()
-    r = rows_dict(measure(model, x, y, LOSS))
+    r = constant_net_rows("relu", [-5.0] * 4 + [5.0] * 4)
     assert r["hidden1", "dead_fraction"] == 0.5
     assert r["hidden1", "saturated_fraction"] == 0.5
 
@@ -87,17 +87,13 @@ def test_relu_half_dead():
 
 
 def test_sigmoid_saturated_at_plus_minus_20():
-    model = constant_net("sigmoid", [20.0, -20.0] * 4)
-    x, y = batch()
-    r = rows_dict(measure(model, x, y, LOSS))
+    r = constant_net_rows("sigmoid", [20.0, -20.0] * 4)
     assert r["hidden1", "saturated_fraction"] == 1.0
     assert r["hidden1", "dead_fraction"] == 0.5  # sigmoid(−20) ≈ 2e-9 ≤ 1e-8; sigmoid(20) ≈ 1
 
 
 def test_sigmoid_not_saturated_at_zero():
-    model = constant_net("sigmoid", 0.0)
-    x, y = batch()
-    r = rows_dict(measure(model, x, y, LOSS))
+    r = constant_net_rows("sigmoid", 0.0)
     assert r["hidden1", "saturated_fraction"] == 0.0
     assert r["hidden1", "dead_fraction"] == 0.0
     assert r["hidden1", "act_mean"] == pytest.approx(0.5)
