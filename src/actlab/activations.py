@@ -264,13 +264,19 @@ def activation_family(text: str) -> str:
     return families.pop() if len(families) == 1 else "mixed"
 
 
-def curve(spec: ActivationSpec, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The activation and its derivative (by autograd) at the points `x`, in eval mode."""
-    module = spec.make().eval()
+def derivative(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`module(x)` and its elementwise derivative at `x`, by autograd. The module gets a copy of
+    `x` that is not a leaf, so activations that work in place are measured too."""
     x = x.detach().clone().requires_grad_(True)
-    y = module(x.clone())  # a non-leaf input, for activations that work in place
-    (dy,) = torch.autograd.grad(y.sum(), x)
+    with torch.enable_grad():
+        y = module(x.clone())
+        (dy,) = torch.autograd.grad(y.sum(), x)
     return y.detach(), dy
+
+
+def curve(spec: ActivationSpec, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The activation and its derivative at the points `x`, in eval mode."""
+    return derivative(spec.make().eval(), x)
 
 
 # --- expression activations: `expr:x*sigmoid(1.702*x)`, parsed against a whitelist -------------

@@ -165,27 +165,27 @@ def flat_optimizer_step(optimizer: torch.optim.Optimizer, flat: nn.Parameter) ->
     group = optimizer.param_groups[0]
     decoupled = isinstance(optimizer, torch.optim.AdamW) or group.get("decoupled_weight_decay", False)
     kernel = getattr(torch, FUSED_KERNELS[decoupled], None)
-    if (kernel is None or not isinstance(optimizer, torch.optim.Adam) and not isinstance(optimizer, torch.optim.AdamW)
+    if (kernel is None or not isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW))
             or not group.get("fused") or group["amsgrad"] or group["maximize"] or len(optimizer.param_groups) != 1
             or isinstance(group["lr"], torch.Tensor)):
         return optimizer.step
-    route = ["first"]  # the first step goes through optimizer.step and creates the state; then "kernel"
+    refused = False  # set when this torch's kernel does not take the call
 
     @torch.no_grad()
     def step() -> None:
-        if route[0] != "kernel":
+        nonlocal refused
+        state = optimizer.state.get(flat)
+        if not state or refused:  # the first step creates the state
             optimizer.step()
-            route[0] = "kernel" if route[0] == "first" else route[0]
             return
-        state = optimizer.state[flat]
         state["step"] += 1
         beta1, beta2 = group["betas"]
         try:
             kernel([flat], [flat.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [], [state["step"]],
                    amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
                    eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
-        except (TypeError, RuntimeError):  # this torch's kernel takes other arguments: the public step
+        except (TypeError, RuntimeError):
             state["step"] -= 1
-            route[0] = "public"
+            refused = True
             optimizer.step()
     return step

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from actlab.activations import derivative
+
 
 DIAGNOSTIC_EXAMPLES = 2000
 DEAD_EPS = 1e-8
@@ -41,10 +43,8 @@ def max_derivative(activation: nn.Module, width: int = 1) -> float:
     was_training = activation.training
     activation.eval()
     try:
-        with torch.enable_grad():
-            x = torch.linspace(-20, 20, 4001, device=_device_of(activation))[:, None].expand(-1, width).clone()
-            x.requires_grad_(True)
-            (dy,) = torch.autograd.grad(activation(x.clone()).sum(), x)  # clone: it may work in place
+        x = torch.linspace(-20, 20, 4001, device=_device_of(activation))[:, None].expand(-1, width)
+        _, dy = derivative(activation, x)
     finally:
         activation.train(was_training)
     value = float(dy.abs().max())
@@ -82,9 +82,7 @@ def saturated_fraction(pre: torch.Tensor, activation: nn.Module, max_grad: float
     """Fraction of pre-activation values where |f'(x)| < level · max |f'|."""
     if max_grad == 0:
         return 0.0
-    with torch.enable_grad():
-        x = pre.detach().clone().requires_grad_(True)
-        (dy,) = torch.autograd.grad(activation(x.clone()).sum(), x)
+    _, dy = derivative(activation, pre)
     return float((dy.abs() < level * max_grad).float().mean())
 
 

@@ -165,7 +165,7 @@ def train_stacked(records: list[ModelRun], data: dict[int, DeviceData], config: 
                 total = 0
                 for gi, (g, seed) in enumerate(zip(groups, seeds)):
                     idx = perms[seed][step * o.batch_size:(step + 1) * o.batch_size]
-                    x, y = data[seed].x_train[idx], data[seed].y_train[idx]
+                    x, y = data[seed].x_train.index_select(0, idx), data[seed].y_train.index_select(0, idx)
                     with autocast(device, config):
                         out = g(x)
                         losses = g.losses(out, y)
