@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from actlab.activations import parse_layers
-from actlab.backprop import (ACTIVATION_BACKWARD, FUSED_KERNELS, flat_optimizer_step, flatten_parameters,
-                             hand_backprop_supported, hand_step, unflatten_parameters)
+from actlab.backprop import (ACTIVATION_BACKWARD, FUSED_KERNELS, backward_kernel, flat_optimizer_step,
+                             hand_backprop_applies, hand_step)
 from actlab.config import resolve_config
-from actlab.models import build_mlp
+from actlab.models import ModelStack, build_mlp
 from actlab.results import ModelRun
 from actlab.train import prepare_data, train_model
 
@@ -56,12 +56,17 @@ def test_listed_backward_kernels_give_autograds_numbers(mnist, activation):
 
 
 @pytest.mark.parametrize("activation", ["softsign", "tanhshrink", "expr:x*sigmoid(1.702*x)", "rrelu",
-                                        "torch:relu_"])  # the last works in place on its input
-def test_other_activations_take_their_derivative_from_autograd(mnist, activation):
+                                        "torch:relu_",  # works in place on its input
+                                        "prelu", "prelu:per_unit", "swish_beta:per_unit"])  # learnable
+def test_other_activations_take_their_derivatives_from_autograd_on_their_layer(mnist, activation):
     spec = parse_layers(activation)
-    assert type(spec.make()) not in ACTIVATION_BACKWARD
-    assert hand_backprop_supported(build_mlp(784, [8], spec), "logits", "fp32")
+    assert backward_kernel(spec.make(width=8)) is None
     assert_same_training(*train_both(mnist, activation))
+
+
+@pytest.mark.parametrize("dropout", [{"dropout": 0.2}, {"dropout": 0.1, "dropout_kind": "alpha"}])
+def test_dropout_by_hand_gives_autograds_numbers(mnist, dropout):
+    assert_same_training(*train_both(mnist, "selu", **dropout))
 
 
 @pytest.mark.parametrize("optim", [{"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
@@ -76,6 +81,10 @@ def test_linear_model_without_hidden_layers(mnist):
     assert_same_training(*train_both(mnist, "none", hidden=[]))
 
 
+def one_model_stack(model: nn.Sequential) -> ModelStack:
+    return ModelStack([model], [0], [torch.Generator().manual_seed(0)])
+
+
 def test_one_step_gradients_equal_autograds():
     torch.manual_seed(0)
     x, y = torch.rand(33, 20), torch.randint(0, 10, (33,))
@@ -85,46 +94,66 @@ def test_one_step_gradients_equal_autograds():
     model.load_state_dict(reference.state_dict())
     loss = nn.functional.cross_entropy(reference(x), y)
     loss.backward()
-    flat = flatten_parameters(model)
-    logits, hand_loss = hand_step(model, flat)(x, y)
-    torch.testing.assert_close(hand_loss, loss.detach())
-    torch.testing.assert_close(logits, reference(x).detach())
+    stack = one_model_stack(model)
+    logits, hand_loss = hand_step(stack)([x], y.unsqueeze(0), stack.dropout_noise(33))
+    torch.testing.assert_close(hand_loss[0], loss.detach())
+    torch.testing.assert_close(logits[0], reference(x).detach())
     expected = torch.cat([p.grad.reshape(-1) for p in reference.parameters()])
-    torch.testing.assert_close(flat.grad, expected)
+    torch.testing.assert_close(stack.flat.grad, expected)
 
 
-def test_flat_parameters_are_views_until_unflattened():
+def test_one_step_of_a_stack_gives_each_models_own_gradients():
+    torch.manual_seed(0)
+    x, y = torch.rand(33, 20), torch.randint(0, 10, (33,))
+    specs = [parse_layers(a) for a in ("relu", "tanh", "prelu:per_unit")]
+    models = [build_mlp(20, [16, 8], spec) for spec in specs]
+    references = [build_mlp(20, [16, 8], spec) for spec in specs]
+    for model, reference in zip(models, references):
+        reference.load_state_dict(model.state_dict())
+        nn.functional.cross_entropy(reference(x), y).backward()
+    stack = ModelStack(models, [0, 0, 0], [torch.Generator().manual_seed(0) for _ in models])
+    hand_step(stack)([x], y.expand(3, -1), stack.dropout_noise(33))
+    for m, reference in enumerate(references):
+        hand = dict(zip([n for n, _ in reference.named_parameters()], _gradients_of(stack, m)))
+        for name, p in reference.named_parameters():
+            torch.testing.assert_close(hand[name], p.grad, msg=name)
+
+
+def _gradients_of(stack: ModelStack, m: int) -> list[torch.Tensor]:
+    """Model m's gradients from the stack's flat gradient, in `named_parameters` order."""
+    grads = []
+    for depth, layer in enumerate(stack.hidden[m]):
+        grads += [stack.weight_grads[depth][m], stack.bias_grads[depth][m], *stack.act_grads[m][depth].values()]
+    return grads + [stack.weight_grads[-1][m], stack.bias_grads[-1][m]]
+
+
+def test_stacked_parameters_are_views_until_released():
     model = build_mlp(12, [6], parse_layers("relu"))
     before = [p.detach().clone() for p in model.parameters()]
-    flat = flatten_parameters(model)
-    assert flat.numel() == sum(p.numel() for p in before)
+    stack = one_model_stack(model)
+    assert stack.flat.numel() == sum(p.numel() for p in before)
     with torch.no_grad():
-        flat.add_(1.0)
+        stack.flat.add_(1.0)
     assert all(torch.equal(p, b + 1) for p, b in zip(model.parameters(), before))
-    unflatten_parameters(model)
+    stack.release(0)
     with torch.no_grad():
-        flat.add_(1.0)  # no longer shared
+        stack.flat.add_(1.0)  # no longer shared
     assert all(torch.equal(p, b + 1) for p, b in zip(model.parameters(), before))
     assert len({p.untyped_storage().data_ptr() for p in model.parameters()}) == len(before)
     saved = io.BytesIO()
     torch.save(model.state_dict(), saved)
-    assert saved.tell() < flat.numel() * 4 + 4000  # each tensor saves its own values only
+    assert saved.tell() < stack.flat.numel() * 4 + 4000  # each tensor saves its own values only
 
 
-@pytest.mark.parametrize("activation, overrides, supported", [
-    ("relu", {}, True),
-    ("relu", {"precision": "bf16"}, False),
-    ("relu", {"dropout": 0.2}, False),
-    ("prelu", {}, False),
-    ("swish_beta", {}, False),
+@pytest.mark.parametrize("activation, output, precision, by_hand", [
+    ("relu", "logits", "fp32", True),
+    ("prelu", "logits", "fp32", True),
+    ("relu", "logits", "bf16", False),
+    ("relu", "softmax", "fp32", False),
 ])
-def test_what_trains_by_hand_and_what_by_autograd(activation, overrides, supported):
-    config = config_for(activations=[activation], **overrides)
-    model = build_mlp(784, [8, 8], parse_layers(activation), dropout=config.model.dropout)
-    assert hand_backprop_supported(model, "logits", config.run.precision) is supported
-    assert not hand_backprop_supported(build_mlp(784, [8], parse_layers("relu"), output="softmax"), "softmax", "fp32")
-    assert not hand_backprop_supported(nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 2)),
-                                       "logits", "fp32")
+def test_what_trains_by_hand_and_what_by_autograd(activation, output, precision, by_hand):
+    stack = one_model_stack(build_mlp(784, [8, 8], parse_layers(activation), output=output, dropout=0.1))
+    assert hand_backprop_applies(stack, precision) is by_hand
 
 
 def test_models_trained_by_hand_come_back_as_ordinary_modules(mnist):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 
 from actlab.cli import main
-from actlab.config import tomllib
+from actlab.config import KEYS, Config, resolve_config, tomllib
 from actlab.results import METRIC_COLUMNS, SUMMARY_COLUMNS, load_results
 from conftest import quick_flags
 
@@ -25,7 +26,6 @@ def assert_one_line_error(code, err, pattern):
     assert len(lines) == 1, err
     assert lines[0].startswith("actlab: error: ")
     assert "Traceback" not in err
-    import re
     assert re.search(pattern, lines[0]), lines[0]
 
 
@@ -131,6 +131,35 @@ def test_interrupted_run_keeps_finished_models(tmp_path, data_dir, monkeypatch, 
 def test_bad_input_is_one_clear_line(argv, pattern, capsys):
     code, _, err = run_cli(capsys, argv)
     assert_one_line_error(code, err, pattern)
+
+
+def test_run_help_shows_the_field_default_of_every_experiment_flag(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping inside a default (textwrap breaks at hyphens)
+    code, out, _ = run_cli(capsys, ["run", "--help"])
+    assert code == 0
+    helps: dict[str, str] = {}
+    flag = None
+    for line in out.splitlines():  # one entry per flag, its continuation lines joined
+        if line.startswith("  -"):
+            flag = line.split()[0]
+            helps[flag] = line
+        elif flag and line.startswith("    "):
+            helps[flag] += " " + line.strip()
+        else:
+            flag = None
+    shown = {}
+    for key in KEYS:
+        text = " ".join(helps["--" + key.replace("_", "-")].split())
+        match = re.search(r"\(default: ([^()]+)\)$", text)
+        assert match, text
+        shown[key] = match.group(1)
+    assert [shown[k] for k in ("lr", "batch_size", "epochs", "hidden", "activations", "seed", "seeds")] == [
+        "0.001", "64", "10", "128,128", "relu", "0", "1"]
+    assert [shown[k] for k in ("stack", "val_split", "nesterov", "output")] == ["auto", "0", "false", "logits"]
+    assert shown["data_dir"].startswith("$ACTLAB_DATA_DIR") and shown["out"].startswith("runs/<name>-<timestamp>")
+    for key, text in shown.items():  # each default shown, given back as its flag, gives the default config
+        if key not in ("data_dir", "out"):
+            assert resolve_config(overrides={key: text}, env={}) == Config(), key
 
 
 def test_truncated_gz_is_one_clear_line(mnist_copy, tmp_path, capsys):

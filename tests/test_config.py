@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from actlab.config import Config, config_from_flat, resolve_config
+from actlab.config import (KEYS, SECTIONS, Config, config_from_flat, read_sweep, replace, resolve_config, toml_text,
+                           tomllib)
 from actlab.errors import ActlabError
 from actlab.presets import PRESETS
 
@@ -111,10 +114,46 @@ def test_data_dir_from_environment_only_when_not_given():
     assert resolve_config(env={}).data.data_dir is None
 
 
-def test_config_is_frozen():
-    config = Config()
-    with pytest.raises(AttributeError):
-        config.optim.lr = 1.0  # type: ignore[misc]
+def test_replace_returns_a_checked_copy_and_leaves_the_original():
+    config = resolve_config(overrides={"seeds": "0,4", "lr": "0.01"}, env={})
+    changed = replace(config, lr=0.1, hidden=[])
+    assert (changed.optim.lr, changed.model.hidden) == (0.1, ())
+    assert (config.optim.lr, config.model.hidden) == (0.01, (128, 128))
+    assert replace(config, seed=5).run.seeds == (5, 6)  # a new first seed keeps the number of seeds
+    with pytest.raises(ActlabError, match=r"epochs = 0: must be an integer ≥ 1"):
+        replace(config, epochs=0)
+
+
+def test_the_dataclass_defaults_are_the_resolved_defaults():
+    assert resolve_config(env={}) == Config() == config_from_flat(Config().to_flat())
+    assert {(spec.section, spec.field) for spec in KEYS.values() if spec.field} == {
+        (section, f.name) for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+    assert [name for name, spec in KEYS.items() if spec.field is None] == ["seed"]
+    assert KEYS["output"].field == "outputs" and KEYS["seeds"].from_text("0,3") == [0, 3]
+
+
+def test_toml_text_round_trips_any_string():
+    odd = "激活函数 \"relu\"\n\\path\t'x' = [1]  # not a comment"
+    tables = {"experiment": {"name": odd, "hidden": [], "lr": 1e-05, "ok": True, "init": {odd: odd, "relu": "x"},
+                             "nested": [[1, 2], ["a", odd]], "deeper": {"t": {"k": [0.5, -3]}}},
+              "sweep": {"activation": [odd, "relu"], odd: [1]}}
+    assert tomllib.loads(toml_text(tables)) == tables
+
+
+def test_a_config_with_odd_paths_round_trips_through_toml(tmp_path):
+    odd = "/data/激活 \"quoted\"\nnext line\\back\tslash"
+    config = resolve_config(overrides={
+        "activations": ["selu", "relu", "expr:x*sigmoid(1.702*x)"], "hidden": [],
+        "init": {"selu": "lecun_normal", "relu": "kaiming_normal"}, "seeds": [3, 1, 4], "val_split": 0.15,
+        "output": ["logits", "softmax"], "data_dir": odd, "out": odd + "/run", "stack": False, "lr": 3e-4,
+        "optimizer": "sgd", "momentum": 0.9, "nesterov": True, "schedule": "step", "gamma": 0.5}, env={})
+    assert config.data.data_dir == odd and config.model.hidden == () and config.run.seeds == (3, 1, 4)
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml(), encoding="utf-8")
+    assert resolve_config(file=path, env={}) == config
+    sweep = {"lr": [0.001, 0.003], "activation": ["expr:x*tanh(x)", "relu"], "hidden": [[64], []]}
+    path.write_text(config.to_toml(sweep), encoding="utf-8")
+    assert resolve_config(file=path, env={}) == config and read_sweep(path) == sweep
 
 
 @pytest.mark.parametrize("table, pattern", [

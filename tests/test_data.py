@@ -125,3 +125,34 @@ def test_seeded_subset():
     assert torch.equal(a, data.seeded_subset(60000, 500, seed=0))
     assert not torch.equal(a, data.seeded_subset(60000, 500, seed=1))
     assert np.all(a.numpy() < 60000)
+
+
+@pytest.mark.parametrize("mirror", ["http://host:8000", "http://host:8000/", " http://host:8000// "])
+def test_the_users_mirror_comes_first_with_or_without_a_trailing_slash(mirror):
+    info = data.dataset_info("fashion-mnist")
+    assert data.mirror_urls(info, mirror) == ["http://host:8000/fashion-mnist/", *info.mirrors]
+    assert data.mirror_urls(info, "https://lab.example/data", mirrors=("http://127.0.0.1:9",)) == [
+        "https://lab.example/data/fashion-mnist/", "http://127.0.0.1:9/"]
+
+
+def test_no_mirror_means_the_built_in_ones_each_once():
+    info = data.dataset_info("mnist")
+    assert data.mirror_urls(info, None) == data.mirror_urls(info, "") == list(info.mirrors)
+    assert data.mirror_urls(info, "https://ossci-datasets.s3.amazonaws.com/") == list(info.mirrors)
+
+
+@pytest.mark.parametrize("mirror", ["ftp://host/data", "host:8000", "/srv/datasets", "file:///srv/datasets",
+                                    "http://", "http://host/?token=1"])
+def test_a_mirror_must_be_an_http_base_url(mirror):
+    with pytest.raises(ActlabError, match=r"is not an http:// or https:// base URL; .*e\.g\. http://host:8000/"):
+        data.mirror_urls(data.dataset_info("mnist"), mirror)
+
+
+def test_a_malformed_mirror_is_an_error_even_with_the_data_at_hand(data_dir):
+    with pytest.raises(ActlabError, match="data mirror '/srv/datasets'"):
+        data.load_dataset("mnist", data_dir, mirror="/srv/datasets")
+
+
+def test_download_timeout_must_be_positive(tmp_path):
+    with pytest.raises(ActlabError, match="timeout must be a positive number of seconds, got 0"):
+        data.fetch("mnist", tmp_path / "cache", mirrors=("http://127.0.0.1:9/",), timeout=0)

@@ -1,4 +1,4 @@
-"""Diagnostics on hand-built networks whose answer is known, with PyTorch autograd as the oracle (STYLE.md §10)."""
+"""Diagnostics on hand-built networks whose answer is known, with PyTorch autograd as the oracle."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The MLP, its initialisation and its output heads against PyTorch as the oracle (STYLE.md §10)."""
+"""The MLP, its initialisation and its output heads against PyTorch as the oracle."""
 
 from __future__ import annotations
 
@@ -314,3 +314,61 @@ def test_per_layer_activations_and_dropout_in_the_right_places():
 def test_per_layer_list_must_match_the_hidden_layers():
     with pytest.raises(ValueError):
         build_mlp(784, [16, 8, 4], [parse_activation("relu"), parse_activation("tanh")])
+
+
+# --- ModelStack: several models as one flat tensor ----------------------------------------------
+
+def _stack(activations, seeds, dropout=0.0):
+    from actlab.models import ModelStack
+
+    models = []
+    for activation, seed in zip(activations, seeds):
+        torch.manual_seed(seed)
+        models.append(build_mlp(20, [12, 8], parse_activation(activation), dropout=dropout,
+                                dropout_kind="alpha" if activation == "selu" else "standard"))
+    return ModelStack(models, list(seeds), [torch.Generator().manual_seed(s) for s in seeds])
+
+
+def test_a_stack_computes_each_models_own_forward_pass():
+    from actlab.models import stack_forward
+
+    stack = _stack(["relu", "tanh", "prelu", "sigmoid"], [0, 0, 1, 1])
+    assert stack.blocks == [(0, 0, 2), (1, 2, 4)]
+    xs = [torch.rand(5, 20), torch.rand(5, 20)]
+    acts = [[h.activation for h in hidden] for hidden in stack.hidden]
+    logits, _ = stack_forward(stack, xs, stack.weights, stack.biases,
+                              lambda d, z: torch.stack([acts[m][d](z[m]) for m in range(4)]), stack.dropout_noise(5))
+    for m, model in enumerate(stack.models):
+        torch.testing.assert_close(logits[m], model(xs[m // 2]))
+
+
+@pytest.mark.parametrize("kind", ["standard", "alpha"])
+def test_dropout_noise_is_torchs_dropout_drawn_from_the_models_own_generator(kind):
+    stack = _stack(["selu" if kind == "alpha" else "relu"], [7], dropout=0.3)
+    scale, shift = stack.dropout_noise(64)[0]
+    h = torch.randn(64, 12)
+    ours = h * scale[0] if shift is None else h * scale[0] + shift[0]
+    torch.manual_seed(7)  # torch's dropout draws its mask from the global generator the same way
+    expected = F.alpha_dropout(h, 0.3, training=True) if kind == "alpha" else F.dropout(h, 0.3, training=True)
+    torch.testing.assert_close(ours, expected)
+
+
+def test_keeping_some_models_carries_their_weights_and_optimizer_state():
+    stack = _stack(["relu", "tanh", "sigmoid"], [0, 0, 0])
+    optimizer = torch.optim.Adam([stack.flat], lr=0.1)
+    stack.flat.grad = torch.randn_like(stack.flat)
+    optimizer.step()
+    tanh_weights = [p.detach().clone() for p in stack.models[1].parameters()]
+    state = {k: v.clone() for k, v in optimizer.state[stack.flat].items()}
+    index = stack.positions([1])
+    left = stack.release(0)
+    kept = stack.keep([1, 2], optimizer)
+    assert optimizer.param_groups[0]["params"] == [kept.flat] and len(kept) == 2
+    assert all(torch.equal(p, q) for p, q in zip(kept.models[0].parameters(), tanh_weights))
+    n = len(index)
+    assert torch.equal(optimizer.state[kept.flat]["exp_avg"][kept.positions([0])], state["exp_avg"][index])
+    assert kept.flat.numel() == 2 * n
+    with torch.no_grad():
+        kept.flat.zero_()
+    assert all(p.abs().sum() > 0 for p in left.parameters())  # the released model keeps its own weights
+    assert all(torch.equal(p, torch.zeros_like(p)) for p in kept.models[0].parameters())

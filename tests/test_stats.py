@@ -1,4 +1,4 @@
-"""Summaries, paired tests, Holm correction and ranking against SciPy as the oracle (STYLE.md §10).
+"""Summaries, paired tests, Holm correction and ranking against SciPy as the oracle.
 
 No training here: `Results` are built by hand from `ModelRun` records whose answer is known.
 """

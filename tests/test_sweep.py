@@ -164,7 +164,7 @@ def test_sweep_runs_list_export_and_report_on_a_subset(tmp_path, data_dir, capsy
     assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 6
     assert main(["report", str(out), "--where", "hidden=32"]) == 0
     md = (out / "report-hidden=32" / "report.md").read_text()
-    assert "Over 3 seeds" in md and "| relu | 3/3 |" in md
+    assert "Over 3 seeds" in md and "| `relu` | 3/3 |" in md
     assert main(["runs", "show", str(out), rows[0]["hash"][:8]]) == 0
     assert '"status": "done"' in capsys.readouterr().out
 

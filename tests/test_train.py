@@ -9,7 +9,7 @@ import torch
 
 from actlab.config import resolve_config
 from actlab.results import ModelRun
-from actlab.train import evaluate, prepare_data, resolve_device, train_model
+from actlab.train import evaluate, prepare_data, resolve_device, train_group, train_model
 from actlab.models import loss_fn
 
 
@@ -197,3 +197,88 @@ def test_learnable_activations_train_and_report_their_values(mnist):
 def test_failed_to_learn_is_marked(mnist):
     record, *_ = train(small_config(optimizer="sgd", lr=1e-9, epochs=1), mnist)
     assert record.status == "failed_to_learn" and record.final_test_acc < 0.2
+
+
+# --- a group of models trains as each would alone -----------------------------------------------
+
+def group_config(**overrides):
+    flat = {"train_subset": 2000, "test_subset": 1000, "hidden": [48, 32], "epochs": 2, "device": "cpu",
+            "activations": ["relu", "tanh", "sigmoid"], "batch_size": 50, "val_split": 500, **overrides}
+    return resolve_config(overrides=flat, env={})
+
+
+def alone_and_together(mnist, config, seeds=(0, 1)):
+    """Records and models of every variant × seed, trained one by one and as one group."""
+    data = {s: prepare_data(mnist, config, s, CPU) for s in seeds}
+    alone, together, alone_models = [], [], []
+    for s in seeds:
+        for label, act, out in config.variants:
+            record = ModelRun(label, act, out, s)
+            alone_models.append(train_model(record, data[s], config, CPU))
+            alone.append(record)
+            together.append(ModelRun(label, act, out, s))
+    return alone, together, alone_models, train_group(together, data, config, CPU)
+
+
+def assert_same_metrics(alone, stacked, rel=2e-4, acc=2e-3):
+    for a, b in zip(alone, stacked):
+        assert (a.label, a.seed, a.status, a.stopped_epoch) == (b.label, b.seed, b.status, b.stopped_epoch)
+        assert len(a.epochs) == len(b.epochs)
+        for ra, rb in zip(a.epochs, b.epochs):
+            for key in ("train_loss", "val_loss", "test_loss", "train_acc", "val_acc", "test_acc"):
+                if ra[key] is None or rb[key] is None or math.isnan(ra[key]):
+                    assert (ra[key] is None) == (rb[key] is None), (a.label, a.seed, key)
+                elif key.endswith("loss"):
+                    assert rb[key] == pytest.approx(ra[key], rel=rel), (a.label, a.seed, key)
+                else:
+                    assert abs(rb[key] - ra[key]) <= acc, (a.label, a.seed, key)
+        assert a.best_epoch == b.best_epoch
+
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("optimizer", [{"optimizer": "adam", "lr": 1e-3},
+                                       {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}])
+def test_a_group_trains_each_model_as_it_would_train_alone(mnist, optimizer):
+    alone, together, _, models = alone_and_together(mnist, group_config(**optimizer))
+    assert_same_metrics(alone, together)
+    assert len(models) == 6 and all(isinstance(m, torch.nn.Sequential) for m, _ in models)
+    for a, b in zip(alone, together):  # diagnostics agree too: same weights at init, close ones after
+        da = {(r["stage"], r["layer"], r["metric"]): r["value"] for r in a.diagnostics}
+        db = {(r["stage"], r["layer"], r["metric"]): r["value"] for r in b.diagnostics}
+        assert da.keys() == db.keys()
+        for key in da:
+            if key[0] == "init":
+                assert db[key] == pytest.approx(da[key], rel=1e-5, abs=1e-7), key
+
+
+def test_recipes_in_a_stack_dropout_early_stopping_schedule_per_layer_learnable_init(mnist):
+    config = group_config(activations=["relu+tanh", "prelu:per_unit", "selu", "swish_beta"], dropout=0.1,
+                          init={"selu": "lecun_normal"}, patience=1, schedule="cosine", epochs=5, lr=3e-3)
+    alone, together, alone_models, models = alone_and_together(mnist, config)
+    assert_same_metrics(alone, together)
+    stopped = [r for r in together if r.stopped_epoch < 5]
+    assert stopped and len(stopped) < len(together)  # some left the stack early, the others went on
+    for (model_a, best_a), (model_b, best_b) in zip(alone_models, models):
+        for (name, pa), pb in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+            torch.testing.assert_close(pb, pa, rtol=2e-3, atol=2e-4, msg=name)  # the weights it stopped with
+        assert (best_a is None) == (best_b is None)
+
+
+def test_output_heads_train_in_a_group_by_autograd(mnist):
+    config = group_config(hidden=[], activations=["none"], output=["log_softmax", "softmax", "tanh"],
+                          init="lecun_normal", optimizer="sgd", lr=0.5, val_split=0)
+    alone, together, _, _ = alone_and_together(mnist, config, seeds=(3,))
+    assert_same_metrics(alone, together)
+
+
+def test_a_diverging_model_leaves_the_group_and_does_not_disturb_the_others(mnist):
+    # lr 50 kills relu in epoch 1; sigmoid survives it (near chance, a chaotic regime where rounding
+    # differences grow, so only finiteness and status are compared, not its accuracy)
+    config = group_config(optimizer="sgd", lr=50.0, activations=["relu", "sigmoid"], epochs=2, val_split=0)
+    alone, together, _, models = alone_and_together(mnist, config, seeds=(0,))
+    assert [r.status for r in together] == [r.status for r in alone] == ["diverged@epoch 1", "failed_to_learn"]
+    sigmoid = together[1]
+    assert len(sigmoid.epochs) == 2 and all(math.isfinite(row["train_loss"]) for row in sigmoid.epochs)
+    assert all(torch.isfinite(p).all() for p in models[1][0].parameters())

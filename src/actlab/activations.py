@@ -27,12 +27,16 @@ from actlab.errors import ActlabError
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered activation: its constructor, parameters in order, and a one-line summary."""
+    """One registered activation: its constructor, parameters in order, a one-line summary, and the
+    facts training needs about it."""
 
     factory: Callable[..., nn.Module]
     params: tuple[str, ...]
     summary: str
     family: str  # "relu", "smooth", "bounded", "shrink", "identity": used to explain results
+    learnable: bool = False  # holds parameters the optimizer trains
+    per_unit: bool = False  # can hold one learnable parameter per unit (`prelu:per_unit`)
+    deterministic: bool = True  # False: draws random numbers in training (so it cannot share a stacked pass)
 
 
 class LearnableSwish(nn.Module):
@@ -51,8 +55,9 @@ REGISTRY: dict[str, Entry] = {
     "relu": Entry(nn.ReLU, (), "max(0, x)", "relu"),
     "leaky_relu": Entry(nn.LeakyReLU, ("negative_slope",), "x if x > 0 else slope·x (slope 0.01)", "relu"),
     "prelu": Entry(nn.PReLU, ("num_parameters", "init"), "leaky ReLU with a learnable slope (init 0.25); "
-                   "prelu:per_unit learns one per unit", "relu"),
-    "rrelu": Entry(nn.RReLU, ("lower", "upper"), "leaky ReLU with a random slope in training (1/8..1/3)", "relu"),
+                   "prelu:per_unit learns one per unit", "relu", learnable=True, per_unit=True),
+    "rrelu": Entry(nn.RReLU, ("lower", "upper"), "leaky ReLU with a random slope in training (1/8..1/3)", "relu",
+                   deterministic=False),
     "relu6": Entry(nn.ReLU6, (), "min(max(0, x), 6)", "relu"),
     "elu": Entry(nn.ELU, ("alpha",), "x if x > 0 else alpha·(exp(x) − 1) (alpha 1)", "smooth"),
     "selu": Entry(nn.SELU, (), "scale·ELU with alpha 1.6733, scale 1.0507 (self-normalising)", "smooth"),
@@ -61,7 +66,7 @@ REGISTRY: dict[str, Entry] = {
     "silu": Entry(nn.SiLU, (), "x·sigmoid(x), also called swish", "smooth"),
     "mish": Entry(nn.Mish, (), "x·tanh(softplus(x))", "smooth"),
     "swish_beta": Entry(LearnableSwish, ("num_parameters", "init"), "x·sigmoid(β·x) with a learnable β (init 1); "
-                        "swish_beta:per_unit learns one per unit", "smooth"),
+                        "swish_beta:per_unit learns one per unit", "smooth", learnable=True, per_unit=True),
     "softplus": Entry(nn.Softplus, ("beta", "threshold"), "log(1 + exp(beta·x))/beta (beta 1)", "smooth"),
     "hardswish": Entry(nn.Hardswish, (), "x·relu6(x + 3)/6", "smooth"),
     "sigmoid": Entry(nn.Sigmoid, (), "1/(1 + exp(−x)), in (0, 1)", "bounded"),
@@ -82,7 +87,6 @@ ALIASES = {
     "hard_sigmoid": "hardsigmoid", "hard_tanh": "hardtanh", "log_sigmoid": "logsigmoid",
     "soft_plus": "softplus", "tanh_shrink": "tanhshrink",
 }
-PER_UNIT = ("prelu", "swish_beta")  # learnable activations that can hold one parameter per unit
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,18 @@ class ActivationSpec:
     kwargs: tuple[tuple[str, object], ...] = ()
     factory: Callable[..., nn.Module] = field(default=nn.Identity, repr=False, compare=False)
     family: str = "custom"
+    learnable: bool = False
+    deterministic: bool | None = None  # None: a user's activation, which actlab cannot inspect
+
+    @property
+    def stacking_obstacle(self) -> str | None:
+        """Why this activation cannot share a stacked pass with other models, or None when it can:
+        every model of a stack must draw exactly the random numbers it would draw alone."""
+        if self.deterministic is None:
+            return f"{self.label} is a user activation, which might draw random numbers in training"
+        if not self.deterministic:
+            return f"{self.label} draws random numbers in training"
+        return None
 
     def make(self, width: int | None = None) -> nn.Module:
         """A fresh module; `width` (the layer's units) sizes per-unit learnable parameters."""
@@ -142,9 +158,10 @@ def _parse_params(label: str, name: str, entry: Entry, text: str) -> tuple[tuple
     kwargs: dict[str, object] = {}
     parts = [p for p in text.split(",") if p.strip()]
     if any(p.strip() == "per_unit" for p in parts):
-        if name not in PER_UNIT:
+        if not entry.per_unit:
+            per_unit = [n for n, e in REGISTRY.items() if e.per_unit]
             raise ActlabError(f"activation {label!r}: per_unit applies to learnable activations only "
-                              f"({', '.join(PER_UNIT)})")
+                              f"({', '.join(per_unit)})")
         kwargs["per_unit"] = True
         parts = [p for p in parts if p.strip() != "per_unit"]
     for position, part in enumerate(parts):
@@ -189,7 +206,7 @@ def parse_activation(text: str) -> ActivationSpec:
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ActlabError(f"expression {params!r} fails on a test input ({exc}); check the functions' "
                               f"arguments, e.g. clamp(x, -1, 1)") from None
-        return ActivationSpec(label, "expr", (("text", params),), Expression, "expression")
+        return ActivationSpec(label, "expr", (("text", params),), Expression, "expression", deterministic=True)
     if key not in REGISTRY:
         if params.isidentifier() and ("." in head or importlib.util.find_spec(head.strip())):
             return _import_user(label, head.strip(), params)
@@ -199,7 +216,8 @@ def parse_activation(text: str) -> ActivationSpec:
         raise ActlabError(f"unknown activation {label!r}; {hint}run `actlab activations` for the list "
                           f"(or give your own as package.module:name)")
     entry = REGISTRY[key]
-    spec = ActivationSpec(label, key, _parse_params(label, key, entry, params), entry.factory, entry.family)
+    spec = ActivationSpec(label, key, _parse_params(label, key, entry, params), entry.factory, entry.family,
+                          entry.learnable, entry.deterministic)
     try:
         spec.make().eval()(torch.linspace(-3, 3, 7))  # a value can pass the constructor and fail here
     except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
@@ -255,6 +273,12 @@ def parse_layers(text: str) -> ActivationSpec | list[ActivationSpec]:
     """One spec for every layer (`relu`), or one per hidden layer (`relu+tanh`)."""
     parts = split_layers(text)
     return parse_activation(parts[0]) if len(parts) == 1 else [parse_activation(p) for p in parts]
+
+
+def stacking_obstacle(text: str) -> str | None:
+    """Why a model with this activation (`relu`, `relu+rrelu`, ...) must train alone, or None."""
+    specs = parse_layers(text)
+    return next((o for s in (specs if isinstance(specs, list) else [specs]) if (o := s.stacking_obstacle)), None)
 
 
 def activation_family(text: str) -> str:

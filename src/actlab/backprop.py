@@ -1,15 +1,15 @@
-"""The training step with the backward pass written out, for plain MLPs: actlab's fast path.
+"""The training step with the backward pass written out: actlab's fast path, for one model or a stack.
 
 At the sizes our presets use (784-128-128-10, batch 64) a training step is short enough that
 autograd's bookkeeping and the optimizer's per-tensor dispatch cost about a third of it on one CPU
-core (`python benchmarks/steps.py`: 1.09 s per epoch with autograd, 0.75 s with this path).
-For a network of `Linear` layers and parameter-free activations trained with cross-entropy on
-logits, `hand_step` runs the forward pass, then the backward pass layer by layer with the same ATen
-kernels autograd would call (`threshold_backward`, `sigmoid_backward`, …, `mm`, `sum`), writing the
-gradients straight into one flat buffer that the optimizer steps as a single tensor. The numbers
-are those of autograd (tests/test_backprop.py checks them against it). An activation without a
-listed backward kernel (softsign, a user's `expr:` or module, …) gets its derivative from autograd
-on that layer alone, so every parameter-free activation can take this path.
+core (`python benchmarks/steps.py`). For a `ModelStack` whose models end in logits trained with
+cross-entropy, `hand_step` runs the forward pass, then the backward pass layer by layer with the
+same ATen kernels autograd would call (`threshold_backward`, `sigmoid_backward`, …, `mm`, `bmm`,
+`sum`), writing the gradients straight into the stack's flat gradient, which the optimizer steps as
+one tensor. The numbers are autograd's (tests/test_backprop.py checks them against it). Dropout is a
+mask multiply; an activation without a listed kernel (softsign, `expr:`, a user's module, one that
+works in place) or with learnable parameters (PReLU, swish_beta) gets its derivatives from autograd
+on that layer alone. Output heads and bf16 autocast train with autograd (`actlab.train`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from actlab.models import ModelStack, apply_per_model, stack_forward
 
 aten = torch.ops.aten
 SELU_ALPHA = 1.6732632423543772848170429916717  # the constants ATen's selu uses
@@ -46,105 +48,122 @@ ACTIVATION_BACKWARD: dict[type, Callable[[nn.Module, torch.Tensor, torch.Tensor,
 }
 
 
-def hand_backprop_supported(model: nn.Sequential, output: str, precision: str) -> bool:
-    """True for `Linear → act → … → Linear` with parameter-free, in-place-free activations,
-    logits with cross-entropy, in fp32; dropout, learnable activations, output heads and bf16
-    autocast train with autograd."""
-    if output != "logits" or precision != "fp32" or not len(model) % 2 or not isinstance(model[-1], nn.Linear):
-        return False
-    for i, module in enumerate(model):
-        if i % 2 == 0:
-            if not isinstance(module, nn.Linear) or module.bias is None:
-                return False
-        elif (isinstance(module, (nn.Linear, nn.Dropout, nn.AlphaDropout)) or list(module.parameters())
-              or getattr(module, "inplace", False)):
-            return False
-    return True
+def hand_backprop_applies(stack: ModelStack, precision: str) -> bool:
+    """True when every model of the stack ends in logits (cross-entropy) and training runs in fp32;
+    output heads and bf16 autocast train with autograd."""
+    return precision == "fp32" and all(head is None for head in stack.heads)
 
 
-def flatten_parameters(model: nn.Sequential) -> nn.Parameter:
-    """Rebind every parameter of `model` as a view into one flat tensor and return that tensor as
-    the single parameter to optimize, with a flat gradient buffer as its `.grad`."""
-    params = [(module, name, p) for module in model for name, p in module.named_parameters(recurse=False)]
-    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for _, _, p in params]))
-    offset = 0
-    for module, name, p in params:
-        setattr(module, name, nn.Parameter(flat.data[offset:offset + p.numel()].view_as(p)))
-        offset += p.numel()
-    flat.grad = torch.zeros_like(flat)
-    return flat
+def backward_kernel(activation: nn.Module):
+    """The listed kernel of a parameter-free activation that does not work in place, else None
+    (its derivatives then come from autograd on that layer)."""
+    if list(activation.parameters()) or getattr(activation, "inplace", False):
+        return None
+    return ACTIVATION_BACKWARD.get(type(activation))
 
 
-def unflatten_parameters(model: nn.Sequential) -> None:
-    """Give every parameter its own storage again, so the model saves, copies and moves as usual."""
-    for module in model:
-        for name, p in list(module.named_parameters(recurse=False)):
-            setattr(module, name, nn.Parameter(p.detach().clone()))
+def _shared_activation(activations: list[nn.Module]) -> nn.Module | None:
+    """The one module to apply to a whole stacked layer when every model has the same parameter-free,
+    listed activation (several seeds of one activation), else None."""
+    first = activations[0]
+    same = all(type(a) is type(first) and repr(a) == repr(first) for a in activations)
+    return first if len(activations) > 1 and same and backward_kernel(first) else None
 
 
-def _gradient_views(model: nn.Sequential, flat: nn.Parameter) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Each Linear layer's (weight, bias) gradient as views into `flat.grad`, in flattening order."""
-    views, offset = [], 0
-    for layer in model[::2]:
-        weight = flat.grad[offset:offset + layer.weight.numel()].view_as(layer.weight)
-        offset += layer.weight.numel()
-        views.append((weight, flat.grad[offset:offset + layer.bias.numel()]))
-        offset += layer.bias.numel()
-    return views
-
-
-def _autograd_derivative(h: torch.Tensor, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """d(loss)/dz from d(loss)/dh by autograd; zero where h does not depend on z (a constant
-    activation), where autograd would leave the earlier layers without a gradient."""
-    if not h.requires_grad:
-        return torch.zeros_like(z)
-    (grad,) = torch.autograd.grad(h, z, g, allow_unused=True)
-    return torch.zeros_like(z) if grad is None else grad
-
-
-def hand_step(model: nn.Sequential, flat: nn.Parameter) -> Callable[[torch.Tensor, torch.Tensor],
-                                                                     tuple[torch.Tensor, torch.Tensor]]:
-    """A function (x, y) → (logits, mean loss) that also fills `flat.grad` with the loss's gradient;
-    the caller steps the optimizer. `model` must have passed `hand_backprop_supported` and
-    `flatten_parameters`."""
-    linears, activations = list(model[::2]), list(model[1::2])
-    weights_t = [layer.weight.t() for layer in linears]  # views: they follow the in-place updates
-    grads = _gradient_views(model, flat)
-    backward = [ACTIVATION_BACKWARD.get(type(a)) for a in activations]
-    one = torch.ones((), device=flat.device)
+def hand_step(stack: ModelStack) -> Callable:
+    """A function (inputs per seed block, labels models × batch, dropout noise) → (logits, loss per
+    model), that also fills the stack's flat gradient; the caller steps the optimizer."""
+    depths = len(stack.weights) - 1
+    activations = [[hidden[d].activation for hidden in stack.hidden] for d in range(depths)]
+    kernels = [[backward_kernel(a) for a in layer] for layer in activations]
+    shared = [_shared_activation(layer) for layer in activations]
 
     @torch.no_grad()
-    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs, pre = [x], []  # each Linear's input; each activation's input (pre-activation)
-        h = x
-        for layer, weight_t, act, kernel in zip(linears, weights_t, activations, backward):
-            z = torch.addmm(layer.bias, h, weight_t)  # what F.linear runs, without its dispatch
-            if kernel is None:  # derivative by autograd on this layer alone
-                z.requires_grad_()
-                with torch.enable_grad():
-                    h = act(z.clone())  # a non-leaf input: activations may work in place
-            else:
-                h = act(z)
-            pre.append(z)
-            inputs.append(h)
-        logits = torch.addmm(linears[-1].bias, h, weights_t[-1])
-        log_probs = torch.log_softmax(logits, 1)
-        loss, total_weight = aten.nll_loss_forward(log_probs, y, None, 1, -100)  # 1: mean reduction
-        g = aten.nll_loss_backward(one, log_probs, y, None, 1, -100, total_weight)
-        g = aten._log_softmax_backward_data(g, log_probs, 1, log_probs.dtype)
-        for i in range(len(linears) - 1, -1, -1):
-            weight_grad, bias_grad = grads[i]
-            torch.mm(g.t(), inputs[i], out=weight_grad)
-            torch.sum(g, 0, out=bias_grad)
-            if i:
-                g = g.mm(linears[i].weight)
-                kernel = backward[i - 1]
-                if kernel is None:
-                    g = _autograd_derivative(inputs[i], pre[i - 1], g)
-                else:
-                    g = kernel(activations[i - 1], pre[i - 1], inputs[i], g)
-        return logits, loss
+    def step(xs: list[torch.Tensor], y: torch.Tensor, noise) -> tuple[torch.Tensor, torch.Tensor]:
+        by_autograd: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # (depth, model) → (z, h)
+
+        def activate(depth: int, z: torch.Tensor) -> torch.Tensor:
+            if shared[depth] is not None:
+                return shared[depth](z)
+            return apply_per_model([_forward_one(activations[depth][m], kernels[depth][m], depth, m, by_autograd)
+                                    for m in range(len(stack))], z)
+
+        logits, tape = stack_forward(stack, xs, stack.weights, stack.biases, activate, noise)
+        losses, g = _cross_entropy_and_gradient(logits, y)
+        for depth in range(depths, -1, -1):
+            _layer_gradients(stack, depth, g, xs, tape)
+            if depth:
+                g = g[0].mm(stack.weights[depth][0]).unsqueeze(0) if len(stack) == 1 else \
+                    torch.bmm(g, stack.weights[depth])
+                if tape.scales[depth - 1] is not None:
+                    g = g * tape.scales[depth - 1]
+                g = _activation_backward(stack, depth - 1, activations[depth - 1], kernels[depth - 1],
+                                         shared[depth - 1], tape, g, by_autograd)
+        return logits, losses
     return step
+
+
+def _forward_one(activation: nn.Module, kernel, depth: int, m: int, by_autograd: dict) -> Callable:
+    """Model m's activation at `depth`, recording the autograd graph where there is no kernel."""
+    if kernel is not None:
+        return activation
+
+    def forward(z: torch.Tensor) -> torch.Tensor:
+        z = z.detach().requires_grad_()
+        with torch.enable_grad():
+            h = activation(z.clone())  # a non-leaf input: activations may work in place
+        by_autograd[(depth, m)] = (z, h)
+        return h.detach()
+    return forward
+
+
+def _cross_entropy_and_gradient(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each model's mean cross-entropy (models,) and its gradient with respect to the logits."""
+    log_probs = torch.log_softmax(logits, -1)
+    target = y.unsqueeze(-1)
+    losses = -log_probs.gather(-1, target).squeeze(-1).mean(1)
+    g = torch.zeros_like(log_probs).scatter_(-1, target, -1.0 / y.shape[1])
+    return losses, aten._log_softmax_backward_data(g, log_probs, log_probs.dim() - 1, log_probs.dtype)
+
+
+def _layer_gradients(stack: ModelStack, depth: int, g: torch.Tensor, xs: list[torch.Tensor], tape) -> None:
+    """Write the weight and bias gradients of layer `depth` (g: models × batch × out) into the stack's
+    flat gradient; layer 0 takes each seed block's shared input."""
+    weight_grad, bias_grad = stack.weight_grads[depth], stack.bias_grads[depth]
+    torch.sum(g, 1, out=bias_grad)
+    if depth:
+        inputs = tape.inputs[depth - 1]
+        if len(stack) == 1:
+            torch.mm(g[0].t(), inputs[0], out=weight_grad[0])
+        else:
+            torch.bmm(g.transpose(1, 2), inputs, out=weight_grad)
+        return
+    for (_, start, end), x in zip(stack.blocks, xs):
+        wide = g[start] if end - start == 1 else g[start:end].transpose(0, 1).reshape(len(x), -1)
+        torch.mm(wide.t(), x, out=weight_grad[start:end].view(-1, x.shape[1]))
+
+
+def _activation_backward(stack: ModelStack, depth: int, activations, kernels, shared, tape, g: torch.Tensor,
+                         by_autograd: dict) -> torch.Tensor:
+    """d(loss)/d(pre-activation) at `depth` for every model, writing learnable activation
+    parameters' gradients into the flat gradient on the way."""
+    z, h = tape.pre[depth], tape.post[depth]
+    if shared is not None:
+        return kernels[0](shared, z, h, g)
+    grads = []
+    for m, (activation, kernel) in enumerate(zip(activations, kernels)):
+        if kernel is not None:
+            grads.append(kernel(activation, z[m], h[m], g[m]))
+            continue
+        leaf, out = by_autograd[(depth, m)]
+        params = stack.act_params[m][depth]
+        named = dict(activation.named_parameters())
+        wanted = [leaf, *(named[name] for name in params)] if out.requires_grad else []
+        found = torch.autograd.grad(out, wanted, g[m], allow_unused=True) if wanted else []
+        for name, grad in zip(params, found[1:]):
+            stack.act_grads[m][depth][name].copy_(grad if grad is not None else 0)
+        grads.append(found[0] if found and found[0] is not None else torch.zeros_like(z[m]))
+    return grads[0].unsqueeze(0) if len(grads) == 1 else torch.stack(grads)
 
 
 FUSED_KERNELS = {False: "_fused_adam_", True: "_fused_adamw_"}  # torch's kernels, by decoupled weight decay
@@ -156,11 +175,11 @@ def flat_optimizer_step(optimizer: torch.optim.Optimizer, flat: nn.Parameter) ->
     Fused Adam and AdamW end their step in one kernel (`torch._fused_adam_` / `_fused_adamw_`). The
     returned function calls that kernel directly, on the optimizer's own state and at its param
     group's current learning rate (so schedules, `state_dict` and the numbers are unchanged), and
-    skips the per-call bookkeeping around it: about 80 µs of a 0.8 ms step on one core
-    (`python benchmarks/steps.py --breakdown`). That bookkeeping includes optimizer step hooks and
-    the profiler label, which actlab does not use; they fire on the first step only. The first
-    step (which creates the state) and every other optimizer go through `optimizer.step`; so does
-    every step if this torch's kernel does not take the call.
+    skips the per-call bookkeeping around it (`python benchmarks/steps.py --breakdown` measures the
+    share of a step it saves). That bookkeeping includes optimizer step hooks and the profiler label,
+    which actlab does not use; they fire on the first step only. The first step (which creates the
+    state) and every other optimizer go through `optimizer.step`; so does every step if this torch's
+    kernel does not take the call.
     """
     group = optimizer.param_groups[0]
     decoupled = isinstance(optimizer, torch.optim.AdamW) or group.get("decoupled_weight_decay", False)

@@ -31,15 +31,19 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_experiment_flags(parser: argparse.ArgumentParser) -> None:
-    from actlab.config import KEYS
+    """One flag per config key, grouped by section; the default shown is the field's own."""
+    from actlab.config import KEYS, SECTIONS, flag_defaults
 
-    group = parser.add_argument_group("experiment (override the preset and the --config file)")
+    defaults = flag_defaults()
+    groups = {section: parser.add_argument_group(f"experiment: {section}", cls.__doc__)
+              for section, cls in SECTIONS.items()}
     for key, spec in KEYS.items():
         flag = "--" + key.replace("_", "-")
-        kwargs = dict(dest=key, default=argparse.SUPPRESS, help=spec.help, metavar=spec.metavar)
+        kwargs = dict(dest=key, default=argparse.SUPPRESS, metavar=spec.metavar,
+                      help=f"{spec.help} (default: {defaults[key]})".replace("%", "%%"))
         if spec.from_text.__name__ == "_text_bool":
             kwargs.update(nargs="?", const="true")
-        group.add_argument(flag, **kwargs)
+        groups[spec.section].add_argument(flag, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

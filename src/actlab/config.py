@@ -2,14 +2,21 @@
 
 Precedence is preset < TOML file < command-line flags. A TOML file holds an `[experiment]` table
 whose keys are the flag names with underscores (`batch_size = 64`, `hidden = [128, 128]`,
-`activations = ["relu", "tanh"]`); `preset = "name"` in it starts from a preset. Every key is
-declared once in `KEYS` (its section, type, check and help text); unknown keys and bad values fail
-here with the key, the value, where it came from and what is accepted. Nothing below this module
-reads flags, files or environment variables.
+`activations = ["relu", "tanh"]`); `preset = "name"` in it starts from a preset.
+
+Every key is declared once, as a field of DataConfig, ModelConfig, OptimConfig or RunConfig:
+`key(default, check, help, ...)` gives the field its default and, in its metadata, the check of a
+typed value, the parser of flag text, the `--help` text (without the default) and the metavar.
+`KEYS`, the `actlab run` flags and the defaults `--help` shows are derived from those fields;
+`seed`, the one input-only key, is declared with the field it feeds (`seeds`). Unknown keys and
+bad values fail here with the key, the value, where it came from and what is accepted. Every TOML
+file actlab writes goes through `toml_text`. Nothing below this module reads flags, files or
+environment variables.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -18,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from actlab.activations import parse_layers, split_activation_list, split_layers
 from actlab.data import DATASETS, dataset_info
@@ -32,124 +41,6 @@ else:  # Python 3.10
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 NORMALIZE = ("none", "symmetric", "global", "per_pixel")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    dataset: str = "mnist"
-    val_split: int | float = 0  # validation examples taken from the training split (count or fraction)
-    train_subset: int = 0  # train on a seeded subset of this many examples (0 = all)
-    test_subset: int = 0  # evaluate on a seeded subset of the test split (0 = all 10,000)
-    normalize: str = "none"  # none: pixels in [0, 1]; symmetric: [-1, 1]; global / per_pixel: training-split statistics
-    data_dir: str | None = None  # folder holding the IDX files; None: cache, system, download
-    download: bool = True  # download from the publishers when no local copy is found
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    hidden: tuple[int, ...] = (128, 128)  # hidden layer widths; () is a linear model
-    activations: tuple[str, ...] = ("relu",)  # the activations compared, one model each
-    outputs: tuple[str, ...] = ("logits",)  # output heads compared (logits = cross-entropy)
-    init: str | tuple[tuple[str, str], ...] = "default"  # one scheme, or (activation, scheme) pairs
-    dropout: float = 0.0  # dropout probability after every hidden activation
-    dropout_kind: str = "auto"  # standard, alpha (keeps SELU self-normalising), auto: alpha for SELU
-
-    def init_for(self, activation: str) -> str:
-        """The init scheme of one activation's models (a per-activation table defaults to `default`)."""
-        if isinstance(self.init, str):
-            return self.init
-        return dict(self.init).get(activation, "default")
-
-    def dropout_kind_for(self, activation: str) -> str:
-        if self.dropout_kind != "auto":
-            return self.dropout_kind
-        return "alpha" if activation.split(":")[0].strip().lower() == "selu" else "standard"
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.0  # SGD only
-    nesterov: bool = False  # SGD only, needs momentum > 0
-    weight_decay: float = 0.0
-    batch_size: int = 64  # examples per step
-    epochs: int = 10
-    drop_last: bool = False  # drop the last incomplete training batch of each epoch
-    patience: int = 0  # stop after this many epochs without a better validation accuracy (0 = off)
-    schedule: str = "none"  # learning-rate schedule per epoch: none, cosine (to 0 over the epochs), step
-    step_size: int = 10  # step schedule: epochs between decays
-    gamma: float = 0.1  # step schedule: factor per decay
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    name: str = "experiment"
-    seeds: tuple[int, ...] = (0,)  # every activation is trained once per seed
-    device: str = "auto"  # auto: CUDA when present, else CPU
-    out: str | None = None  # run folder; None: runs/<name>-<timestamp>
-    checkpoints: bool = True  # save final (and best-validation) weights per model
-    precision: str = "fp32"  # bf16: autocast the training steps (evaluation stays fp32); an opt-in speed mode
-    stack: bool | str = "auto"  # train a run's models in one stacked pass; auto: on CUDA only
-    backprop: str = "auto"  # auto: the hand-written backward pass for plain MLPs (actlab.backprop); autograd
-    workers: int = 0  # processes training models in parallel; 0: one per CPU core (CPU), 1 (GPU)
-    threads: int = 0  # torch CPU threads per worker; 0: cores ÷ workers
-    eval_batch_size: int = 10000  # examples per no-grad evaluation pass
-    diagnostics: bool = True  # measure dead units, saturation, gradient flow per epoch
-    tensorboard: bool = False  # write TensorBoard event files under <run>/tensorboard/
-    ci: str = "t"  # confidence intervals in the statistics: t (Student) or bootstrap (BCa, 9,999 resamples)
-
-
-@dataclass(frozen=True)
-class Config:
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    optim: OptimConfig = OptimConfig()
-    run: RunConfig = RunConfig()
-
-    def to_flat(self) -> dict[str, Any]:
-        """The `[experiment]` table that reproduces this config (omitting unset paths)."""
-        flat: dict[str, Any] = {}
-        for key, spec in KEYS.items():
-            if spec.field is None:
-                continue
-            value = getattr(getattr(self, spec.section), spec.field)
-            if value is None:
-                continue
-            if key == "init" and isinstance(value, tuple):
-                value = dict(value)
-            flat[key] = list(value) if isinstance(value, tuple) else value
-        seeds = self.run.seeds
-        flat["seed"] = seeds[0]
-        flat["seeds"] = len(seeds) if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))) else list(seeds)
-        if len(self.model.outputs) == 1:
-            flat["output"] = self.model.outputs[0]
-        return flat
-
-    def to_toml(self) -> str:
-        return "[experiment]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in self.to_flat().items())
-
-    @property
-    def variants(self) -> list[tuple[str, str, str]]:
-        """(label, activation, output) for each model trained per seed."""
-        acts, outs = self.model.activations, self.model.outputs
-        if len(outs) == 1:
-            return [(a, a, outs[0]) for a in acts]
-        if len(acts) == 1:
-            return [(o, acts[0], o) for o in outs]
-        return [(f"{a}/{o}", a, o) for a in acts for o in outs]
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # --- keys: parsing from flag text, checking typed values ------------------------------------
@@ -325,83 +216,215 @@ def _text_seeds(text: str) -> Any:
     return parts[0] if isinstance(parts, list) and len(parts) == 1 and "," not in text else parts
 
 
+# --- keys: each declared once, on the config field it sets ---------------------------------
+
 @dataclass(frozen=True)
 class Key:
-    section: str
-    field: str | None  # None: input-only key resolved into another field
-    check: Callable[[Any], Any]
-    help: str
-    from_text: Callable[[str], Any] = _text_number
-    metavar: str | None = None
+    """One `[experiment]` key: how its value is checked, parsed from flag text and explained.
+
+    Declared with `key()` on a config field; `KEYS` fills in `name`, `section` and `field`.
+    """
+    check: Callable[[Any], Any]  # typed value → accepted value; raises _Bad saying what is accepted
+    help: str  # meaning and units; `--help` appends the default, taken from the field
+    from_text: Callable[[str], Any] = _text_number  # flag text → typed value (then checked)
+    metavar: str = "N"
+    name: str = ""  # the key, where it is not the field's name (`output` sets `outputs`)
+    unset: str = ""  # what a default of None means, shown as the default in `--help`
+    inputs: tuple[Key, ...] = ()  # input-only keys resolved into this field (`seed` into `seeds`)
+    section: str = ""
+    field: str | None = None  # None: an input-only key
 
 
-KEYS: dict[str, Key] = {
-    "name": Key("run", "name", _name, "experiment name, used for the run folder", str, "NAME"),
-    "dataset": Key("data", "dataset", _dataset, "mnist or fashion-mnist", str, "NAME"),
-    "hidden": Key("model", "hidden", _hidden, "hidden layer widths, e.g. 128,128 ('' = linear model)",
-                  _text_ints, "W,W"),
-    "activations": Key("model", "activations", _activations,
-                       "activations to compare, e.g. relu,tanh,leaky_relu:0.2", split_activation_list, "A,A"),
-    "output": Key("model", "outputs", _outputs,
-                  "output head(s): logits (cross-entropy) or log_softmax|softmax|sigmoid|tanh (NLL)",
-                  _text_list, "HEAD"),
-    "init": Key("model", "init", _init, "weight init: " + ", ".join(INITS) + "; or per activation: "
-                "selu=lecun_normal,relu=default", str, "SCHEME"),
-    "dropout": Key("model", "dropout", _float(0.0, 1.0), "dropout probability after every hidden activation (default 0)",
-                   metavar="P"),
-    "dropout_kind": Key("model", "dropout_kind", _choice(("standard", "alpha", "auto")),
-                        "standard, alpha, or auto (alpha for SELU, standard otherwise)", str, "KIND"),
-    "optimizer": Key("optim", "optimizer", _choice(OPTIMIZERS), "sgd, adam, adamw or rmsprop", str, "NAME"),
-    "lr": Key("optim", "lr", _float(0.0, lo_open=True, hi=None), "learning rate", metavar="LR"),
-    "momentum": Key("optim", "momentum", _float(0.0, 1.0), "SGD / RMSprop momentum (default 0)", metavar="M"),
-    "nesterov": Key("optim", "nesterov", _bool, "SGD with Nesterov momentum (true/false)", _text_bool, "BOOL"),
-    "weight_decay": Key("optim", "weight_decay", _float(0.0), "L2 weight decay (default 0)", metavar="WD"),
-    "batch_size": Key("optim", "batch_size", _int(1), "training examples per step", metavar="N"),
-    "epochs": Key("optim", "epochs", _int(1), "passes over the training split", metavar="N"),
-    "drop_last": Key("optim", "drop_last", _bool, "drop the last incomplete training batch (true/false)",
-                     _text_bool, "BOOL"),
-    "patience": Key("optim", "patience", _int(0), "early stopping: epochs without a better validation accuracy "
-                    "(0 = off; needs --val-split)", metavar="N"),
-    "schedule": Key("optim", "schedule", _choice(("none", "cosine", "step")),
-                    "learning-rate schedule: none, cosine, step (see --step-size, --gamma)", str, "NAME"),
-    "step_size": Key("optim", "step_size", _int(1), "step schedule: epochs between decays (default 10)", metavar="N"),
-    "gamma": Key("optim", "gamma", _float(0.0, 1.0, lo_open=True, hi_open=False),
-                 "step schedule: decay factor (default 0.1)", metavar="G"),
-    "seed": Key("run", None, _int(0), "first seed (default 0)", metavar="S"),
-    "seeds": Key("run", "seeds", _seeds, "number of seeds from --seed, or a list 0,1,2", _text_seeds, "N|S,S"),
-    "val_split": Key("data", "val_split", _val_split,
-                     "validation examples held out of the training split: a count or a fraction (0 = none)",
-                     metavar="N"),
-    "normalize": Key("data", "normalize", _choice(NORMALIZE), "input normalisation: none ([0, 1]), symmetric "
-                     "([-1, 1]), global or per_pixel (training-split mean and std)", str, "KIND"),
-    "train_subset": Key("data", "train_subset", _int(0), "train on a seeded subset of N examples (0 = all)",
-                        metavar="N"),
-    "test_subset": Key("data", "test_subset", _int(0), "evaluate on a seeded subset of N test examples (0 = all)",
-                       metavar="N"),
-    "device": Key("run", "device", _device, "auto, cpu, cuda or cuda:N", str, "DEV"),
-    "data_dir": Key("data", "data_dir", _path, "folder with the IDX files (default: $ACTLAB_DATA_DIR, cache)",
-                    str, "DIR"),
-    "download": Key("data", "download", _bool, "download missing data sets (true/false)", _text_bool, "BOOL"),
-    "out": Key("run", "out", _path, "run folder (default runs/<name>-<timestamp>)", str, "DIR"),
-    "checkpoints": Key("run", "checkpoints", _bool, "save model weights (true/false)", _text_bool, "BOOL"),
-    "precision": Key("run", "precision", _choice(("fp32", "bf16")), "fp32 (default) or bf16: autocast training "
-                     "steps to bfloat16 (faster, slightly different numbers; evaluation stays fp32)", str, "P"),
-    "stack": Key("run", "stack", _stack, "train the models in one stacked pass: auto (on CUDA), true or false",
-                 _text_bool, "auto|BOOL"),
-    "backprop": Key("run", "backprop", _choice(("auto", "autograd")), "auto (default): plain MLPs train with "
-                    "actlab's hand-written backward pass (same numbers as autograd, faster); autograd: always autograd",
-                    str, "MODE"),
-    "workers": Key("run", "workers", _int(0), "processes training models in parallel (0 = one per CPU core "
-                   "on CPU, 1 on a GPU)", metavar="N"),
-    "threads": Key("run", "threads", _int(0), "torch CPU threads per worker (0 = cores ÷ workers)", metavar="N"),
-    "diagnostics": Key("run", "diagnostics", _bool, "measure dead units, saturation and gradient flow "
-                       "at init and per epoch (true/false)", _text_bool, "BOOL"),
-    "tensorboard": Key("run", "tensorboard", _bool, "write TensorBoard event files under <run>/tensorboard/: "
-                       "metrics per epoch, activation and weight-gradient histograms per layer", _text_bool, "BOOL"),
-    "ci": Key("run", "ci", _choice(("t", "bootstrap")), "confidence intervals: t (Student, default) or bootstrap",
-              str, "METHOD"),
-    "eval_batch_size": Key("run", "eval_batch_size", _int(1), "examples per evaluation pass", metavar="N"),
-}
+def key(default: Any, check: Callable[[Any], Any], help: str, **spec: Any) -> Any:
+    """A config field that declares its key: `lr: float = key(1e-3, _float(...), "learning rate")`."""
+    return dataclasses.field(default=default, metadata={"key": Key(check, help, **spec)})
+
+
+def _bool_key(default: bool, help: str) -> Any:
+    return key(default, _bool, help, from_text=_text_bool, metavar="BOOL")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, how its training split is divided and prepared, and where it is found."""
+    dataset: str = key("mnist", _dataset, "data set: " + ", ".join(DATASETS), from_text=str, metavar="NAME")
+    val_split: int | float = key(0, _val_split, "validation examples held out of the training split: a count "
+                                 "(10000) or a fraction (0.2); 0 = no validation split")
+    train_subset: int = key(0, _int(0), "train on a seeded subset of this many examples; 0 = all")
+    test_subset: int = key(0, _int(0), "evaluate on a seeded subset of this many test examples; 0 = all 10,000")
+    normalize: str = key("none", _choice(NORMALIZE), "input normalisation: none (pixels in [0, 1]), symmetric "
+                         "([-1, 1]), global or per_pixel (training-split mean and std)", from_text=str,
+                         metavar="KIND")
+    data_dir: str | None = key(None, _path, "folder holding the IDX files", from_text=str, metavar="DIR",
+                               unset="$ACTLAB_DATA_DIR, then ~/.cache/actlab, the system copy, a download")
+    download: bool = _bool_key(True, "download a data set from its publishers when no local copy is found")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The models compared: one per activation (and output head), all of the same shape."""
+    hidden: tuple[int, ...] = key((128, 128), _hidden, "hidden layer widths, e.g. 128,128 ('' = a linear model)",
+                                  from_text=_text_ints, metavar="W,W")
+    activations: tuple[str, ...] = key(("relu",), _activations, "the activations compared, one model each, e.g. "
+                                       "relu,tanh,leaky_relu:0.2 (relu+tanh: one per hidden layer)",
+                                       from_text=split_activation_list, metavar="A,A")
+    outputs: tuple[str, ...] = key(("logits",), _outputs, "output head(s) compared: logits (cross-entropy) or "
+                                   "log_softmax|softmax|sigmoid|tanh (NLL)", from_text=_text_list,
+                                   metavar="HEAD", name="output")
+    init: str | tuple[tuple[str, str], ...] = key("default", _init, "weight init: " + ", ".join(INITS) +
+                                                  "; or per activation: selu=lecun_normal,relu=default",
+                                                  from_text=str, metavar="SCHEME")
+    dropout: float = key(0.0, _float(0.0, 1.0), "dropout probability after every hidden activation", metavar="P")
+    dropout_kind: str = key("auto", _choice(("standard", "alpha", "auto")), "standard, alpha (keeps SELU "
+                            "self-normalising) or auto (alpha for SELU, standard otherwise)", from_text=str,
+                            metavar="KIND")
+
+    def init_for(self, activation: str) -> str:
+        """The init scheme of one activation's models (a per-activation table defaults to `default`)."""
+        if isinstance(self.init, str):
+            return self.init
+        return dict(self.init).get(activation, "default")
+
+    def dropout_kind_for(self, activation: str) -> str:
+        if self.dropout_kind != "auto":
+            return self.dropout_kind
+        return "alpha" if activation.split(":")[0].strip().lower() == "selu" else "standard"
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """How each model is trained: optimizer, learning rate and its schedule, batches and epochs."""
+    optimizer: str = key("adam", _choice(OPTIMIZERS), "optimizer: " + ", ".join(OPTIMIZERS), from_text=str,
+                         metavar="NAME")
+    lr: float = key(1e-3, _float(0.0, lo_open=True, hi=None), "learning rate (step size per batch)", metavar="LR")
+    momentum: float = key(0.0, _float(0.0, 1.0), "SGD / RMSprop momentum", metavar="M")
+    nesterov: bool = _bool_key(False, "SGD with Nesterov momentum, needs --momentum > 0")
+    weight_decay: float = key(0.0, _float(0.0), "weight decay coefficient (L2 penalty per step)", metavar="WD")
+    batch_size: int = key(64, _int(1), "training examples per step")
+    epochs: int = key(10, _int(1), "passes over the training split")
+    drop_last: bool = _bool_key(False, "drop the last incomplete training batch of each epoch")
+    patience: int = key(0, _int(0), "early stopping: epochs without a better validation accuracy; "
+                        "0 = off (needs --val-split)")
+    schedule: str = key("none", _choice(("none", "cosine", "step")), "learning-rate schedule per epoch: none, "
+                        "cosine (to 0 over the epochs), step (see --step-size, --gamma)", from_text=str,
+                        metavar="NAME")
+    step_size: int = key(10, _int(1), "step schedule: epochs between decays")
+    gamma: float = key(0.1, _float(0.0, 1.0, lo_open=True, hi_open=False),
+                       "step schedule: factor on the learning rate per decay", metavar="G")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The run: its name, seeds, device and parallelism, and what it writes."""
+    name: str = key("experiment", _name, "experiment name, used for the run folder", from_text=str, metavar="NAME")
+    seeds: tuple[int, ...] = key((0,), _seeds, "number of seeds counting up from --seed, or a list 0,1,2; "
+                                 "every activation trains once per seed", from_text=_text_seeds, metavar="N|S,S",
+                                 inputs=(Key(_int(0), "first seed", metavar="S", name="seed"),))
+    device: str = key("auto", _device, "auto (CUDA when present, else CPU), cpu, cuda or cuda:N", from_text=str,
+                      metavar="DEV")
+    out: str | None = key(None, _path, "run folder", from_text=str, metavar="DIR",
+                          unset="runs/<name>-<timestamp>; a sweep's store: runs/<name>-sweep")
+    checkpoints: bool = _bool_key(True, "save final (and best-validation) weights per model")
+    precision: str = key("fp32", _choice(("fp32", "bf16")), "fp32 or bf16: autocast the training steps to "
+                         "bfloat16 (faster, slightly different numbers; evaluation stays fp32)", from_text=str,
+                         metavar="P")
+    stack: bool | str = key("auto", _stack, "train a run's models in one stacked pass: auto (on CUDA only), "
+                            "true or false", from_text=_text_bool, metavar="auto|BOOL")
+    backprop: str = key("auto", _choice(("auto", "autograd")), "auto: plain MLPs train with actlab's hand-written "
+                        "backward pass (same numbers as autograd, faster); autograd: always autograd",
+                        from_text=str, metavar="MODE")
+    workers: int = key(0, _int(0), "processes training models in parallel; 0 = one per CPU core on CPU, "
+                       "1 on a GPU")
+    threads: int = key(0, _int(0), "torch CPU threads per worker; 0 = cores ÷ workers")
+    eval_batch_size: int = key(10000, _int(1), "examples per no-grad evaluation pass")
+    diagnostics: bool = _bool_key(True, "measure dead units, saturation and gradient flow at init and per epoch")
+    tensorboard: bool = _bool_key(False, "write TensorBoard event files under <run>/tensorboard/: metrics per "
+                                  "epoch, activation and weight-gradient histograms per layer")
+    ci: str = key("t", _choice(("t", "bootstrap")), "confidence intervals in the statistics: t (Student) or "
+                  "bootstrap (BCa, 9,999 resamples)", from_text=str, metavar="METHOD")
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    run: RunConfig = RunConfig()
+
+    def to_flat(self) -> dict[str, Any]:
+        """The `[experiment]` table that reproduces this config (omitting unset paths)."""
+        flat: dict[str, Any] = {}
+        for name, spec in KEYS.items():
+            if spec.field is None:
+                continue
+            value = getattr(getattr(self, spec.section), spec.field)
+            if value is None:
+                continue
+            if name == "init" and isinstance(value, tuple):
+                value = dict(value)
+            flat[name] = list(value) if isinstance(value, tuple) else value
+        seeds = self.run.seeds
+        flat["seed"] = seeds[0]
+        flat["seeds"] = len(seeds) if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))) else list(seeds)
+        if len(self.model.outputs) == 1:
+            flat["output"] = self.model.outputs[0]
+        return flat
+
+    def to_toml(self, sweep: dict[str, list[Any]] | None = None) -> str:
+        """This config as an `[experiment]` table, then the lists of a `[sweep]` table when given."""
+        return toml_text({"experiment": self.to_flat(), **({} if sweep is None else {"sweep": sweep})})
+
+    @property
+    def variants(self) -> list[tuple[str, str, str]]:
+        """(label, activation, output) for each model trained per seed."""
+        acts, outs = self.model.activations, self.model.outputs
+        if len(outs) == 1:
+            return [(a, a, outs[0]) for a in acts]
+        if len(acts) == 1:
+            return [(o, acts[0], o) for o in outs]
+        return [(f"{a}/{o}", a, o) for a in acts for o in outs]
+
+
+SECTIONS: dict[str, type] = {f.name: type(f.default) for f in dataclasses.fields(Config)}
+
+
+def _declared_keys() -> dict[str, Key]:
+    """Every key, section by section in field order, with its name, section and field filled in."""
+    keys: dict[str, Key] = {}
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            spec: Key = f.metadata["key"]
+            if f.default is None and not spec.unset:
+                raise TypeError(f"{cls.__name__}.{f.name}: a default of None needs unset= (what None means)")
+            for extra in spec.inputs:
+                keys[extra.name] = dataclasses.replace(extra, section=section)
+            name = spec.name or f.name
+            keys[name] = dataclasses.replace(spec, name=name, section=section, field=f.name)
+    return keys
+
+
+KEYS: dict[str, Key] = _declared_keys()
+
+
+def toml_text(tables: dict[str, dict[str, Any]]) -> str:
+    """The one TOML writer: tables of plain values (no None: leave such keys out), read back equal."""
+    return tomli_w.dumps(tables)
+
+
+def flag_defaults() -> dict[str, str]:
+    """Each key's default as `--help` shows it: flag text (`128,128`), or what leaving it unset means."""
+    flat = Config().to_flat()
+    return {name: _flag_text(flat[name]) if name in flat else spec.unset for name, spec in KEYS.items()}
+
+
+def _flag_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "''"
+    return str(value)
 
 
 def _unknown_key(key: str, where: str) -> ActlabError:
@@ -422,14 +445,14 @@ def config_from_flat(flat: dict[str, Any], sources: dict[str, str] | None = None
         except _Bad as exc:
             where = sources.get(key)
             raise ActlabError(f"{key} = {value!r}{f' ({where})' if where else ''}: {exc}") from None
-    seeds = checked.pop("seeds", 1)
-    first = checked.pop("seed", 0)
+    default = RunConfig.seeds  # unset, `seed` and a count in `seeds` fall back to the field's default
+    seeds = checked.pop("seeds", len(default))
+    first = checked.pop("seed", default[0])
     checked["seeds"] = seeds if isinstance(seeds, tuple) else tuple(range(first, first + seeds))
-    sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "optim": {}, "run": {}}
-    for key, value in checked.items():
-        sections[KEYS[key].section][KEYS[key].field] = value
-    config = Config(DataConfig(**sections["data"]), ModelConfig(**sections["model"]),
-                    OptimConfig(**sections["optim"]), RunConfig(**sections["run"]))
+    sections: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    for name, value in checked.items():
+        sections[KEYS[name].section][KEYS[name].field] = value
+    config = Config(**{section: cls(**sections[section]) for section, cls in SECTIONS.items()})
     _check_combinations(config, sources)
     return config
 

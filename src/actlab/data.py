@@ -2,21 +2,27 @@
 
 Where actlab looks, in order: the data folder the user names (`--data-dir` / `ACTLAB_DATA_DIR`),
 the user cache (`~/.cache/actlab`), Debian's `/usr/share/datasets/fashion-mnist`, and finally the
-publishers' URLs (downloaded into the cache). Every file is checked against the SHA-256 of its
-decompressed bytes, so a truncated, corrupt or wrong file is an error naming that file, never a
-silently bad tensor. Whole splits are held in memory (MNIST is 47 MB as uint8): training slices
-batches out of them by index, with no DataLoader.
+network: the user's mirror, then the publishers' URLs, downloaded into the cache (docs/data.md).
+A download lands in the cache only whole and verified. Every file is checked against the SHA-256
+of its decompressed bytes, so a truncated, corrupt or wrong file is an error naming that file,
+never a silently bad tensor. Whole splits are held in memory (MNIST is 47 MB as uint8): training
+slices batches out of them by index, with no DataLoader.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
+import sys
 import tempfile
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +37,8 @@ FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+
+DEFAULT_TIMEOUT = 30.0  # seconds a connect or any one read may take before a mirror counts as failed
 
 
 @dataclass(frozen=True)
@@ -217,15 +225,23 @@ def _load_split(info: DatasetInfo, folder: Path, images: str, labels: str) -> Sp
 
 def not_found_message(info: DatasetInfo, data_dir: Path | None, cache_dir: Path, why: str) -> str:
     looked = ", ".join(str(f) for f in candidate_folders(info, data_dir, cache_dir))
-    return (f"{info.title} files not found (looked in: {looked}) and {why}; run "
-            f"`actlab data fetch {info.name}` with internet access, or download the four files "
-            f"from {info.mirrors[0]} into a folder and pass it with --data-dir or ACTLAB_DATA_DIR")
+    return (f"{info.title} files not found (looked in: {looked}) and {why}; fix: pass a folder holding "
+            f"the four .gz files with --data-dir or ACTLAB_DATA_DIR, point --data-mirror or "
+            f"ACTLAB_DATA_MIRROR at a mirror that serves them (docs/data.md), or run "
+            f"`actlab data fetch {info.name}` where {info.mirrors[0]} is reachable")
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 download: bool = True, mirrors: tuple[str, ...] | None = None) -> Dataset:
-    """Find (or download), verify and load a data set."""
+                 download: bool = True, mirrors: tuple[str, ...] | None = None, *,
+                 mirror: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 show_progress: bool | None = None, log: Callable[[str], None] | None = None) -> Dataset:
+    """Find (or download), verify and load a data set.
+
+    `mirror`, `mirrors`, `timeout`, `show_progress` and `log` are passed on to `fetch` when no local
+    copy is found; a malformed `mirror` is an error even when none is needed, so a typo shows at once.
+    """
     info = dataset_info(name)
+    check_mirror(mirror)
     data_dir = Path(data_dir) if data_dir is not None else None
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if data_dir is not None and not data_dir.is_dir():
@@ -235,58 +251,188 @@ def load_dataset(name: str, data_dir: str | Path | None = None, cache_dir: str |
     if folder is None:
         if not download:
             raise ActlabError(not_found_message(info, data_dir, cache_dir, "downloading is off"))
-        folder = fetch(info.name, cache_dir, mirrors, looked_in=data_dir)
+        folder = fetch(info.name, cache_dir, mirrors, show_progress, looked_in=data_dir, mirror=mirror,
+                       timeout=timeout, log=log)
     train = _load_split(info, folder, FILES["train_images"], FILES["train_labels"])
     test = _load_split(info, folder, FILES["test_images"], FILES["test_labels"])
     return Dataset(info, train, test, folder)
 
 
-def _download(url: str, target: Path, md5: str, show_progress: bool) -> None:
-    """Download `url` to `target` atomically, checking the publisher's MD5 of the archive."""
+def check_mirror(mirror: str | None) -> str | None:
+    """The user's mirror as a base URL ending in `/`, or None when unset (None or empty).
+
+    Only http(s) is accepted: the URL is extended with `<data set>/<file>.gz`, which a query,
+    fragment or local path could not take.
+    """
+    if not mirror or not mirror.strip():
+        return None
+    parts = urllib.parse.urlsplit(mirror.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ActlabError(f"data mirror {mirror!r} is not an http:// or https:// base URL; give one under "
+                          f"which mnist/ and fashion-mnist/ hold the .gz files, e.g. http://host:8000/ "
+                          f"(--data-mirror, ACTLAB_DATA_MIRROR or data_mirror; see docs/data.md)")
+    return mirror.strip().rstrip("/") + "/"
+
+
+def mirror_urls(info: DatasetInfo, mirror: str | None, mirrors: tuple[str, ...] | None = None) -> list[str]:
+    """The base URLs tried for `info`, in order: `<mirror>/<name>/` first, then the built-in ones.
+
+    `mirrors` replaces the built-in list (tests use it to stay off the internet).
+    """
+    base = check_mirror(mirror)
+    urls = [f"{base}{info.name}/"] if base else []
+    for url in info.mirrors if mirrors is None else mirrors:
+        url = url.rstrip("/") + "/"
+        if url not in urls:
+            urls.append(url)
+    return urls
+
+
+def _umask() -> int:
+    """The process umask; read from /proc where possible, since `os.umask` can only read it by setting it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _copy_body(response, out, on_chunk: Callable[[int], object]) -> tuple[str, int]:
+    """Copy a response body to `out`; returns its MD5 and size. A body cut short is an error."""
+    expected = int(response.headers.get("Content-Length") or -1)
+    digest, size = hashlib.md5(), 0
+    try:
+        while chunk := response.read(1 << 16):
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+            on_chunk(len(chunk))
+    except http.client.IncompleteRead as exc:  # newer Pythons raise it where older ones return b""
+        promised = expected if expected >= 0 else "an unknown number of"
+        raise ActlabError(f"connection closed after {size + len(exc.partial)} of {promised} bytes") from None
+    if 0 <= expected != size:
+        raise ActlabError(f"connection closed after {size} of {expected} bytes")
+    return digest.hexdigest(), size
+
+
+def _archive_problem(path: Path, got_md5: str, md5: str, sha256: str) -> str | None:
+    """None when `path` is the publisher's archive (its MD5) or a re-compression of the same content
+    (the SHA-256 of its decompressed bytes, as mirrors that re-pack the files serve); else why not."""
+    if got_md5 == md5:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        return f"archive does not match its pin (MD5 {got_md5[:12]}…, not a readable gzip file: {exc})"
+    if digest.hexdigest() != sha256:
+        return (f"archive content does not match its pin (MD5 {got_md5[:12]}…, "
+                f"content SHA-256 {digest.hexdigest()[:12]}…)")
+    return None
+
+
+def _download(opener: urllib.request.OpenerDirector, url: str, target: Path, md5: str, sha256: str,
+              show_progress: bool, timeout: float) -> int:
+    """Download `url` to `target` and verify it; returns its size in bytes.
+
+    The body goes to a temp file beside `target`, renamed only once verified, so the cache never
+    holds a partial or wrong file; the temp file goes on any failure, Ctrl-C included.
+    """
     from tqdm import tqdm
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
-        digest = hashlib.md5()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
+        with os.fdopen(fd, "wb") as out, opener.open(url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=target.name,
                       disable=not show_progress, leave=False) as bar:
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-        if digest.hexdigest() != md5:
-            raise ActlabError(f"{url}: downloaded archive has MD5 {digest.hexdigest()}, expected {md5}")
+                got_md5, size = _copy_body(response, out, bar.update)
+        problem = _archive_problem(Path(tmp), got_md5, md5, sha256)
+        if problem:
+            raise ActlabError(problem)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a cache file follows the umask
         os.replace(tmp, target)
+        return size
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def fetch(name: str, cache_dir: Path | None = None, mirrors: tuple[str, ...] | None = None,
-          show_progress: bool = True, looked_in: Path | None = None) -> Path:
-    """Download a data set's four files into the cache (skipping those already there).
+def _failure_reason(exc: BaseException, timeout: float) -> str:
+    """A few words on why one download failed, for the one-line error (an HTTP error's response is closed)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        exc.close()
+        return f"HTTP {exc.code} {exc.reason}".strip()
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, TimeoutError):  # socket.timeout is TimeoutError since Python 3.10
+        return f"timed out after {timeout:g} s"
+    if isinstance(reason, http.client.RemoteDisconnected):
+        return "connection closed without a response"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason) or type(reason).__name__
 
-    `looked_in` is the user's data folder, named in the error as a place already searched.
+
+def fetch(name: str, cache_dir: Path | None = None, mirrors: tuple[str, ...] | None = None,
+          show_progress: bool | None = None, looked_in: Path | None = None, *, mirror: str | None = None,
+          timeout: float = DEFAULT_TIMEOUT, log: Callable[[str], None] | None = None) -> Path:
+    """Download a data set's missing files into the cache; files already there stay.
+
+    Each file is tried at every URL of `mirror_urls(mirror, mirrors)` in turn; the one that served
+    the last file is tried first for the next. `timeout` bounds the connect and each read, in
+    seconds. `show_progress` (default: stderr is a terminal) draws one bar per file; one line with
+    the count, size, time and source goes to `log` (default: stderr). `looked_in` is the user's data
+    folder, named in the error as a place already searched.
     """
     info = dataset_info(name)
-    cache_dir = cache_dir or default_cache_dir()
+    urls = mirror_urls(info, mirror, mirrors)
+    if not timeout > 0:
+        raise ActlabError(f"download timeout must be a positive number of seconds, got {timeout!r}")
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     folder = cache_dir / info.name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ActlabError(f"cannot create the cache folder {folder} ({exc.strerror}); set XDG_CACHE_HOME "
+                          f"to a writable folder, or pass a folder holding the files with --data-dir") from None
+    if not os.access(folder, os.W_OK):
+        raise ActlabError(f"cache folder {folder} is not writable; fix its permissions, set XDG_CACHE_HOME "
+                          f"to a writable folder, or pass a folder holding the files with --data-dir")
+    show_progress = sys.stderr.isatty() if show_progress is None else show_progress
+    log = log or (lambda line: print(line, file=sys.stderr))
+    opener = urllib.request.build_opener()  # the default handlers: honours *_proxy / no_proxy as set now
+    start, sizes, used = time.perf_counter(), [], []
     for file in FILES.values():
         if _file_in(folder, file):
             continue
-        errors = []
-        for mirror in mirrors or info.mirrors:
+        failures = []
+        for base in list(urls):
+            url = f"{base}{file}.gz"
             try:
-                _download(f"{mirror}{file}.gz", folder / f"{file}.gz", info.md5_gz[file], show_progress)
-                break
-            except (urllib.error.URLError, OSError, ActlabError) as exc:
-                errors.append(f"{mirror}: {getattr(exc, 'reason', exc)}")
+                sizes.append(_download(opener, url, folder / f"{file}.gz", info.md5_gz[file],
+                                       info.sha256[file], show_progress, timeout))
+            except (OSError, http.client.HTTPException, ActlabError) as exc:
+                failures.append(f"{url}: {_failure_reason(exc, timeout)}")
+                continue
+            urls.insert(0, urls.pop(urls.index(base)))
+            if base not in used:
+                used.append(base)
+            break
         else:
             raise ActlabError(not_found_message(info, looked_in, cache_dir,
-                                                "the download failed (" + "; ".join(errors) + ")"))
+                                                f"the download failed ({'; '.join(failures) or 'no mirror to try'})"))
+    if not sizes:
+        log(f"{info.title}: all {len(FILES)} files already in {folder}")
+    else:
+        files = f"{len(sizes)} files" if len(sizes) > 1 else "1 file"
+        log(f"downloaded {info.title}: {files}, {sum(sizes) / 1e6:.1f} MB in {time.perf_counter() - start:.1f} s "
+            f"from {', '.join(used)} into {folder}")
     return folder
 
 

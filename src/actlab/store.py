@@ -5,7 +5,8 @@ status (`pending`, `running`, `done`, `failed` with the error), its final metric
 metrics and diagnostics in their own tables. A run's rows and its `done` mark are written in one
 transaction, so a run is done only once its metrics are committed, and a `kill -9` at any moment
 loses at most the runs in progress; nothing committed is lost or duplicated. Only the sweep's
-driver process writes here.
+driver process writes here. `results_from_store` reads a subset of the finished runs back as
+`Results`, for a report on them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from actlab.errors import ActlabError
-from actlab.results import METRIC_COLUMNS, ModelRun
+from actlab.results import METRIC_COLUMNS, ModelRun, Results, safe_name
 
 STORE_NAME = "results.db"
 EPOCH_FIELDS = METRIC_COLUMNS[2:]  # epoch, train_loss, …, seconds
@@ -169,3 +170,34 @@ def open_store(folder: Path, must_exist: bool = True) -> Store:
         raise ActlabError(f"{folder} holds no sweep store ({STORE_NAME}); give the --out folder of a sweep "
                           f"(`actlab run --config sweep.toml --out DIR`)")
     return Store(folder)
+
+
+def results_from_store(folder: Path, where: dict[str, str]) -> Results:
+    """The finished runs of the store in `folder` matching `where` (e.g. {"hidden": "512"}), as `Results`.
+
+    Runs are compared by activation; keys that still vary within the subset (say lr) become part of
+    each label, so different settings are never averaged together. The config keeps the keys all
+    runs share; the run folder is `<folder>/report[-key=value…]` (not created here).
+    """
+    from actlab import __version__
+
+    with open_store(folder) as store:
+        rows = store.rows(where, status="done")
+        if not rows:
+            raise ActlabError(f"no finished run in {folder} matches {where or 'the store'}; see `actlab runs list "
+                              f"{folder}` for the config values")
+        keys = sorted(set().union(*(r["config"] for r in rows)))
+        same = {k for k in keys if len({json.dumps(r["config"].get(k), sort_keys=True) for r in rows}) == 1}
+        varying = [k for k in keys if k not in same and k not in ("activations", "seed", "seeds")]
+        runs = []
+        for row in rows:
+            record = store.model_run(row)
+            if varying:
+                record.label = f"{record.label} " + " ".join(f"{k}={row['config'].get(k)}" for k in varying)
+            runs.append(record)
+    config = {k: rows[0]["config"][k] for k in same}
+    config.update(seeds=sorted({r.seed for r in runs}), activations=list(dict.fromkeys(r.activation for r in runs)))
+    run_dir = folder / safe_name("report" + "".join(f"-{k}={v}" for k, v in where.items()))
+    environment = {"device": "sweep store", "actlab": __version__, "started": "", "store": str(folder),
+                   "where": where}
+    return Results(run_dir, config, environment, runs)

@@ -32,10 +32,10 @@ from actlab import __version__
 from actlab.config import SWEEP_ALIASES, Config, config_from_flat
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
-from actlab.experiment import (Task, checkpoint_name, data_folder, save_checkpoint, threads_per_worker,
-                               train_in_processes, train_task, worker_count)
+from actlab.experiment import checkpoint_name, data_folder, save_checkpoint, threads_per_worker, worker_count
 from actlab.results import ModelRun, atomic_write
 from actlab.store import Store
+from actlab.workers import Progress, Task, Trained, progress_wanted, run_tasks, train_task
 
 # keys that do not change what a run computes, left out of its content hash
 NOT_HASHED = {"name", "out", "device", "workers", "threads", "data_dir", "download", "checkpoints", "diagnostics",
@@ -114,13 +114,11 @@ def _single(flat: dict[str, Any], run: SweepRun) -> dict[str, Any]:
 def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: str = "local",
               ray_address: str | None = None, show_progress: bool | None = None, log=None) -> dict[str, int]:
     """Train the grid's runs not yet done into `out`'s store; returns counts by status."""
-    if show_progress is None:
-        show_progress = sys.stderr.isatty()
+    show_progress = progress_wanted() if show_progress is None else show_progress
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     runs = expand(config, sweep)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "sweep.toml", config.to_toml() + "\n[sweep]\n" + "".join(
-        f"{k} = {json.dumps(v)}\n" for k, v in sweep.items()))
+    atomic_write(out / "sweep.toml", config.to_toml(sweep))
     folders = {name: str(load_dataset(name, data_folder(config), download=config.data.download).folder)
                for name in dict.fromkeys(r.flat["dataset"] for r in runs)}
     with Store(out) as store:
@@ -129,33 +127,24 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
         todo = [r for r in runs if status.get(r.hash) != "done"]
         already = len(runs) - len(todo)
         log(f"sweep: {len(runs)} runs, {already} already done in {store.path}, {len(todo)} to train")
-        from tqdm import tqdm
+        def done(run: SweepRun, trained: Trained) -> None:
+            record = trained.record
+            if trained.error:
+                store.fail(run.hash, trained.error)
+                log(f"{run.hash} {run.label} seed {run.seed}: failed: {trained.error}")
+                return
+            store.save(run.hash, record)
+            if config.run.checkpoints and trained.final_state is not None:
+                save_checkpoint(out / "checkpoints" / f"{run.hash}-{checkpoint_name(run.label, run.seed)}",
+                                record, trained.final_state, trained.best_state, _single(run.flat, run))
+            acc = record.final_test_acc
+            log(f"{run.hash} {run.label} seed {run.seed} ({_point(run, sweep)}): {record.status}, "
+                f"test acc {'–' if acc is None else f'{acc:.2%}'}")
 
-        bar = tqdm(total=len(runs), initial=already, desc="sweep", unit="run", disable=not show_progress,
-                   file=sys.stderr, position=0)
-
-        def done(run: SweepRun, record: ModelRun, final_state, best_state, error: str | None) -> None:
-            if error:
-                store.fail(run.hash, error)
-                log(f"{run.hash} {run.label} seed {run.seed}: failed: {error}")
-            else:
-                store.save(run.hash, record)
-                if config.run.checkpoints and final_state is not None:
-                    save_checkpoint(out / "checkpoints" / f"{run.hash}-{checkpoint_name(run.label, run.seed)}",
-                                    record, final_state, best_state, _single(run.flat, run))
-                acc = record.final_test_acc
-                log(f"{run.hash} {run.label} seed {run.seed} ({_point(run, sweep)}): {record.status}, "
-                    f"test acc {'–' if acc is None else f'{acc:.2%}'}")
-            bar.set_postfix_str(f"last: {run.label} seed {run.seed} {_point(run, sweep)}", refresh=False)
-            bar.update()
-
-        try:
-            if backend == "ray":
-                _run_on_ray(todo, folders, store, ray_address, done)
-            else:
-                _run_locally(config, todo, folders, store, show_progress, done)
-        finally:
-            bar.close()
+        if backend == "ray":
+            _run_on_ray(todo, folders, store, ray_address, show_progress, done)
+        else:
+            _run_locally(config, todo, folders, store, show_progress, done)
         counts: dict[str, int] = {}
         for state in store.status_of(r.hash for r in runs).values():  # this grid's runs only
             counts[state] = counts.get(state, 0) + 1
@@ -170,26 +159,24 @@ def _point(run: SweepRun, sweep: dict[str, list[Any]]) -> str:
 def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], store: Store, show_progress: bool,
                  done) -> None:
     """Worker processes on this machine (one per core, one thread each), fed every pending run."""
-    tasks = [Task(i, _single(r.flat, r), folders[r.flat["dataset"]], r.record()) for i, r in enumerate(todo)]
+    tasks = [_task(i, r, folders) for i, r in enumerate(todo)]
     workers = worker_count(config, torch.device("cpu"), len(tasks))
-    threads = threads_per_worker(config, workers)
     store.mark_running(r.hash for r in todo)
-    if workers == 1:
-        torch.set_num_threads(threads)
-        for task in tasks:
-            _, record, final_state, best_state, _, error = train_task(task)
-            done(todo[task.index], record, final_state, best_state, error)
-        return
-    train_in_processes(tasks, workers, threads, show_progress,
-                       lambda i, record, final, best, error: done(todo[i], record, final, best, error), "sweep runs")
+    run_tasks(tasks, workers, threads_per_worker(config, workers), show_progress,
+              lambda trained: done(todo[trained.index], trained), "sweep runs")
+
+
+def _task(index: int, run: SweepRun, folders: dict[str, str]) -> Task:
+    """The one-model task that trains `run` on a CPU."""
+    return Task((index,), (run.record(),), _single(run.flat, run), folders[run.flat["dataset"]])
 
 
 # --- Ray ----------------------------------------------------------------------------------------
 
-def _ray_train(tasks: list[Task]) -> list[tuple]:
+def _ray_train(tasks: list[Task]) -> list[Trained]:
     """A Ray task: train a group of runs (one grid point × seed) in this worker, one thread."""
     torch.set_num_threads(1)  # a reused Ray worker keeps its old thread count otherwise
-    return [train_task(task) for task in tasks]
+    return [trained for task in tasks for trained in train_task(task)]
 
 
 def _check_reachable(address: str) -> None:
@@ -206,7 +193,8 @@ def _check_reachable(address: str) -> None:
                           f"`ray start --head` or check the address (docs/sweeps.md)") from None
 
 
-def _run_on_ray(todo: list[SweepRun], folders: dict[str, str], store: Store, address: str | None, done) -> None:
+def _run_on_ray(todo: list[SweepRun], folders: dict[str, str], store: Store, address: str | None,
+                show_progress: bool, done) -> None:
     try:
         import ray
     except ImportError:
@@ -225,17 +213,19 @@ def _run_on_ray(todo: list[SweepRun], folders: dict[str, str], store: Store, add
     for i, run in enumerate(todo):
         groups.setdefault((json.dumps({k: v for k, v in run.flat.items() if k not in ("activations", "output")},
                                       sort_keys=True), run.seed), []).append((i, run))
+    progress = Progress(show_progress, len(todo), "sweep runs on Ray")
     try:
         pending = {}
         for members in groups.values():
-            tasks = [Task(i, _single(r.flat, r), folders[r.flat["dataset"]], r.record()) for i, r in members]
             store.mark_running(r.hash for _, r in members)
-            pending[remote.remote(tasks)] = members
+            pending[remote.remote([_task(i, r, folders) for i, r in members])] = members
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             pending.pop(ready[0])
-            for index, record, final_state, best_state, _, error in ray.get(ready[0]):
-                done(todo[index], record, final_state, best_state, error)
+            for trained in ray.get(ready[0]):
+                done(todo[trained.index], trained)
+                progress.finished(1)
     finally:
+        progress.close()
         if started_here:
             ray.shutdown()

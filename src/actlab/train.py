@@ -1,31 +1,36 @@
-"""Training one model: data as tensors on the device, batches sliced from a seeded permutation.
+"""Training: one epoch loop for a group of models, data as tensors on the device.
 
 `prepare_data` turns a loaded data set into float tensors on the device once per seed (with the
-seeded validation split and subsets); `train_model` builds the network under that seed, trains it
-epoch by epoch, evaluates in large no-grad batches, keeps the best-validation weights, and fills a
-`ModelRun` record as it goes. The loop reads top to bottom: no DataLoader, no per-sample Python, no
-host sync per step (losses and accuracies accumulate on the device).
+seeded validation split and subsets). `train_group` trains a group of models together: a group of
+one in a CPU worker, a stack of many on a GPU (or on a CPU when asked). It builds each network under
+its seed, holds the group as one `ModelStack`, and each step computes every model at once (the
+hand-written backward pass of `actlab.backprop`, or autograd). Each model's bookkeeping, written once
+here, fills its `ModelRun` record epoch by epoch: evaluation in large no-grad batches, the epoch row,
+divergence, the best-validation weights, diagnostics, early stopping. A model that diverges or stops
+early leaves the stack at the end of the epoch and keeps its weights; the others go on. The loop
+reads top to bottom: no DataLoader, no per-sample Python, no host sync per step (losses and
+accuracies accumulate on the device).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from actlab.activations import parse_layers
-from actlab.backprop import (flat_optimizer_step, flatten_parameters, hand_backprop_supported, hand_step,
-                             unflatten_parameters)
+from actlab.backprop import flat_optimizer_step, hand_backprop_applies, hand_step
 from actlab.data import Dataset, Split, seeded_subset, validation_split
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
-from actlab.models import build_mlp, loss_fn
+from actlab.models import ModelStack, apply_per_model, build_mlp, loss_fn, stack_forward
 from actlab.results import ModelRun, mark_failed_to_learn, safe_name
 
 if TYPE_CHECKING:  # the configuration is passed down; train never reads or builds one
@@ -149,6 +154,211 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss, batch_siz
     return total_loss.item() / len(y), correct.item() / len(y)
 
 
+Progress = Callable[[str, int, int, str], None]  # (what, steps done, steps in all, loss text)
+EPOCH_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds")
+
+
+@dataclass
+class Member:
+    """One model of a training group and what the loop keeps about it."""
+
+    record: ModelRun
+    data: DeviceData
+    model: nn.Sequential
+    noise: torch.Generator  # its dropout masks: the same ones in a stack as alone
+    board: Callable | None = None  # its TensorBoard writer
+    best_state: dict | None = None
+    x_diag: torch.Tensor = field(init=False)
+    y_diag: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.x_diag = self.data.x_test[:DIAGNOSTIC_EXAMPLES]
+        self.y_diag = self.data.y_test[:DIAGNOSTIC_EXAMPLES]
+
+
+def train_model(record: ModelRun, data: DeviceData, config: Config, device: torch.device,
+                progress: Progress | None = None, tensorboard_dir: Path | None = None) -> tuple[nn.Module, dict | None]:
+    """Train one model (a group of one); returns its final model and best-validation state."""
+    return train_group([record], {record.seed: data}, config, device, progress, tensorboard_dir)[0]
+
+
+def train_group(records: list[ModelRun], data: dict[int, DeviceData], config: Config, device: torch.device,
+                progress: Progress | None = None,
+                tensorboard_dir: Path | None = None) -> list[tuple[nn.Sequential, dict | None]]:
+    """Train the models `records` name together, filling each record epoch by epoch.
+
+    Returns each model's (final model, best-validation state or None), in the order of `records`.
+    The records are filled as training goes, so on Ctrl-C the caller still has every finished epoch;
+    a non-finite loss, or a mean loss above `DIVERGED_LOSS`, stops that model (`diverged@epoch N`).
+    Every model of the group must be able to stack (`activations.stacking_obstacle`) unless it is
+    alone.
+    """
+    o = config.optim
+    members = [_member(records[i], data[records[i].seed], config, device, tensorboard_dir)
+               for i in sorted(range(len(records)), key=lambda i: records[i].seed)]  # one seed side by side
+    stack = ModelStack([m.model for m in members], [m.record.seed for m in members], [m.noise for m in members])
+    optimizer = make_optimizer([stack.flat], o, device)
+    schedule = make_schedule(optimizer, o)  # before the step functions take optimizer.step: it wraps it
+    for member in members:
+        _diagnose(member, "init", config)
+    orders = {seed: torch.Generator().manual_seed(seed) for seed in stack.seeds}  # same seed → same batch order
+    live = list(range(len(members)))  # the members in the stack, in its order
+    desc = f"{members[0].record.label} seed {members[0].record.seed}" if len(members) == 1 else \
+        f"{len(members)} models stacked"
+    try:
+        for epoch in range(1, o.epochs + 1):
+            for i in live:
+                members[i].record.status = f"interrupted@epoch {epoch}"
+            losses, accs, diverged, seconds = _train_epoch(stack, optimizer, data, config, device, orders, epoch,
+                                                           lambda *a: progress and progress(desc, *a))
+            leaving = [k for k, i in enumerate(live)
+                       if _end_epoch(members[i], epoch, seconds / len(live), losses[k], accs[k], diverged[k], config)]
+            if schedule is not None:
+                schedule.step()
+            if len(leaving) == len(live):
+                break
+            if leaving:
+                for k in leaving:
+                    stack.release(k)
+                stack = stack.keep([k for k in range(len(live)) if k not in leaving], optimizer)
+                live = [i for k, i in enumerate(live) if k not in leaving]
+        else:
+            for i in live:
+                members[i].record.status = "ok"
+    finally:
+        for k in range(len(stack)):
+            stack.release(k)
+        for member in members:
+            if member.board:
+                member.board(None)
+    for member in members:
+        mark_failed_to_learn(member.record)
+        test_best_checkpoint(member.record, member.model, member.best_state, member.data, config)
+    by_record = {id(m.record): (m.model, m.best_state) for m in members}
+    return [by_record[id(r)] for r in records]
+
+
+def _member(record: ModelRun, data: DeviceData, config: Config, device: torch.device,
+            tensorboard_dir: Path | None) -> Member:
+    model = build_model(record, config, data.x_train.shape[1], device)
+    noise = torch.Generator(device).manual_seed(record.seed)
+    board = _tensorboard(tensorboard_dir, record) if tensorboard_dir else None
+    return Member(record, data, model, noise, board)
+
+
+def _diagnose(member: Member, stage: str, config: Config) -> None:
+    if config.run.diagnostics:
+        member.record.diagnostics += [
+            {"stage": stage, "layer": layer, "metric": metric, "value": value}
+            for layer, metric, value in measure(member.model, member.x_diag, member.y_diag,
+                                                loss_fn(member.record.output))]
+
+
+def _train_epoch(stack: ModelStack, optimizer, data: dict[int, DeviceData], config: Config, device: torch.device,
+                 orders: dict, epoch: int, progress) -> tuple[list[float], list[float], list[bool], float]:
+    """One pass over the training split for every model of the stack; returns per model the mean
+    loss and accuracy over the examples seen, whether it diverged, and the pass's seconds."""
+    o = config.optim
+    start = time.perf_counter()
+    step = hand_step(stack) if config.run.backprop == "auto" and hand_backprop_applies(stack, config.run.precision) \
+        else autograd_step(stack, autocast(device, config))
+    optimizer_step = flat_optimizer_step(optimizer, stack.flat)
+    n = len(data[stack.seeds[0]].y_train)
+    steps, seen_per_epoch = epoch_steps(n, o)
+    perms = {seed: torch.randperm(n, generator=orders[seed]).to(device) for seed in data}
+    for model in stack.models:
+        model.train()
+    loss_sum = torch.zeros(len(stack), device=device)
+    correct = torch.zeros(len(stack), device=device, dtype=torch.long)
+    diverged = [False] * len(stack)
+    for i in range(steps):
+        xs, ys = [], []
+        for seed, first, end in stack.blocks:
+            idx = perms[seed][i * o.batch_size:(i + 1) * o.batch_size]
+            xs.append(data[seed].x_train.index_select(0, idx))
+            ys.append(data[seed].y_train.index_select(0, idx).expand(end - first, -1))
+        y = ys[0] if len(ys) == 1 else torch.cat(ys)
+        out, losses = step(xs, y, stack.dropout_noise(len(y[0])))
+        optimizer_step()
+        loss_sum += losses * y.shape[1]
+        correct += (out.argmax(-1) == y).sum(1)
+        if (i + 1) % CHECK_EVERY == 0 or i + 1 == steps:
+            running = (loss_sum / min((i + 1) * o.batch_size, seen_per_epoch)).tolist()
+            diverged = [d or not math.isfinite(r) or r > DIVERGED_LOSS for d, r in zip(diverged, running)]
+            progress((epoch - 1) * steps + i + 1, o.epochs * steps, f"epoch {epoch}, loss {min(running):.4f}")
+            if all(diverged):
+                break
+    seconds = time.perf_counter() - start
+    return ([v / seen_per_epoch for v in loss_sum.tolist()], [c / seen_per_epoch for c in correct.tolist()],
+            diverged, seconds)
+
+
+def _end_epoch(member: Member, epoch: int, seconds: float, train_loss: float, train_acc: float, diverged: bool,
+               config: Config) -> bool:
+    """A model's bookkeeping after an epoch: its row, evaluation, diagnostics, best weights and
+    early stopping. Returns True when the model leaves training (diverged, or stopped early)."""
+    record = member.record
+    record.train_seconds += seconds
+    row: dict[str, float | None] = dict.fromkeys(EPOCH_KEYS)
+    row.update(epoch=epoch, seconds=seconds)
+    if diverged:
+        row["train_loss"] = float("nan")
+        record.epochs.append(row)
+        record.status = f"diverged@epoch {epoch}"
+        return True
+    row.update(train_loss=train_loss, train_acc=train_acc)
+    loss, data, batch = loss_fn(record.output), member.data, config.run.eval_batch_size
+    if data.x_val is not None:
+        row["val_loss"], row["val_acc"] = evaluate(member.model, data.x_val, data.y_val, loss, batch)
+    row["test_loss"], row["test_acc"] = evaluate(member.model, data.x_test, data.y_test, loss, batch)
+    record.epochs.append(row)
+    _diagnose(member, f"epoch_{epoch}", config)
+    if member.board:
+        member.board(member.model, row, loss, data)
+    record.stopped_epoch = epoch
+    if row["val_acc"] is not None and (record.best_val_acc is None or row["val_acc"] > record.best_val_acc):
+        record.best_epoch, record.best_val_acc = epoch, row["val_acc"]
+        member.best_state = {k: v.clone() for k, v in member.model.state_dict().items()}  # own storage, not views
+    if config.optim.patience and epoch - record.best_epoch >= config.optim.patience:
+        record.status = "ok"  # early stopping: the best-validation checkpoint is what gets tested
+        return True
+    return False
+
+
+def autograd_step(stack: ModelStack, precision) -> Callable:
+    """The training step of `actlab.backprop.hand_step` by autograd, under `precision` (an autocast
+    context): for output heads, bf16, and `backprop = "autograd"`."""
+    def activation_of(layer, params: dict) -> Callable:
+        if not params:
+            return layer.activation
+        return lambda z: torch.func.functional_call(layer.activation, params, (z,))
+
+    def step(xs: list[torch.Tensor], y: torch.Tensor, noise) -> tuple[torch.Tensor, torch.Tensor]:
+        weights, biases, act_params = stack.views(stack.flat)  # differentiable views: gradients reach `flat`
+        functions = [[activation_of(layer, params) for layer, params in zip(hidden, acts)]
+                     for hidden, acts in zip(stack.hidden, act_params)]
+        with precision:
+            logits, _ = stack_forward(stack, xs, weights, biases,
+                                      lambda depth, z: apply_per_model([f[depth] for f in functions], z), noise)
+            out = logits if all(h is None for h in stack.heads) else \
+                apply_per_model([h or (lambda t: t) for h in stack.heads], logits)
+            losses = model_losses(out, y, stack.heads)
+        stack.flat.grad.zero_()
+        losses.sum().backward()
+        return out.detach(), losses.detach()
+    return step
+
+
+def model_losses(out: torch.Tensor, y: torch.Tensor, heads: list) -> torch.Tensor:
+    """Each model's mean loss on the batch (models,): cross-entropy on logits, NLL on a head's output."""
+    if all(head is None for head in heads):
+        if len(out) == 1:
+            return F.cross_entropy(out[0], y[0]).unsqueeze(0)
+        return F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(len(out), -1).mean(1)
+    return torch.stack([loss_fn(head.kind if head is not None else "logits")(out[m], y[m])
+                        for m, head in enumerate(heads)])
+
+
 def _tensorboard(folder: Path, record: ModelRun):
     """A per-epoch writer for one model: every metric as a scalar, histograms per layer."""
     try:
@@ -180,149 +390,6 @@ def _tensorboard(folder: Path, record: ModelRun):
 def autocast(device: torch.device, config: Config):
     """bfloat16 autocast for training steps when `precision = "bf16"`, else a no-op context."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.run.precision == "bf16")
-
-
-class _ForwardedBar:
-    """The progress-bar calls train_model makes, forwarded to `send` (a worker process's queue) so
-    the parent can draw the bar."""
-
-    def __init__(self, total: int, desc: str, send):
-        self.total, self.desc, self.send, self.n, self.postfix = total, desc, send, 0, ""
-
-    def update(self, steps: int) -> None:
-        self.n += steps
-        self.send((self.desc, self.n, self.total, self.postfix))
-
-    def set_postfix(self, refresh: bool = False, **values) -> None:
-        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(total: int, desc: str, show):
-    """A tqdm bar on stderr when `show` is True, forwarded when `show` is a function, else silent."""
-    if callable(show):
-        return _ForwardedBar(total, desc, show)
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", leave=False, disable=not show, file=sys.stderr,
-                dynamic_ncols=True)
-
-
-def train_model(record: ModelRun, data: DeviceData, config: Config, device: torch.device,
-                show_progress: bool = False, tensorboard_dir: Path | None = None) -> tuple[nn.Module, dict | None]:
-    """Train the model `record` names, filling `record` epoch by epoch.
-
-    Returns the trained model (its final weights) and the best-validation state dict (None without
-    a validation split). The record is filled as training goes, so on Ctrl-C the caller still has
-    every finished epoch; a non-finite loss, or a mean loss above `DIVERGED_LOSS`, stops the run
-    and marks it `diverged@epoch N`. With `tensorboard_dir`, each epoch's metrics and per-layer
-    histograms go to TensorBoard event files there.
-    """
-    o = config.optim
-    model = build_model(record, config, data.x_train.shape[1], device)
-    loss = loss_fn(record.output)
-    hand = config.run.backprop == "auto" and hand_backprop_supported(model, record.output, config.run.precision)
-    flat = flatten_parameters(model) if hand else None
-    optimizer = make_optimizer([flat] if hand else model.parameters(), o, device)
-    schedule = make_schedule(optimizer, o)  # before the step functions take optimizer.step: it wraps it
-    if hand:
-        forward_backward, optimizer_step = hand_step(model, flat), flat_optimizer_step(optimizer, flat)
-    else:
-        forward_backward = autograd_step(model, loss, optimizer, autocast(device, config))
-        optimizer_step = optimizer.step
-    x_diag, y_diag = data.x_test[:DIAGNOSTIC_EXAMPLES], data.y_test[:DIAGNOSTIC_EXAMPLES]
-
-    def diagnose(stage: str) -> None:
-        if config.run.diagnostics:
-            record.diagnostics += [{"stage": stage, "layer": layer, "metric": metric, "value": value}
-                                   for layer, metric, value in measure(model, x_diag, y_diag, loss)]
-    diagnose("init")
-    board = _tensorboard(tensorboard_dir, record) if tensorboard_dir else None
-    order = torch.Generator().manual_seed(record.seed)  # same seed → same batch order
-    n = len(data.y_train)
-    steps, seen_per_epoch = epoch_steps(n, o)
-    best_state = None
-    bar = _progress_bar(o.epochs * steps, f"{record.label} seed {record.seed}", show_progress)
-    try:
-        for epoch in range(1, o.epochs + 1):
-            record.status = f"interrupted@epoch {epoch}"
-            start = time.perf_counter()
-            model.train()
-            perm = torch.randperm(n, generator=order).to(device)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            diverged = False
-            for step in range(steps):
-                idx = perm[step * o.batch_size:(step + 1) * o.batch_size]
-                x, y = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
-                out, batch_loss = forward_backward(x, y)
-                optimizer_step()
-                loss_sum += batch_loss * len(idx)
-                correct += (out.argmax(1) == y).sum()
-                if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
-                    seen = min((step + 1) * o.batch_size, seen_per_epoch)
-                    running = loss_sum.item() / seen
-                    bar.set_postfix(epoch=epoch, loss=f"{running:.4f}", refresh=False)
-                    bar.update(step + 1 - bar.n + (epoch - 1) * steps)
-                    if not math.isfinite(running) or running > DIVERGED_LOSS:
-                        diverged = True
-                        break
-            seconds = time.perf_counter() - start
-            record.train_seconds += seconds
-            row: dict[str, float | None] = dict.fromkeys(
-                ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds"))
-            row.update(epoch=epoch, seconds=seconds)
-            if diverged:
-                row["train_loss"] = float("nan")
-                record.epochs.append(row)
-                record.status = f"diverged@epoch {epoch}"
-                break
-            row.update(train_loss=loss_sum.item() / seen_per_epoch, train_acc=correct.item() / seen_per_epoch)
-            if data.x_val is not None:
-                row["val_loss"], row["val_acc"] = evaluate(model, data.x_val, data.y_val, loss,
-                                                           config.run.eval_batch_size)
-            row["test_loss"], row["test_acc"] = evaluate(model, data.x_test, data.y_test, loss,
-                                                         config.run.eval_batch_size)
-            record.epochs.append(row)
-            diagnose(f"epoch_{epoch}")
-            if board:
-                board(model, row, loss, data)
-            record.stopped_epoch = epoch
-            if schedule is not None:
-                schedule.step()
-            if row["val_acc"] is not None and (record.best_val_acc is None or row["val_acc"] > record.best_val_acc):
-                record.best_epoch, record.best_val_acc = epoch, row["val_acc"]
-                best_state = {k: v.clone() for k, v in model.state_dict().items()}  # own storage, not views
-            if o.patience and epoch - record.best_epoch >= o.patience:
-                record.status = "ok"  # early stopping: the best-validation checkpoint is what gets tested
-                break
-        else:
-            record.status = "ok"
-    finally:
-        if hand:
-            unflatten_parameters(model)
-        bar.close()
-        if board:
-            board(None)
-    mark_failed_to_learn(record)
-    test_best_checkpoint(record, model, best_state, data, config)
-    return model, best_state
-
-
-def autograd_step(model: nn.Module, loss, optimizer: torch.optim.Optimizer, precision):
-    """A function (x, y) → (output, mean loss), detached, that leaves the loss's gradient in the
-    model's `.grad`s by autograd, under `precision` (an autocast context); the caller steps the
-    optimizer. `actlab.backprop.hand_step` is the same step with the backward pass written out."""
-    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with precision:
-            out = model(x)
-            batch_loss = loss(out, y)
-        optimizer.zero_grad(set_to_none=True)
-        batch_loss.backward()
-        return out.detach(), batch_loss.detach()
-    return step
 
 
 def epoch_steps(n: int, o: OptimConfig) -> tuple[int, int]:

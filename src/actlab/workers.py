@@ -1,0 +1,308 @@
+"""Where models train: in this process, or in worker processes; the one place `actlab run`, sweeps
+and Ray tasks hand their training to.
+
+A `Task` is one group of models to train together (a group of one on a CPU worker, a stack on a GPU),
+self-contained so that a spawned process or a Ray task needs nothing else; `train_task` trains it
+where it is called and returns one `Trained` result per model. `run_tasks` runs a list of tasks: in
+this process with one worker, else in a pool of spawned processes that hands each worker one task at
+a time over a pipe. The pool knows which task each worker holds, so a worker that dies (the OOM
+killer, `kill -9`) costs exactly its own models, reported as lost, while the others go on; a worker
+whose parent has gone exits quietly. Progress is drawn here, in the parent, for every worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import pickle
+import resource
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from actlab.config import config_from_flat
+from actlab.data import Dataset, load_dataset
+from actlab.errors import ActlabError
+from actlab.results import ModelRun
+from actlab.train import prepare_data, train_group
+
+
+@dataclass(frozen=True)
+class Task:
+    """One group of models to train together, as its models' positions in the caller's list."""
+
+    indices: tuple[int, ...]
+    records: tuple[ModelRun, ...]
+    flat_config: dict  # the resolved [experiment] table
+    data_folder: str
+    device: str = "cpu"
+    board: str | None = None  # TensorBoard folder
+
+
+@dataclass
+class Trained:
+    """One model of a finished task: its filled record and weights, or why it has none."""
+
+    index: int
+    record: ModelRun
+    final_state: dict | None = None
+    best_state: dict | None = None
+    peak_mb: float = 0.0  # the peak resident memory of the process that trained it
+    error: str | None = None  # a problem the user can fix, in one line
+    lost: bool = False  # the worker process training it died
+
+
+_CACHE: dict = {"datasets": {}, "data": {}}  # per process: loaded data sets, the current task's tensors
+
+
+def remember_dataset(dataset: Dataset) -> None:
+    """Let tasks trained in this process use a data set already loaded here."""
+    _CACHE["datasets"][(dataset.info.name, str(dataset.folder))] = dataset
+
+
+def train_task(task: Task, progress=None) -> list[Trained]:
+    """Train the task's models together here; a problem the user can fix comes back as each model's
+    `error`, so one bad run of a sweep does not stop the others."""
+    try:
+        config = config_from_flat(task.flat_config)
+        device = torch.device(task.device)
+        data = _task_data(task, config, device)
+        trained = train_group(list(task.records), data, config, device, progress,
+                              Path(task.board) if task.board else None)
+    except ActlabError as exc:
+        return [Trained(i, r, peak_mb=resident_peak_mb(), error=str(exc)) for i, r in zip(task.indices, task.records)]
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        return [Trained(i, r, peak_mb=resident_peak_mb(), error=f"out of memory while training ({exc.__class__.__name__})")
+                for i, r in zip(task.indices, task.records)]
+    peak = resident_peak_mb()
+    return [Trained(i, r, model.state_dict(), best, peak)
+            for i, r, (model, best) in zip(task.indices, task.records, trained)]
+
+
+def _task_data(task: Task, config, device: torch.device) -> dict:
+    """The task's seeds' tensors, loaded once per process and kept while tasks of the same seeds follow."""
+    d = config.data
+    key = (d.dataset, task.data_folder)
+    if key not in _CACHE["datasets"]:
+        _CACHE["datasets"][key] = load_dataset(d.dataset, Path(task.data_folder), download=False)
+    wanted = {(key, d.val_split, d.train_subset, d.test_subset, d.normalize, seed, str(device)): seed
+              for seed in dict.fromkeys(r.seed for r in task.records)}
+    for data_key in list(_CACHE["data"]):
+        if data_key not in wanted:
+            del _CACHE["data"][data_key]
+    for data_key, seed in wanted.items():
+        if data_key not in _CACHE["data"]:
+            _CACHE["data"][data_key] = prepare_data(_CACHE["datasets"][key], config, seed, device)
+    return {seed: _CACHE["data"][data_key] for data_key, seed in wanted.items()}
+
+
+def resident_peak_mb() -> float:
+    """This process's own peak resident memory (VmHWM: reset at exec, unlike ru_maxrss)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+def progress_wanted() -> bool:
+    """Bars on a terminal and in a notebook; elsewhere (a log file, CI) only the per-model lines."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+class Progress:
+    """What a user sees while models train: a bar of finished models and one bar per worker (the
+    models it is training, epoch and loss). Disabled, it draws nothing."""
+
+    def __init__(self, enabled: bool, total: int, what: str):
+        self.enabled = enabled
+        self.bars: dict[int, object] = {}
+        self.overall = self._bar(total=total, desc=what, unit="model", position=0) if enabled else None
+
+    def _bar(self, **kwargs):
+        from tqdm.auto import tqdm
+
+        return tqdm(leave=False, file=sys.stderr, dynamic_ncols=True, **kwargs)
+
+    def step(self, slot: int, desc: str, done: int, total: int, postfix: str) -> None:
+        """Worker `slot` has done `done` of `total` steps of the models `desc` names."""
+        if not self.enabled:
+            return
+        bar = self.bars.get(slot)
+        if bar is None:
+            bar = self.bars[slot] = self._bar(total=total, unit="step", position=len(self.bars) + 1)
+        if bar.desc != desc:
+            bar.reset(total=total)
+            bar.set_description(desc, refresh=False)
+        bar.n = done
+        bar.set_postfix_str(postfix, refresh=False)
+        bar.refresh()
+
+    def finished(self, models: int) -> None:
+        if self.overall is not None:
+            self.overall.update(models)
+
+    def close(self) -> None:
+        for bar in [*self.bars.values(), *([self.overall] if self.overall is not None else [])]:
+            bar.close()
+
+
+# --- running tasks -------------------------------------------------------------------------------
+
+def run_tasks(tasks: list[Task], workers: int, threads: int, show_progress: bool,
+              on_done: Callable[[Trained], None], what: str = "models") -> None:
+    """Train `tasks` with `workers` processes of `threads` torch threads each (one worker: here),
+    calling `on_done` in this process for every model as its task finishes. Ctrl-C or an exception
+    from `on_done` stops every worker at once; models finished before are already handed over."""
+    progress = Progress(show_progress, sum(len(t.records) for t in tasks),
+                        what if workers == 1 else f"{what} in {workers} processes")
+    try:
+        if workers == 1:
+            torch.set_num_threads(threads)
+            for task in tasks:
+                for trained in train_task(task, lambda *state: progress.step(0, *state)):
+                    on_done(trained)
+                    progress.finished(1)
+        else:
+            _run_in_processes(tasks, workers, threads, progress, on_done)
+    finally:
+        progress.close()
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: multiprocessing.connection.Connection
+    task: Task | None = None
+
+
+def _run_in_processes(tasks: list[Task], workers: int, threads: int, progress: Progress, on_done) -> None:
+    pending = deque(tasks)
+    pool = _start_workers(min(workers, len(tasks)), threads)
+    try:
+        for worker in pool:
+            _hand_out(worker, pending)
+        while busy := [w for w in pool if w.task is not None]:
+            ready = multiprocessing.connection.wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for slot, worker in enumerate(pool):
+                if worker.task is None or not (worker.conn in ready or worker.process.sentinel in ready):
+                    continue
+                results = _receive(worker, slot, progress)
+                if results is None:
+                    continue
+                worker.task = None
+                for trained in results:
+                    on_done(trained)
+                progress.finished(len(results))
+                if worker.process.is_alive():
+                    _hand_out(worker, pending)
+        for task in pending:  # every worker died before these could start
+            for trained in _lost(task, "no worker process was left to train it"):
+                on_done(trained)
+    finally:
+        _stop_workers(pool)
+
+
+def _receive(worker: _Worker, slot: int, progress: Progress) -> list[Trained] | None:
+    """The worker's next message: progress (None returned), its task's results, or, if it died,
+    its task's models as lost."""
+    try:
+        while worker.conn.poll():
+            kind, payload = worker.conn.recv()
+            if kind == "progress":
+                progress.step(slot, *payload)
+            else:
+                return payload
+        if worker.process.is_alive():
+            return None
+    except (EOFError, OSError, pickle.UnpicklingError):
+        pass
+    worker.process.join(timeout=5)
+    code = worker.process.exitcode
+    how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0
+           else f"exited with code {code}")
+    return _lost(worker.task, f"its worker process (pid {worker.process.pid}) was {how}")
+
+
+def _lost(task: Task, why: str) -> list[Trained]:
+    out = []
+    for index, record in zip(task.indices, task.records):
+        record = replace(record, status="lost")
+        out.append(Trained(index, record, error=f"{record.label} seed {record.seed} was not trained: {why}",
+                           lost=True))
+    return out
+
+
+def _hand_out(worker: _Worker, pending: deque) -> None:
+    if pending:
+        worker.task = pending.popleft()
+        worker.conn.send(worker.task)
+
+
+def _start_workers(count: int, threads: int) -> list[_Worker]:
+    context = multiprocessing.get_context("spawn")
+    pool = []
+    with _main_script_hidden():
+        for _ in range(count):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=_worker_main, args=(child_end, threads), daemon=True)
+            process.start()
+            child_end.close()
+            pool.append(_Worker(process, parent_end))
+    return pool
+
+
+def _stop_workers(pool: list[_Worker]) -> None:
+    """Idle workers are told to stop; busy ones (after Ctrl-C or an error) are terminated."""
+    for worker in pool:
+        with contextlib.suppress(OSError):
+            if worker.task is None and worker.process.is_alive():
+                worker.conn.send(None)
+            else:
+                worker.process.terminate()
+    for worker in pool:
+        worker.process.join(timeout=5)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
+
+
+def _worker_main(conn: multiprocessing.connection.Connection, threads: int) -> None:
+    """A worker process: train the tasks the parent sends until it sends None or goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops its workers
+    torch.set_num_threads(threads)
+    try:
+        while (task := conn.recv()) is not None:
+            results = train_task(task, lambda *state: conn.send(("progress", state)))
+            conn.send(("done", results))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the parent has gone: nobody is left to hand the results to
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _main_script_hidden():
+    """Spawned workers re-run the parent's main script unless it guards its code with
+    `if __name__ == "__main__":`, and a script calling `actlab.run()` at top level would then start
+    its experiment again in every worker. The workers need nothing from that script, so it is
+    hidden from them while they start."""
+    namespace = vars(sys.modules["__main__"])
+    saved = {key: namespace[key] for key in ("__file__", "__spec__") if key in namespace}
+    namespace.pop("__file__", None)
+    namespace["__spec__"] = None
+    try:
+        yield
+    finally:
+        namespace.update(saved)

@@ -1,0 +1,107 @@
+"""Running an experiment: which models train together, and that stacking them changes no number."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+import actlab
+from actlab.config import resolve_config
+from actlab.experiment import models_per_chunk, plan_groups
+from actlab.presets import PRESETS
+from actlab.results import ModelRun
+
+CPU = torch.device("cpu")
+
+
+def records_of(config):
+    return [ModelRun(label, a, o, s) for s in config.run.seeds for label, a, o in config.variants]
+
+
+def test_without_stacking_every_model_is_a_group_of_one():
+    config = resolve_config(overrides={"activations": ["relu", "tanh"], "seeds": 2, "stack": False}, env={})
+    assert plan_groups(config, CPU, records_of(config), workers=2) == ([[0], [1], [2], [3]], {})
+
+
+def test_stacking_groups_what_can_stack_and_says_why_the_rest_trains_alone():
+    config = resolve_config(overrides={"activations": ["relu", "rrelu", "tanh", "relu+rrelu"], "seeds": 2,
+                                       "stack": True}, env={})
+    records = records_of(config)
+    groups, alone = plan_groups(config, CPU, records, workers=1)
+    assert groups[0] == [0, 2, 4, 6]  # relu and tanh of both seeds, seed by seed
+    assert sorted(g[0] for g in groups[1:]) == [1, 3, 5, 7] and all(len(g) == 1 for g in groups[1:])
+    assert alone == {f"{a} seed {s}": "rrelu draws random numbers in training"
+                     for s in (0, 1) for a in ("rrelu", "relu+rrelu")}
+    two, _ = plan_groups(config, CPU, records, workers=2)
+    assert [len(g) for g in two[:2]] == [2, 2]  # at least one stack per worker
+
+
+def test_a_stack_is_split_into_chunks_that_fit_in_memory(monkeypatch):
+    config = resolve_config(overrides={"activations": ["relu", "tanh", "elu"], "seeds": 4, "stack": True,
+                                       "hidden": [4096, 4096]}, env={})
+    per_model = models_per_chunk(config, CPU)
+    assert per_model >= 1
+    monkeypatch.setattr("actlab.experiment.models_per_chunk", lambda config, device: 5)
+    groups, _ = plan_groups(config, CPU, records_of(config), workers=1)
+    assert [len(g) for g in groups] == [4, 4, 4] and sorted(sum(groups, [])) == list(range(12))
+
+
+def metrics(folder):
+    return {(r["activation"], r["seed"], r["epoch"]): r for r in csv.DictReader(open(folder / "metrics.csv"))}
+
+
+def run_both_ways(data_dir, tmp_path, preset=None, **overrides):
+    """metrics.csv rows of the same experiment trained with and without stacking, and the stacked
+    run's environment.json."""
+    out = {}
+    for stack in (False, True):
+        folder = tmp_path / f"stack-{stack}"
+        config = resolve_config(preset=preset, overrides={"data_dir": str(data_dir), "out": str(folder),
+                                                          "stack": stack, "workers": 1, **overrides}, env={})
+        actlab.run(config, show_progress=False, log=lambda line: None)
+        out[stack] = metrics(folder)
+    return out[False], out[True], json.loads((tmp_path / "stack-True" / "environment.json").read_text())
+
+
+def assert_same_rows(alone, stacked):
+    assert alone.keys() == stacked.keys()
+    for key, row in alone.items():
+        for column in ("train_loss", "val_loss", "test_loss", "train_acc", "val_acc", "test_acc"):
+            a, b = row[column], stacked[key][column]
+            if a in ("", "nan") or b in ("", "nan"):
+                assert a == b, (key, column)
+            elif column.endswith("loss"):
+                assert float(b) == pytest.approx(float(a), rel=5e-4), (key, column)
+            else:
+                assert abs(float(b) - float(a)) <= 4e-3, (key, column)  # two of the 500 test images at most
+
+
+QUICK = {"epochs": 2, "train_subset": 1000, "test_subset": 500, "seeds": 2}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_preset_gives_the_same_numbers_stacked_or_not(data_dir, tmp_path, preset):
+    alone, stacked, env = run_both_ways(data_dir, tmp_path, preset, **QUICK)
+    assert_same_rows(alone, stacked)
+    models = len(PRESETS[preset].experiment.get("activations", [])) * max(
+        1, len(PRESETS[preset].experiment.get("output", [1])) if isinstance(
+            PRESETS[preset].experiment.get("output"), list) else 1) * 2
+    assert sum(len(g) for g in env["stacked"]) == models and env["trained_alone"] == {}
+
+
+@pytest.mark.slow
+def test_recipes_give_the_same_numbers_stacked_or_not(data_dir, tmp_path):
+    """Early stopping, a cosine schedule, per-layer and per-unit learnable activations."""
+    alone, stacked, env = run_both_ways(
+        data_dir, tmp_path, activations=["relu+tanh", "prelu:per_unit", "tanh", "rrelu"], hidden=[32, 16],
+        val_split=300, patience=1, schedule="cosine", lr=3e-3, **{**QUICK, "epochs": 5})
+    assert_same_rows(alone, stacked)
+    last_epoch = {(a, s): max(int(e) for (act, seed, e) in alone if (act, seed) == (a, s)) for a, s, _ in alone}
+    assert min(last_epoch.values()) < 5  # early stopping happened inside the stack
+    assert env["trained_alone"] == {"rrelu seed 0": "rrelu draws random numbers in training",
+                                    "rrelu seed 1": "rrelu draws random numbers in training"}
+    assert [len(g) for g in env["stacked"]] == [6]
