@@ -157,8 +157,9 @@ def test_run_help_shows_the_field_default_of_every_experiment_flag(capsys, monke
         "0.001", "64", "10", "128,128", "relu", "0", "1"]
     assert [shown[k] for k in ("stack", "val_split", "nesterov", "output")] == ["auto", "0", "false", "logits"]
     assert shown["data_dir"].startswith("$ACTLAB_DATA_DIR") and shown["out"].startswith("runs/<name>-<timestamp>")
+    assert shown["data_mirror"].startswith("$ACTLAB_DATA_MIRROR")
     for key, text in shown.items():  # each default shown, given back as its flag, gives the default config
-        if key not in ("data_dir", "out"):
+        if not KEYS[key].unset:  # a default of None is shown as what it means
             assert resolve_config(overrides={key: text}, env={}) == Config(), key
 
 

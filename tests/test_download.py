@@ -274,3 +274,64 @@ def test_proxy_variables_are_honoured(serve, dead_url, tmp_path, monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     data.fetch("mnist", tmp_path / "direct", mirrors=(dead_url,), mirror=direct.url, log=lambda line: None)
     assert len(direct.requests) == 4
+
+
+# --- the first run on a new machine, through the command line ------------------------------------
+
+def _first_run(monkeypatch, tmp_path, capsys, mirror_url: str, out: Path) -> tuple[int, str]:
+    """`actlab run --preset mnist-classic-four --epochs 1 --train-subset 2000` with no data folder,
+    an empty cache and ACTLAB_DATA_MIRROR set; returns the exit code and stderr."""
+    from actlab.cli import main
+
+    monkeypatch.delenv("ACTLAB_DATA_DIR", raising=False)
+    monkeypatch.setenv("ACTLAB_DATA_MIRROR", mirror_url)
+    code = main(["run", "--preset", "mnist-classic-four", "--epochs", "1", "--train-subset", "2000",
+                 "--out", str(out), "--quiet"])
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def offline_builtin_mirrors(monkeypatch, dead_url):
+    """The publishers' mirrors replaced by a dead local port: a test never reaches the internet."""
+    for name, info in data.DATASETS.items():
+        monkeypatch.setitem(data.DATASETS, name, dataclasses.replace(info, mirrors=(dead_url,)))
+
+
+def test_a_first_run_downloads_verifies_and_trains_then_the_cache_holds_the_four_files(
+        serve, monkeypatch, tmp_path, capsys, offline_builtin_mirrors):
+    good = serve()
+    code, err = _first_run(monkeypatch, tmp_path, capsys, good.url, tmp_path / "run")
+    assert code == 0, err
+    cache = tmp_path / "cache" / "actlab"  # conftest points XDG_CACHE_HOME at tmp_path/cache
+    assert _files_in(cache) == [f"mnist/{n}" for n in GZ_NAMES]
+    assert (tmp_path / "run" / "report.html").is_file()
+    assert "downloaded MNIST: 4 files" in err and good.url in err
+    assert len(good.requests) == 4
+
+
+def test_a_corrupted_mirror_stops_the_run_with_one_line_and_leaves_nothing_then_a_good_one_works(
+        serve, monkeypatch, tmp_path, capsys, offline_builtin_mirrors):
+    bad = serve("corrupt")
+    code, err = _first_run(monkeypatch, tmp_path, capsys, bad.url, tmp_path / "run1")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("actlab: error: MNIST files not found")
+    assert f"{bad.url}mnist/" in lines[0] and "does not match its pin" in lines[0] and "Traceback" not in err
+    assert _files_in(tmp_path / "cache") == []
+    good = serve()
+    code, err = _first_run(monkeypatch, tmp_path, capsys, good.url, tmp_path / "run2")
+    assert code == 0, err
+    assert _files_in(tmp_path / "cache" / "actlab") == [f"mnist/{n}" for n in GZ_NAMES]
+
+
+def test_data_info_lists_the_mirrors_in_order(monkeypatch, capsys, tmp_path):
+    from actlab.cli import main
+
+    monkeypatch.delenv("ACTLAB_DATA_DIR", raising=False)
+    monkeypatch.setenv("ACTLAB_DATA_MIRROR", "http://mirror.example:8000/datasets")
+    assert main(["data", "info", "fashion-mnist"]) == 0
+    out = capsys.readouterr().out
+    assert ("downloads from, in order: http://mirror.example:8000/datasets/fashion-mnist/, "
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/") in out
+    assert "not on this machine" in out and "actlab data fetch fashion-mnist" in out
+    assert main(["data", "info", "mnist", "--data-mirror", "ftp://nope"]) == 1
+    assert "is not an http:// or https:// base URL" in capsys.readouterr().err

@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("action", choices=("fetch", "verify", "info"))
     data.add_argument("datasets", nargs="*", default=["mnist", "fashion-mnist"], metavar="DATASET")
     data.add_argument("--data-dir", default=None, help="folder with the IDX files (default $ACTLAB_DATA_DIR)")
+    data.add_argument("--data-mirror", default=None, metavar="URL",
+                      help="a base URL tried first for downloads (default $ACTLAB_DATA_MIRROR; docs/data.md)")
     return parser
 
 
@@ -269,28 +271,31 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
     data_dir = args.data_dir or os.environ.get("ACTLAB_DATA_DIR")
     data_dir = Path(data_dir).expanduser() if data_dir else None
+    mirror = data.check_mirror(args.data_mirror or os.environ.get("ACTLAB_DATA_MIRROR"))
     if data_dir is not None and not data_dir.is_dir():
         raise ActlabError(f"data folder {data_dir} does not exist (from --data-dir or ACTLAB_DATA_DIR)")
     for name in args.datasets:
         info = data.dataset_info(name)
+        folder = data.find_folder(info, data_dir, data.default_cache_dir())
         if args.action == "fetch":
-            folder = data.find_folder(info, data_dir, data.default_cache_dir())
-            if folder is None:
-                folder = data.fetch(info.name, show_progress=sys.stderr.isatty())
-            print(f"{info.name}: {folder}")
-            for line in data.verify(info.name, data_dir):
-                print("  " + line)
+            print(f"{info.name}: {folder or data.fetch(info.name, mirror=mirror)}")
         elif args.action == "verify":
             print(f"{info.name}:")
+        if args.action in ("fetch", "verify"):
             for line in data.verify(info.name, data_dir):
                 print("  " + line)
-        else:
-            ds = data.load_dataset(info.name, data_dir, download=False)
-            counts = ds.train.labels.bincount(minlength=10).tolist()
-            mean = ds.train.images.double().mean().item() / 255
-            print(f"{info.title} ({ds.folder}): {len(ds.train)} train / {len(ds.test)} test images, "
-                  f"28x28 uint8, mean train pixel {mean:.4f}")
-            print(f"  train images per class: {dict(zip(info.classes, counts))}")
+            continue
+        print(f"{info.title}: downloads from, in order: {', '.join(data.mirror_urls(info, mirror))}")
+        if folder is None:
+            looked = ", ".join(str(f) for f in data.candidate_folders(info, data_dir, data.default_cache_dir()))
+            print(f"  not on this machine (looked in {looked}); `actlab data fetch {info.name}` downloads it")
+            continue
+        ds = data.load_dataset(info.name, data_dir, download=False)
+        counts = ds.train.labels.bincount(minlength=10).tolist()
+        mean = ds.train.images.double().mean().item() / 255
+        print(f"  {ds.folder}: {len(ds.train)} train / {len(ds.test)} test images, 28x28 uint8, "
+              f"mean train pixel {mean:.4f}")
+        print(f"  train images per class: {dict(zip(info.classes, counts))}")
     return 0
 
 

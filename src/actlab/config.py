@@ -29,7 +29,7 @@ from typing import Any
 import tomli_w
 
 from actlab.activations import parse_layers, split_activation_list, split_layers
-from actlab.data import DATASETS, dataset_info
+from actlab.data import DATASETS, check_mirror, dataset_info
 from actlab.errors import ActlabError
 from actlab.models import INITS, OUTPUTS
 from actlab.presets import PRESETS
@@ -99,6 +99,17 @@ def _path(v: Any) -> str:
     if not isinstance(v, str) or not v:
         raise _Bad("must be a folder path")
     return v
+
+
+def _mirror(v: Any) -> str:
+    try:
+        base = check_mirror(v) if isinstance(v, str) else None
+    except ActlabError:
+        base = None
+    if base is None:
+        raise _Bad("must be an http:// or https:// base URL under which mnist/ and fashion-mnist/ hold the "
+                   ".gz files, e.g. http://host:8000/ (docs/data.md)")
+    return base
 
 
 def _dataset(v: Any) -> str:
@@ -230,6 +241,7 @@ class Key:
     metavar: str = "N"
     name: str = ""  # the key, where it is not the field's name (`output` sets `outputs`)
     unset: str = ""  # what a default of None means, shown as the default in `--help`
+    env: str = ""  # an environment variable that sets the key when nothing else does
     inputs: tuple[Key, ...] = ()  # input-only keys resolved into this field (`seed` into `seeds`)
     section: str = ""
     field: str | None = None  # None: an input-only key
@@ -256,7 +268,12 @@ class DataConfig:
                          "([-1, 1]), global or per_pixel (training-split mean and std)", from_text=str,
                          metavar="KIND")
     data_dir: str | None = key(None, _path, "folder holding the IDX files", from_text=str, metavar="DIR",
-                               unset="$ACTLAB_DATA_DIR, then ~/.cache/actlab, the system copy, a download")
+                               unset="$ACTLAB_DATA_DIR, then ~/.cache/actlab, the system copy, a download",
+                               env="ACTLAB_DATA_DIR")
+    data_mirror: str | None = key(None, _mirror, "a base URL tried first for downloads, under which mnist/ and "
+                                  "fashion-mnist/ hold the publishers' .gz files (docs/data.md)", from_text=str,
+                                  metavar="URL", unset="$ACTLAB_DATA_MIRROR, then the publishers' mirrors",
+                                  env="ACTLAB_DATA_MIRROR")
     download: bool = _bool_key(True, "download a data set from its publishers when no local copy is found")
 
 
@@ -530,7 +547,7 @@ def read_sweep(file: str | Path | None, flags: list[str] | None = None) -> dict[
         sweep[key] = [v if key in ("activation", "activations") else parse(v) for v in values]
     for key in sweep:
         target = SWEEP_ALIASES.get(key, key)
-        if target not in KEYS or target in ("name", "out", "data_dir", "workers", "threads", "device"):
+        if target not in KEYS or target in ("name", "out", "data_dir", "data_mirror", "workers", "threads", "device"):
             raise _unknown_key(key, "[sweep]") if target not in KEYS else ActlabError(
                 f"[sweep] {key}: not a key to sweep over (it does not change what is trained)")
     return sweep
@@ -577,9 +594,10 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
         flat[key] = value
         sources[key] = f"--{key.replace('_', '-')}"
     _restart_seeds(flat, overrides or {})
-    if "data_dir" not in flat and env.get("ACTLAB_DATA_DIR"):
-        flat["data_dir"] = env["ACTLAB_DATA_DIR"]
-        sources["data_dir"] = "$ACTLAB_DATA_DIR"
+    for name, spec in KEYS.items():
+        if spec.env and name not in flat and env.get(spec.env):
+            flat[name] = env[spec.env]
+            sources[name] = f"${spec.env}"
     return config_from_flat(flat, sources)
 
 

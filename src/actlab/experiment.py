@@ -146,7 +146,8 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     show_progress = progress_wanted() if show_progress is None else show_progress
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     device = resolve_device(config.run.device)
-    dataset = load_dataset(config.data.dataset, data_folder(config), download=config.data.download)
+    dataset = load_dataset(config.data.dataset, data_folder(config), download=config.data.download,
+                           mirror=config.data.data_mirror, show_progress=show_progress)
     remember_dataset(dataset)
     records = [ModelRun(label, activation, output, seed)
                for seed in config.run.seeds for label, activation, output in config.variants]

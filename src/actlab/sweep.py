@@ -38,9 +38,9 @@ from actlab.store import Store
 from actlab.workers import Progress, Task, Trained, progress_wanted, run_tasks, train_task
 
 # keys that do not change what a run computes, left out of its content hash
-NOT_HASHED = {"name", "out", "device", "workers", "threads", "data_dir", "download", "checkpoints", "diagnostics",
-              "tensorboard", "stack", "backprop", "eval_batch_size", "ci", "seed", "seeds", "activations", "output",
-              "init"}
+NOT_HASHED = {"name", "out", "device", "workers", "threads", "data_dir", "data_mirror", "download", "checkpoints",
+              "diagnostics", "tensorboard", "stack", "backprop", "eval_batch_size", "ci", "seed", "seeds", "activations",
+              "output", "init"}
 TRAINING_CODE_VERSION = __version__  # a new actlab version retrains: its numbers may differ
 
 
@@ -119,7 +119,8 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
     runs = expand(config, sweep)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "sweep.toml", config.to_toml(sweep))
-    folders = {name: str(load_dataset(name, data_folder(config), download=config.data.download).folder)
+    folders = {name: str(load_dataset(name, data_folder(config), download=config.data.download,
+                                      mirror=config.data.data_mirror).folder)
                for name in dict.fromkeys(r.flat["dataset"] for r in runs)}
     with Store(out) as store:
         store.add_pending((r.hash, r.index, _single(r.flat, r), r.label, r.activation, r.output, r.seed) for r in runs)
