@@ -20,8 +20,9 @@ import time
 import torch
 
 import actlab
-from actlab.backprop import flat_optimizer_step, flatten_parameters, hand_step
+from actlab.backprop import flat_optimizer_step, hand_step
 from actlab.data import load_dataset
+from actlab.models import ModelStack
 from actlab.results import ModelRun
 from actlab.train import build_model, epoch_steps, make_optimizer, prepare_data, train_model
 
@@ -43,10 +44,10 @@ def step_breakdown(config: actlab.Config, dataset, activation: str) -> dict[str,
     steps, _ = epoch_steps(len(data.y_train), config.optim)
     for route in ("optimizer.step()", "direct kernel"):
         model = build_model(ModelRun(activation, activation, "logits", 0), config, data.x_train.shape[1], device)
-        flat = flatten_parameters(model)
-        optimizer = make_optimizer([flat], config.optim, device)
-        step = hand_step(model, flat)
-        optimizer_step = optimizer.step if route == "optimizer.step()" else flat_optimizer_step(optimizer, flat)
+        stack = ModelStack([model], [0], [torch.Generator().manual_seed(0)])
+        optimizer = make_optimizer([stack.flat], config.optim, device)
+        step = hand_step(stack)
+        optimizer_step = optimizer.step if route == "optimizer.step()" else flat_optimizer_step(optimizer, stack.flat)
         perm = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(0))
         size = config.optim.batch_size
         for i in range(steps):
@@ -54,7 +55,7 @@ def step_breakdown(config: actlab.Config, dataset, activation: str) -> dict[str,
             idx = perm[i * size:(i + 1) * size]
             x, y = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
             t1 = time.perf_counter()
-            step(x, y)
+            step([x], y, stack.dropout_noise(len(idx)))
             t2 = time.perf_counter()
             optimizer_step()
             t3 = time.perf_counter()

@@ -95,25 +95,25 @@ def test_sigmoid_saturated_at_plus_minus_20():
 def test_sigmoid_not_saturated_at_zero():
     r = constant_net_rows("sigmoid", 0.0)
     assert r["hidden1", "saturated_fraction"] == 0.0
+    assert r["hidden1", "max_derivative"] == pytest.approx(0.25)  # read saturation against it
     assert r["hidden1", "dead_fraction"] == 0.0
     assert r["hidden1", "act_mean"] == pytest.approx(0.5)
 
 
-def test_saturated_fraction_threshold_is_relative_to_max_derivative():
+def test_saturated_fraction_is_an_absolute_derivative_threshold():
     # tanh'(x) = 1 − tanh²(x) < 0.05 ⇔ |x| > atanh(√0.95) ≈ 2.178
     pre = torch.tensor([[0.0, 1.0, 2.0, 2.5], [-3.0, -2.0, 10.0, -0.5]])
-    assert saturated_fraction(pre, nn.Tanh(), 1.0) == pytest.approx(3 / 8)
-    # scale by 1/4 (sigmoid's max): sigmoid'(x) < 0.0125 ⇔ |x| > ~4.37
-    pre = torch.tensor([[0.0, 4.0, 4.5, -5.0]])
-    assert saturated_fraction(pre, nn.Sigmoid(), 0.25) == pytest.approx(2 / 4)
-    # an activation with no slope anywhere is never called saturated
-    assert saturated_fraction(pre, nn.Sigmoid(), 0.0) == 0.0
+    assert saturated_fraction(pre, nn.Tanh()) == pytest.approx(3 / 8)
+    # sigmoid'(x) = s(1 − s) < 0.05 ⇔ |x| > ln(0.9472 / 0.0528) ≈ 2.887, whatever its maximum (0.25)
+    pre = torch.tensor([[0.0, 2.8, 3.0, -5.0]])
+    assert saturated_fraction(pre, nn.Sigmoid()) == pytest.approx(2 / 4)
+    assert saturated_fraction(pre, nn.Sigmoid(), threshold=0.3) == 1.0  # everywhere below 0.3
 
 
 def test_saturated_fraction_leaves_input_alone():
     pre = torch.tensor([[-30.0, 0.0]])
     with torch.no_grad():
-        assert saturated_fraction(pre, nn.Sigmoid(), 0.25) == 0.5
+        assert saturated_fraction(pre, nn.Sigmoid()) == 0.5
     assert not pre.requires_grad and pre.grad is None
 
 

@@ -345,9 +345,9 @@ def test_a_stack_computes_each_models_own_forward_pass():
 @pytest.mark.parametrize("kind", ["standard", "alpha"])
 def test_dropout_noise_is_torchs_dropout_drawn_from_the_models_own_generator(kind):
     stack = _stack(["selu" if kind == "alpha" else "relu"], [7], dropout=0.3)
-    scale, shift = stack.dropout_noise(64)[0]
+    scale, shift = stack.dropout_noise(64)[0]  # one model: batch × width, no model dimension
     h = torch.randn(64, 12)
-    ours = h * scale[0] if shift is None else h * scale[0] + shift[0]
+    ours = h * scale if shift is None else h * scale + shift
     torch.manual_seed(7)  # torch's dropout draws its mask from the global generator the same way
     expected = F.alpha_dropout(h, 0.3, training=True) if kind == "alpha" else F.dropout(h, 0.3, training=True)
     torch.testing.assert_close(ours, expected)

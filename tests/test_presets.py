@@ -7,15 +7,24 @@ changed. About 4 minutes in all on 2 cores.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import actlab
 
+# wording that claims a cause; a report states what was measured alongside a result, not why
+CAUSAL = re.compile(r"\b(because|causes?|caused|which reduces|due to|leads? to|explains?|explained)\b", re.I)
+
 
 def run_preset(name, data_dir, tmp_path, **overrides):
+    """Run a preset as `actlab run --preset` would, and check its report claims no cause."""
     config = actlab.resolve_config(preset=name, overrides={"data_dir": str(data_dir), "out": str(tmp_path / name),
                                                            "device": "cpu", "checkpoints": False, **overrides})
-    return actlab.run(config, show_progress=False, log=lambda line: None)
+    results = actlab.run(config, show_progress=False, log=lambda line: None)
+    report = (results.run_dir / "report.md").read_text()
+    assert not CAUSAL.findall(report), CAUSAL.findall(report)
+    return results
 
 
 def final_acc(results, label):

@@ -13,7 +13,8 @@ import pytest
 from actlab.cli import main
 from actlab.config import resolve_config
 from actlab.models import OUTPUTS
-from actlab.analysis import analysis_text
+from actlab.analysis import analysis_blocks
+from actlab.messages import Words
 from actlab.render import to_markdown
 from actlab.report import build_report
 from actlab.results import ModelRun, Results
@@ -56,53 +57,107 @@ def text_of(blocks) -> str:
     return to_markdown(blocks)
 
 
+def analysis_text(results: Results, stats: dict) -> str:
+    return text_of(analysis_blocks(results, stats, Words("en")))
+
+
+CAUSAL = re.compile(r"\b(because|causes?|caused|which reduces|due to|leads? to|explains?|explained)\b", re.I)
+
+
+VERDICTS = (r"^- `[^`]+` is ahead of `[^`]+` by ", r"^- `[^`]+` and `[^`]+` are equivalent within ±",
+            r"^- `[^`]+` vs `[^`]+`: inconclusive\. .*would need|^- `[^`]+` vs `[^`]+`: inconclusive\. .*1,000 seeds",
+            r"^- `[^`]+` vs `[^`]+`: not tested; ")
+
+
+def assert_every_pair_has_one_verdict_and_the_groups_agree(md: str, stats: dict) -> None:
+    """Every pair sentence of the analysis is one of the four verdicts (inconclusive ones with the
+    seeds a test would need), and activations share a group letter exactly when no pair says one
+    is better."""
+    analysis = md.split("## Analysis")[1].split("### Measured")[0]
+    bullets = [line for line in analysis.splitlines() if line.startswith("- ")]
+    m = stats["metrics"]["final_test_acc"]
+    if any(t["verdict"] != "not_tested" for t in m["pairwise"]):
+        assert len(bullets) == len(m["pairwise"])
+    for line in bullets:
+        assert sum(bool(re.search(v, line)) for v in VERDICTS) == 1, line
+    if m["groups"]:
+        for t in m["pairwise"]:
+            share = bool(set(m["groups"][t["a"]]) & set(m["groups"][t["b"]]))
+            assert share == (t["verdict"] not in ("a_better", "b_better")), t
+
+
 def test_analysis_changes_with_the_numbers(tmp_path):
     noise = [0.000, 0.001, -0.001, 0.0005, -0.0005, 0.0]
     relu_wins = synthetic(tmp_path / "a", {"relu": [0.98 + n for n in noise], "sigmoid": [0.95 - n for n in noise]},
                           diag={"relu": 0.2, "sigmoid": 0.02})
     sigmoid_wins = synthetic(tmp_path / "b", {"relu": [0.95 + n for n in noise], "sigmoid": [0.98 - n for n in noise]},
                              diag={"relu": 0.2, "sigmoid": 0.02})
-    a = text_of(analysis_text(relu_wins, analyse(relu_wins)))
-    b = text_of(analysis_text(sigmoid_wins, analyse(sigmoid_wins)))
-    assert "Over 6 seeds, `relu` has the highest final test accuracy: 98.00%" in a
-    assert "Over 6 seeds, `sigmoid` has the highest final test accuracy: 98.00%" in b
-    assert "`sigmoid`: 95.00%" in a and "significantly below `relu`" in a
-    assert "`relu`: 95.00%" in b and "significantly below `sigmoid`" in b
-    # The causes follow the measurements: sigmoid's 10× smaller gradient is cited only where it lost.
-    assert "`sigmoid`: its first-layer gradient at init is 10.0× smaller than `relu`'s (0.02 vs 0.2)" in a
-    assert "10.0× smaller" not in b.split("Likely causes")[-1]
-    assert "`relu`: 10.0% of hidden1's units died during training" in b
-    assert set(a.split(". ")) != set(b.split(". "))
+    a, b = analysis_text(relu_wins, analyse(relu_wins)), analysis_text(sigmoid_wins, analyse(sigmoid_wins))
+    assert "Over 6 seeds, `relu` has the highest mean final test accuracy: 98.00% (95% CI" in a
+    assert "Over 6 seeds, `sigmoid` has the highest mean final test accuracy: 98.00% (95% CI" in b
+    assert "`relu` is ahead of `sigmoid` by +3.00 points (95% CI of the paired difference" in a
+    assert "`sigmoid` is ahead of `relu` by +3.00 points" in b
+    assert "Groups (activations that share a letter are not significantly different from each other): " \
+           "`relu` (a), `sigmoid` (b)." in a
+    # the measurements go with each activation, stated beside the best one's, never as a cause
+    assert "first-layer gradient norm at initialisation 0.02, 10.0× smaller than `relu`'s 0.2" in a
+    assert "first-layer gradient norm at initialisation 0.2, 10.0× larger than `sigmoid`'s 0.02" in b
+    assert "10.0% of hidden1's units dead after the last epoch" in a and "### Measured alongside the result" in a
+    assert not CAUSAL.findall(a + b) and "Likely causes" not in a + b
 
 
-def test_tied_activations_are_reported_as_tied(tmp_path):
+def test_close_activations_are_equivalent_within_the_margin_not_tied(tmp_path):
     results = synthetic(tmp_path, {"relu": [0.980, 0.975, 0.982, 0.978], "tanh": [0.979, 0.977, 0.981, 0.976]})
-    text = text_of(analysis_text(results, analyse(results)))
-    assert "No activation differs significantly from" in text and "all 2 are tied at this N" in text
-    assert "cannot go below p = 0.125" in text
+    text = analysis_text(results, analyse(results))
+    assert "`relu` and `tanh` are equivalent within ±0.5 points: their paired difference is +0.05 points" in text
+    assert "tied" not in text
+    assert "their smallest p-value, 0.1250, is above α/1 = 0.0500. They need at least 6 seeds" in text
 
 
-def test_fewer_than_three_seeds_cannot_be_judged(tmp_path):
+def test_an_inconclusive_pair_says_how_many_seeds_a_test_would_need(tmp_path):
+    results = synthetic(tmp_path, {"relu": [0.980, 0.975, 0.982, 0.978, 0.979],
+                                   "tanh": [0.976, 0.979, 0.970, 0.975, 0.981]})
+    stats = analyse(results)
+    (pair,) = stats["metrics"]["final_test_acc"]["pairwise"]
+    assert pair["verdict"] == "inconclusive" and pair["seeds_needed"] > 5
+    text = analysis_text(results, stats)
+    assert "`relu` vs `tanh`: inconclusive. The paired difference is +0.26 points" in text
+    assert f"would need about {pair['seeds_needed']} seeds for 80% power at the Holm-corrected α = 0.0500" in text
+    assert f"--seeds {pair['seeds_needed']}" in text
+
+
+def test_fewer_than_three_seeds_are_not_tested_anywhere(tmp_path):
     results = synthetic(tmp_path, {"relu": [0.98], "elu": [0.97]})
     results.config["name"] = "mine"
-    text = text_of(analysis_text(results, analyse(results)))
-    assert "With 1 seed per activation, differences cannot be judged" in text
-    assert "a spread of 1.00 points" in text
-    assert "--seeds 5" in text and "actlab run --config" in text
-    # elu's first epoch (93%) trails relu's (94%) at the same gradient: a cause, but only a tentative one
-    assert "### Possible causes (tentative: the differences are not established)\n" in text
-    assert "Likely causes" not in text
-    assert "- `elu`: slower first epoch (93.00% vs `relu`'s 94.00%) without a smaller gradient at init" in text
+    text = analysis_text(results, analyse(results))
+    assert "No pair can be tested: the activations share at most 1 seed, and a paired test needs at least 3" in text
+    assert "1.00 points apart; that is a description of these runs, not evidence of a difference" in text
+    assert "--seeds 6" in text and "actlab run --config" in text
+    assert "ahead of" not in text and "equivalent" not in text and "Groups" not in text
+    md = build_report(results)[0].read_text()
+    assert "| `relu` – `elu` | 1 | +1.00 | – | – | – | – | – | not tested | – |" in md
+    assert not CAUSAL.findall(md)
+
+
+def test_the_method_says_when_activations_did_not_start_from_the_same_weights(tmp_path):
+    config = {"name": "snn", "dataset": "mnist", "init": {"selu": "lecun_normal"}, "dropout": 0.05,
+              "dropout_kind": "auto", "optimizer": "sgd"}
+    results = synthetic(tmp_path, {"relu": [0.90, 0.91, 0.905], "selu": [0.92, 0.921, 0.918]}, config=config)
+    md = build_report(results)[0].read_text()
+    assert "the activation is not the only setting that differs: `relu` starts from `default` weights; `selu` " \
+           "starts from `lecun_normal` weights; `relu` trains with standard dropout; `selu` trains with alpha " \
+           "dropout" in md
+    assert "same initial weights" not in md and "rescales each parameter's step" not in md  # SGD is not adaptive
 
 
 def test_an_activation_label_is_shown_literally_never_as_markup(tmp_path):
     results = synthetic(tmp_path, {"expr:x**2": [0.970, 0.971, 0.969], "relu": [0.980, 0.979, 0.981]})
     md_path, html_path = build_report(results)
     md, page = md_path.read_text(), html_path.read_text()
-    assert "| `expr:x**2` | 3/3 |" in md and "- `expr:x**2`: 97.00%" in md
+    assert "| `expr:x**2` | 3/3 |" in md and "`relu` is ahead of `expr:x**2` by +1.00 points" in md
     assert md.count("expr:x**2") >= 5
     assert not re.search(r"(?<!`)expr:x\*\*2", md), "the label outside a code span"
-    assert "<td><code>expr:x**2</code></td>" in page and "<li><code>expr:x**2</code>: 97.00%" in page
+    assert "<td><code>expr:x**2</code></td>" in page and "ahead of <code>expr:x**2</code> by" in page
     assert not re.search(r"(?<!<code>)expr:x\*\*2", page), "the label outside <code>"
     assert "<strong>2" not in page and "x<strong>" not in page
 
@@ -139,8 +194,10 @@ def test_report_numbers_match_results_json(tmp_path, data_dir, capsys):
         accs = [r["final_test_acc"] for r in results["runs"] if r["label"] == label]
         summary = stats["metrics"]["final_test_acc"]["summary"][label]
         assert summary["n"] == 3 and summary["mean"] == pytest.approx(sum(accs) / 3)
-        assert f"| `{label}` | 3/3 | {100 * summary['mean']:.2f}% (95% CI {100 * summary['ci_low']:.2f}–" in md
+        assert re.search(rf"\| `{label}` \| 3/3 \| 0/3 \(0%–71%\) \| {100 * summary['mean']:.2f}% \(95% CI "
+                         rf"{100 * summary['ci_low']:.2f}–", md), md
     assert "Over 3 seeds" in md and "## Diagnostics" in md
+    assert_every_pair_has_one_verdict_and_the_groups_agree(md, stats)
     diag = (out / "diagnostics.csv").read_text().splitlines()
     assert diag[0] == "activation,seed,stage,layer,metric,value"
     assert any(",init,hidden1,dead_fraction," in line for line in diag)
@@ -190,13 +247,15 @@ def test_runs_that_fail_to_learn_are_counted_not_hidden(tmp_path):
         if run.final_test_acc < 0.2:
             run.status = "failed_to_learn"
     stats = analyse(results)
-    assert stats["runs"]["selu"] == {"runs": 5, "ok": 3, "failed_to_learn": 2}
-    assert stats["metrics"]["final_test_acc"]["summary"]["selu"]["n"] == 3
-    text = text_of(analysis_text(results, stats))
-    assert "`selu` failed to learn in 2 of 5 runs (failure rate 2/5" in text
-    assert "Those runs are not in its mean; with them the mean would be 62.46%" in text
+    assert {k: stats["runs"]["selu"][k] for k in ("runs", "ok", "failed_to_learn", "failures")} == \
+        {"runs": 5, "ok": 3, "failed_to_learn": 2, "failures": 2}
+    acc = stats["metrics"]["final_test_acc"]
+    assert acc["summary"]["selu"]["n"] == 5 and acc["as_finished"]["selu"]["n"] == 3
+    text = analysis_text(results, stats)
+    assert "`selu` failed in 2 of 5 runs (failure rate 40%, 95% CI 5%–85%, exact binomial): 2 never learned" in text
+    assert "62.46% with them, 97.10% over the 3 runs that finished" in text
     md = build_report(results)[0].read_text()
-    assert "| `selu` | 3/5 |" in md
+    assert "| `selu` | 3/5 | 2/5 (5%–85%) | 62.46% (95% CI" in md
 
 
 def test_bootstrap_confidence_intervals_on_request(tmp_path, capsys):

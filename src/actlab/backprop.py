@@ -71,30 +71,30 @@ def _shared_activation(activations: list[nn.Module]) -> nn.Module | None:
 
 
 def hand_step(stack: ModelStack) -> Callable:
-    """A function (inputs per seed block, labels models × batch, dropout noise) → (logits, loss per
-    model), that also fills the stack's flat gradient; the caller steps the optimizer."""
+    """A function (inputs per seed block, labels, dropout noise) → (logits, loss per model) that also
+    fills the stack's flat gradient; the caller steps the optimizer. For one model the tensors have
+    no model dimension (its plain matrix products); for a stack they are models × batch × …"""
     depths = len(stack.weights) - 1
     activations = [[hidden[d].activation for hidden in stack.hidden] for d in range(depths)]
     kernels = [[backward_kernel(a) for a in layer] for layer in activations]
     shared = [_shared_activation(layer) for layer in activations]
+    by_autograd: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # (depth, model) → (z, h)
+    forwards = [[_forward_one(a, k, d, m, by_autograd) for m, (a, k) in enumerate(zip(activations[d], kernels[d]))]
+                for d in range(depths)]
+    one = torch.ones((), device=stack.flat.device)
+
+    def activate(depth: int, z: torch.Tensor) -> torch.Tensor:
+        return shared[depth](z) if shared[depth] is not None else apply_per_model(forwards[depth], z)
 
     @torch.no_grad()
     def step(xs: list[torch.Tensor], y: torch.Tensor, noise) -> tuple[torch.Tensor, torch.Tensor]:
-        by_autograd: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # (depth, model) → (z, h)
-
-        def activate(depth: int, z: torch.Tensor) -> torch.Tensor:
-            if shared[depth] is not None:
-                return shared[depth](z)
-            return apply_per_model([_forward_one(activations[depth][m], kernels[depth][m], depth, m, by_autograd)
-                                    for m in range(len(stack))], z)
-
         logits, tape = stack_forward(stack, xs, stack.weights, stack.biases, activate, noise)
-        losses, g = _cross_entropy_and_gradient(logits, y)
+        losses, g = _cross_entropy_and_gradient(logits, y, one)
         for depth in range(depths, -1, -1):
             _layer_gradients(stack, depth, g, xs, tape)
             if depth:
-                g = g[0].mm(stack.weights[depth][0]).unsqueeze(0) if len(stack) == 1 else \
-                    torch.bmm(g, stack.weights[depth])
+                weight = stack.weights[depth]
+                g = g.mm(weight) if g.dim() == 2 else torch.bmm(g, weight)
                 if tape.scales[depth - 1] is not None:
                     g = g * tape.scales[depth - 1]
                 g = _activation_backward(stack, depth - 1, activations[depth - 1], kernels[depth - 1],
@@ -117,30 +117,38 @@ def _forward_one(activation: nn.Module, kernel, depth: int, m: int, by_autograd:
     return forward
 
 
-def _cross_entropy_and_gradient(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each model's mean cross-entropy (models,) and its gradient with respect to the logits."""
-    log_probs = torch.log_softmax(logits, -1)
-    target = y.unsqueeze(-1)
-    losses = -log_probs.gather(-1, target).squeeze(-1).mean(1)
-    g = torch.zeros_like(log_probs).scatter_(-1, target, -1.0 / y.shape[1])
-    return losses, aten._log_softmax_backward_data(g, log_probs, log_probs.dim() - 1, log_probs.dtype)
+def _cross_entropy_and_gradient(logits: torch.Tensor, y: torch.Tensor,
+                                one: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each model's mean cross-entropy (models,) and its gradient with respect to the logits, by the
+    kernels F.cross_entropy and its backward run (per-example losses summed, for a stack)."""
+    if logits.dim() == 2:
+        log_probs = torch.log_softmax(logits, 1)
+        loss, total = aten.nll_loss_forward(log_probs, y, None, 1, -100)  # 1: mean reduction
+        g = aten.nll_loss_backward(one, log_probs, y, None, 1, -100, total)
+        return loss.view(1), aten._log_softmax_backward_data(g, log_probs, 1, log_probs.dtype)
+    target = y.reshape(-1)
+    log_probs = torch.log_softmax(logits.reshape(-1, logits.shape[-1]), 1)
+    per_example, total = aten.nll_loss_forward(log_probs, target, None, 0, -100)  # 0: no reduction
+    scale = torch.full((), 1.0 / y.shape[1], device=logits.device)  # each model's mean over its batch
+    g = aten.nll_loss_backward(scale, log_probs, target, None, 2, -100, total)  # 2: sum reduction
+    g = aten._log_softmax_backward_data(g, log_probs, 1, log_probs.dtype)
+    return per_example.view(y.shape).mean(1), g.view(logits.shape)
 
 
 def _layer_gradients(stack: ModelStack, depth: int, g: torch.Tensor, xs: list[torch.Tensor], tape) -> None:
-    """Write the weight and bias gradients of layer `depth` (g: models × batch × out) into the stack's
-    flat gradient; layer 0 takes each seed block's shared input."""
+    """Write the weight and bias gradients of layer `depth` into the stack's flat gradient; layer 0
+    takes each seed block's shared input."""
     weight_grad, bias_grad = stack.weight_grads[depth], stack.bias_grads[depth]
-    torch.sum(g, 1, out=bias_grad)
-    if depth:
-        inputs = tape.inputs[depth - 1]
-        if len(stack) == 1:
-            torch.mm(g[0].t(), inputs[0], out=weight_grad[0])
-        else:
-            torch.bmm(g.transpose(1, 2), inputs, out=weight_grad)
-        return
-    for (_, start, end), x in zip(stack.blocks, xs):
-        wide = g[start] if end - start == 1 else g[start:end].transpose(0, 1).reshape(len(x), -1)
-        torch.mm(wide.t(), x, out=weight_grad[start:end].view(-1, x.shape[1]))
+    torch.sum(g, g.dim() - 2, out=bias_grad)
+    inputs = tape.inputs[depth - 1] if depth else xs[0]
+    if g.dim() == 2:
+        torch.mm(g.t(), inputs, out=weight_grad)
+    elif depth:
+        torch.bmm(g.transpose(1, 2), inputs, out=weight_grad)
+    else:
+        for (_, start, end), x in zip(stack.blocks, xs):
+            wide = g[start:end].transpose(0, 1).reshape(len(x), -1)
+            torch.mm(wide.t(), x, out=weight_grad[start:end].view(-1, x.shape[1]))
 
 
 def _activation_backward(stack: ModelStack, depth: int, activations, kernels, shared, tape, g: torch.Tensor,
@@ -150,20 +158,25 @@ def _activation_backward(stack: ModelStack, depth: int, activations, kernels, sh
     z, h = tape.pre[depth], tape.post[depth]
     if shared is not None:
         return kernels[0](shared, z, h, g)
-    grads = []
-    for m, (activation, kernel) in enumerate(zip(activations, kernels)):
-        if kernel is not None:
-            grads.append(kernel(activation, z[m], h[m], g[m]))
-            continue
-        leaf, out = by_autograd[(depth, m)]
-        params = stack.act_params[m][depth]
-        named = dict(activation.named_parameters())
-        wanted = [leaf, *(named[name] for name in params)] if out.requires_grad else []
-        found = torch.autograd.grad(out, wanted, g[m], allow_unused=True) if wanted else []
-        for name, grad in zip(params, found[1:]):
-            stack.act_grads[m][depth][name].copy_(grad if grad is not None else 0)
-        grads.append(found[0] if found and found[0] is not None else torch.zeros_like(z[m]))
-    return grads[0].unsqueeze(0) if len(grads) == 1 else torch.stack(grads)
+    if g.dim() == 2:
+        return _one_backward(stack, 0, depth, activations[0], kernels[0], z, h, g, by_autograd)
+    return torch.stack([_one_backward(stack, m, depth, a, k, z[m], h[m], g[m], by_autograd)
+                        for m, (a, k) in enumerate(zip(activations, kernels))])
+
+
+def _one_backward(stack: ModelStack, m: int, depth: int, activation: nn.Module, kernel, z: torch.Tensor,
+                  h: torch.Tensor, g: torch.Tensor, by_autograd: dict) -> torch.Tensor:
+    """One model's activation backward: its listed kernel, or autograd on this layer alone."""
+    if kernel is not None:
+        return kernel(activation, z, h, g)
+    leaf, out = by_autograd[(depth, m)]
+    params = stack.act_params[m][depth]
+    named = dict(activation.named_parameters())
+    wanted = [leaf, *(named[name] for name in params)] if out.requires_grad else []
+    found = torch.autograd.grad(out, wanted, g, allow_unused=True) if wanted else []
+    for name, grad in zip(params, found[1:]):
+        stack.act_grads[m][depth][name].copy_(grad if grad is not None else 0)
+    return found[0] if found and found[0] is not None else torch.zeros_like(z)
 
 
 FUSED_KERNELS = {False: "_fused_adam_", True: "_fused_adamw_"}  # torch's kernels, by decoupled weight decay

@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", metavar="RUN")
     report.add_argument("--ci", choices=("t", "bootstrap"), default=None,
                         help="confidence intervals: t (Student) or bootstrap (default: the run's setting, t)")
+    report.add_argument("--equivalence-margin", type=float, default=None, metavar="POINTS",
+                        help="equivalence margin in percentage points (default: the run's setting, 0.5)")
     report.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="sweep stores: only runs whose config has KEY=VALUE, e.g. --where hidden=512 (repeatable)")
 
@@ -165,15 +167,18 @@ def _where(items: list[str]) -> dict[str, str]:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    if args.equivalence_margin is not None and not 0 < args.equivalence_margin < 100:
+        raise ActlabError(f"--equivalence-margin {args.equivalence_margin:g}: give a margin in percentage points "
+                          f"above 0 and below 100, e.g. 0.5")
     from actlab.report import rebuild, report_store
     from actlab.store import STORE_NAME
 
     if (Path(args.run_dir) / STORE_NAME).is_file():
-        md, html = report_store(Path(args.run_dir), _where(args.where), args.ci)
+        md, html = report_store(Path(args.run_dir), _where(args.where), args.ci, args.equivalence_margin)
     else:
         if args.where:
             raise ActlabError("--where filters the runs of a sweep store; this folder is a single run")
-        md, html = rebuild(args.run_dir, args.ci)
+        md, html = rebuild(args.run_dir, args.ci, args.equivalence_margin)
     print(f"wrote {md}\nwrote {html}")
     return 0
 

@@ -359,6 +359,9 @@ class RunConfig:
                                   "epoch, activation and weight-gradient histograms per layer")
     ci: str = key("t", _choice(("t", "bootstrap")), "confidence intervals in the statistics: t (Student) or "
                   "bootstrap (BCa, 9,999 resamples)", from_text=str, metavar="METHOD")
+    equivalence_margin: float = key(0.5, _float(0.0, 100.0, lo_open=True), "the smallest accuracy difference that "
+                                    "matters, in percentage points: two activations whose paired difference lies "
+                                    "within ± this (two one-sided tests) are called equivalent", metavar="POINTS")
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
-"""Why an activation does well or badly: measurements of the network on a fixed evaluation batch.
+"""What goes with an activation's result: measurements of the network on a fixed batch of images.
 
-Per hidden layer, at initialisation and after every epoch, on the same batch for every activation
-and seed (the first `DIAGNOSTIC_EXAMPLES` test images):
-- `dead_fraction`: units whose output is zero (|a| ≤ 1e-8) for every example of the batch; they
-  pass no gradient and no longer learn (the ReLU family's failure mode);
-- `saturated_fraction`: pre-activations where the activation's derivative (autograd) is below 5%
-  of its largest value over [-20, 20]; there the unit passes almost no gradient (sigmoid, tanh and
-  hard variants; for ReLU it counts the negative side);
+Per hidden layer, at initialisation, after every epoch, and for the best-validation checkpoint that
+was tested (stage `best`), on the same batch for every activation of a seed (the first
+`DIAGNOSTIC_EXAMPLES` images of the seed's training split):
+- `dead_fraction`: units whose output is zero (|a| ≤ 1e-8) for every example of the batch; such a
+  unit passes no gradient for these images (the ReLU family's failure mode);
+- `saturated_fraction`: pre-activations where the activation's derivative (autograd) is below
+  `SATURATED_DERIVATIVE` (0.05) in absolute value, and `max_derivative`, the activation's largest
+  |derivative| over [-20, 20], to read it against (sigmoid's never exceeds 0.25; for the ReLU
+  family the fraction is the inputs on the flat side);
 - `grad_norm`: the norm of the loss gradient w.r.t. the layer's weights (every Linear layer,
   the output layer included), and `grad_ratio_first_last`, first layer's over the last's
   (≪ 1: vanishing gradients);
@@ -25,7 +27,7 @@ from actlab.activations import derivative
 
 DIAGNOSTIC_EXAMPLES = 2000
 DEAD_EPS = 1e-8
-SATURATION_LEVEL = 0.05
+SATURATED_DERIVATIVE = 0.05
 
 
 _MAX_DERIVATIVE: dict[str, float] = {}  # parameter-free activations: the value never changes
@@ -77,13 +79,10 @@ def dead_unit_fraction(outputs: torch.Tensor, eps: float = DEAD_EPS) -> float:
     return float((outputs.abs() <= eps).all(dim=0).float().mean())
 
 
-def saturated_fraction(pre: torch.Tensor, activation: nn.Module, max_grad: float,
-                       level: float = SATURATION_LEVEL) -> float:
-    """Fraction of pre-activation values where |f'(x)| < level · max |f'|."""
-    if max_grad == 0:
-        return 0.0
+def saturated_fraction(pre: torch.Tensor, activation: nn.Module, threshold: float = SATURATED_DERIVATIVE) -> float:
+    """Fraction of pre-activation values where |f'(x)| < threshold."""
     _, dy = derivative(activation, pre)
-    return float((dy.abs() < level * max_grad).float().mean())
+    return float((dy.abs() < threshold).float().mean())
 
 
 def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss) -> list[tuple[str, str, float]]:
@@ -101,7 +100,8 @@ def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss) -> lis
             for i, (pre, out, act) in enumerate(hidden_layer_io(model, x), start=1):
                 layer = f"hidden{i}"
                 rows += [(layer, "dead_fraction", dead_unit_fraction(out)),
-                         (layer, "saturated_fraction", saturated_fraction(pre, act, max_derivative(act, pre.shape[1]))),
+                         (layer, "saturated_fraction", saturated_fraction(pre, act)),
+                         (layer, "max_derivative", max_derivative(act, pre.shape[1])),
                          (layer, "act_mean", float(out.mean())), (layer, "act_std", float(out.std()))]
                 for name, param in act.named_parameters():
                     rows.append((layer, f"param_{name}", float(param.mean())))

@@ -188,11 +188,12 @@ class ModelStack:
                 per_layer.append(named)
             self.act_slots.append(per_layer)
         self.drops = any(layer.dropout is not None and layer.dropout.p > 0 for h in self.hidden for layer in h)
+        self._no_noise = [None] * len(self.hidden[0])
         self.flat = nn.Parameter(torch.cat(pieces))
         self.flat.grad = torch.zeros_like(self.flat)
         self._bind(linears)
-        self.weights, self.biases, self.act_params = self.views(self.flat.data)
-        self.weight_grads, self.bias_grads, self.act_grads = self.views(self.flat.grad)
+        self.weights, self.biases, self.act_params = self.views(self.flat.data, squeeze=True)
+        self.weight_grads, self.bias_grads, self.act_grads = self.views(self.flat.grad, squeeze=True)
 
     def __len__(self) -> int:
         return len(self.models)
@@ -211,14 +212,18 @@ class ModelStack:
                 for name, view in params.items():
                     setattr(layer.activation, name, nn.Parameter(view))
 
-    def views(self, source: torch.Tensor):
+    def views(self, source: torch.Tensor, squeeze: bool = False):
         """(weights, biases, activation parameters) as views into `source` (`flat`, its data or its
-        gradient): weights[l] is models × out × in, act_params[m][l] maps names to tensors."""
+        gradient): weights[l] is models × out × in, act_params[m][l] maps names to tensors. With
+        `squeeze`, a stack of one model drops the model dimension (out × in): its step then runs
+        the plain matrix products of one network, without per-step reshaping."""
         def view(slot):
             offset, shape = slot
-            return source[offset:offset + math.prod(shape)].view(shape)
+            tensor = source[offset:offset + math.prod(shape)].view(shape)
+            return tensor[0] if squeeze and len(self.models) == 1 else tensor
         stacked = [view(slot) for slot in self.slots]
-        acts = [[{name: view(slot) for name, slot in layer.items()} for layer in model] for model in self.act_slots]
+        acts = [[{name: source[o:o + math.prod(shape)].view(shape) for name, (o, shape) in layer.items()}
+                 for layer in model] for model in self.act_slots]
         return stacked[0::2], stacked[1::2], acts
 
     def positions(self, keep: list[int]) -> torch.Tensor:
@@ -257,7 +262,7 @@ class ModelStack:
         activations (h · scale + shift; None where no model drops out). Each model draws its masks
         from its own generator, so it draws the same masks in a stack as alone."""
         if not self.drops:
-            return [None] * len(self.hidden[0])
+            return self._no_noise
         noise = []
         for depth, layers in enumerate(zip(*self.hidden)):
             if all(layer.dropout is None for layer in layers):
@@ -269,6 +274,9 @@ class ModelStack:
                 scale, shift = _dropout_scale_shift(layer.dropout, batch, width, generator, self.flat.device)
                 scales.append(scale)
                 shifts.append(shift)
+            if len(scales) == 1:  # one model: its step computes without a model dimension
+                noise.append((scales[0], shifts[0]))
+                continue
             any_shift = any(s is not None for s in shifts)
             noise.append((torch.stack(scales),
                           torch.stack([s if s is not None else torch.zeros_like(scales[0]) for s in shifts])
@@ -303,15 +311,19 @@ def _dropout_scale_shift(dropout: nn.Module | None, batch: int, width: int, gene
 
 
 def linear_stack(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Every model's layer at once: h (models × batch × in) → models × batch × out."""
-    if len(weight) == 1:  # one model: the plain matrix product F.linear runs
-        return torch.addmm(bias[0], h[0], weight[0].t()).unsqueeze(0)
+    """Every model's layer at once: h (models × batch × in) → models × batch × out; one model's
+    (squeezed views, batch × in) is the plain matrix product F.linear runs."""
+    if weight.dim() == 2:
+        return torch.addmm(bias, h, weight.t())
     return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
 
 
 def first_layer(stack: ModelStack, xs: list[torch.Tensor], weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """The first layer of every model: the models of one seed share their input, so theirs is one
-    wide matrix product `x @ [W_a | W_b | …]`; returns models × batch × out."""
+    wide matrix product `x @ [W_a | W_b | …]`; returns models × batch × out (batch × out for one
+    model's squeezed views)."""
+    if weight.dim() == 2:
+        return torch.addmm(bias, xs[0], weight.t())
     outs = []
     for (_, start, end), x in zip(stack.blocks, xs):
         w, b = weight[start:end], bias[start:end]
@@ -321,9 +333,9 @@ def first_layer(stack: ModelStack, xs: list[torch.Tensor], weight: torch.Tensor,
 
 
 def apply_per_model(functions: list, h: torch.Tensor) -> torch.Tensor:
-    """functions[m](h[m]) for every model m, stacked again (one call when there is one model)."""
-    if len(functions) == 1:
-        return functions[0](h[0]).unsqueeze(0)
+    """functions[m](h[m]) for every model m, stacked again; one model's (batch × width) as it is."""
+    if len(functions) == 1 and h.dim() == 2:
+        return functions[0](h)
     return torch.stack([f(h[m]) for m, f in enumerate(functions)])
 
 

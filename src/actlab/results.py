@@ -35,7 +35,9 @@ class ModelRun:
     """One model (activation × seed): its per-epoch metrics and how it ended.
 
     `status` is `ok`, `failed_to_learn` (finished, but its best accuracy stayed below twice chance),
-    `diverged@epoch N` (the loss blew up in epoch N), `interrupted@epoch N`, or `pending`.
+    `diverged@epoch N` (the loss blew up in epoch N), `interrupted@epoch N`, `lost` (its worker
+    process died), or `pending`. Runs that finished or failed count in comparisons; the failed ones
+    at the accuracy they reached (`accuracy_reached`). Interrupted, lost and pending runs do not.
     """
 
     label: str
@@ -64,6 +66,26 @@ class ModelRun:
     def final_test_loss(self) -> float | None:
         return self.last_evaluated.get("test_loss")
 
+    @property
+    def failed(self) -> bool:
+        """It trained to its end but failed: it never learned, or its loss blew up."""
+        return self.status == "failed_to_learn" or self.status.startswith("diverged")
+
+    @property
+    def counts(self) -> bool:
+        """It belongs in comparisons: it finished, or failed (an activation's failures are part of its result)."""
+        return self.status == "ok" or self.failed
+
+    def accuracy_reached(self, best_checkpoint: bool = False) -> float | None:
+        """The test accuracy this run ends with, as comparisons count it: of its final model, or of its
+        best-validation checkpoint. A diverged model's final weights compute NaN, so its final model
+        scores chance; its best checkpoint (from before the blow-up) keeps what it measured."""
+        if best_checkpoint:
+            value = self.best_test_acc
+        else:
+            value = CHANCE_ACCURACY if self.status.startswith("diverged") else self.final_test_acc
+        return CHANCE_ACCURACY if value is None and self.status.startswith("diverged") else value
+
     def summary_row(self) -> dict[str, Any]:
         return {"activation": self.label, "seed": self.seed, "final_test_acc": self.final_test_acc,
                 "final_test_loss": self.final_test_loss, "best_epoch": self.best_epoch,
@@ -80,7 +102,8 @@ class ModelRun:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-FAILED_TO_LEARN = 0.2  # a best accuracy below twice chance (10 classes) means the run never learned
+CHANCE_ACCURACY = 0.1  # ten classes
+FAILED_TO_LEARN = 2 * CHANCE_ACCURACY  # a best accuracy below twice chance means the run never learned
 
 
 def mark_failed_to_learn(record: ModelRun) -> None:
@@ -198,7 +221,8 @@ def _mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
 
 
 def summary_table(results: Results) -> str:
-    """One line per activation: accuracy and loss as mean ± std over seeds, time, status."""
+    """One line per activation: accuracy (failed runs counted at what they reached) and loss as
+    mean ± std over seeds, time, how the runs ended."""
     has_val = any(r.best_epoch is not None for r in results.runs)
     header = ["activation", "seeds", "test acc %", "test loss"]
     header += ["best epoch", "best-val test acc %"] if has_val else []
@@ -206,14 +230,15 @@ def summary_table(results: Results) -> str:
     lines = [header]
     for label in results.labels:
         runs = results.by_label(label)
+        counted = [r for r in runs if r.counts]
         ok = [r for r in runs if r.status == "ok"]
         bad = [r.status for r in runs if r.status != "ok"]
         row = [label, str(len(runs)),
-               _mean_std([r.final_test_acc for r in ok if r.final_test_acc is not None], 100),
+               _mean_std([a for r in counted if (a := r.accuracy_reached()) is not None], 100),
                _mean_std([r.final_test_loss for r in ok if r.final_test_loss is not None], 1, 4)]
         if has_val:
             row += [", ".join(str(r.best_epoch) for r in ok if r.best_epoch is not None) or "–",
-                    _mean_std([r.best_test_acc for r in ok if r.best_test_acc is not None], 100)]
+                    _mean_std([a for r in counted if (a := r.accuracy_reached(True)) is not None], 100)]
         row += [_mean_std([r.train_seconds for r in runs], 1, 1),
                 "ok" if not bad else f"{len(runs) - len(bad)}/{len(runs)} ok; " + ", ".join(bad)]
         lines.append(row)
@@ -222,5 +247,6 @@ def summary_table(results: Results) -> str:
     text.insert(1, "  ".join("-" * w for w in widths))
     seeds = sorted({r.seed for r in results.runs})
     note = f"mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else f"one seed ({seeds[0]})" if seeds else ""
-    return "\n".join(text) + (f"\n({note}; runs that diverged, failed to learn or were interrupted are left out of the means)"
-                                      if note else "")
+    return "\n".join(text) + (f"\n({note}; runs that failed count at the accuracy they reached, a diverged model's "
+                              f"final one at chance; interrupted runs are left out; the loss is over finished runs)"
+                              if note else "")

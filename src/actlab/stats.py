@@ -1,55 +1,81 @@
-"""Which activation is really better: summaries with confidence intervals, paired tests, ranking.
+"""Which activation is really better: summaries, one verdict per pair, groups, seeds needed, failures.
 
-Within one seed every activation shares the data order, the validation split and the initial
-weights, so the comparison of two activations is paired: we test the per-seed differences (paired t
-and Wilcoxon signed-rank, Holm-corrected over all pairs) rather than two independent samples.
-Activations whose difference is not significant are ranked as tied. SciPy supplies every
-distribution; nothing here hand-rolls a p-value.
+Within a seed every activation shares the data order and split, so two activations are compared on
+their per-seed differences over the seeds both have (a paired design). Each pair gets one verdict:
+- `equivalent`: on an accuracy, the difference lies within ±margin (two one-sided t-tests, TOST,
+  Holm-corrected over the pairs): too small to matter, whether or not it is detectable;
+- `a_better` / `b_better`: the paired t-test, Holm-corrected over the pairs, is significant at α
+  (when the differences have no spread, the t statistic is undefined and the exact sign-flip test
+  decides instead);
+- `inconclusive`: neither; `seeds_needed` says how many seeds a paired t-test would need for 80%
+  power at the Holm-corrected α, if the true effect were the one observed;
+- `not_tested`: the pair shares fewer than 3 seeds.
+The exact sign-flip permutation test (n ≤ 10) and the Wilcoxon signed-rank test are reported beside
+the t-test. Groups are a compact letter display built from the verdicts: two activations share a
+letter unless one is significantly better, so no grouping contradicts a pair. Runs that failed (never
+learned, or diverged) count at the accuracy they reached; the as-finished summaries leave them out.
+SciPy supplies every distribution; nothing here hand-rolls a p-value.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as sps
 
 from actlab.results import ModelRun, Results
 
 ALPHA = 0.05
+MIN_SEEDS = 3  # a pair sharing fewer seeds is not tested: the seed-to-seed noise is unknown
+SIGN_FLIP_MAX_N = 10  # the exact sign-flip test enumerates 2^n sign patterns
+POWER = 0.8
+MAX_SEEDS_ADVISED = 1000
+DEFAULT_MARGIN_POINTS = 0.5  # the default smallest accuracy difference of interest, in percentage points
 
-# metric name -> (description, higher is better, unit scale for text)
-METRICS: dict[str, tuple[str, bool]] = {
-    "final_test_acc": ("final test accuracy", True),
-    "peak_test_acc": ("highest test accuracy over the epochs (optimistic: chosen on the test set)", True),
-    "best_val_test_acc": ("test accuracy of the best-validation checkpoint", True),
-    "final_test_loss": ("final test loss", False),
-    "epochs_to_99pct": ("epochs to reach 99% of the final test accuracy", False),
-    "train_seconds": ("training wall time, seconds", False),
+# metric name -> (description, higher is better, is an accuracy: equivalence applies)
+METRICS: dict[str, tuple[str, bool, bool]] = {
+    "final_test_acc": ("final test accuracy", True, True),
+    "peak_test_acc": ("highest test accuracy over the epochs (optimistic: chosen on the test set)", True, True),
+    "best_val_test_acc": ("test accuracy of the best-validation checkpoint", True, True),
+    "final_test_loss": ("final test loss", False, False),
+    "epochs_to_99pct": ("epochs to reach 99% of the final test accuracy", False, False),
+    "train_seconds": ("training wall time, seconds", False, False),
 }
 
 
 def metric_value(run: ModelRun, metric: str) -> float | None:
-    """One number per model for `metric`; None when the run did not measure it."""
+    """One number per model for `metric`, as it counts in comparisons; None when the run has none
+    (a failed run has no loss or convergence speed worth comparing, only the accuracy it reached)."""
     accs = [row["test_acc"] for row in run.epochs if row.get("test_acc") is not None]
     if metric == "final_test_acc":
-        return run.final_test_acc
-    if metric == "peak_test_acc":
-        return max(accs) if accs else None
+        return run.accuracy_reached()
     if metric == "best_val_test_acc":
-        return run.best_test_acc
+        return run.accuracy_reached(best_checkpoint=True)
+    if metric == "peak_test_acc":
+        return max(accs) if accs else run.accuracy_reached()
+    if metric == "train_seconds":
+        return run.train_seconds
+    if run.status != "ok":
+        return None
     if metric == "final_test_loss":
         return run.final_test_loss
     if metric == "epochs_to_99pct":
-        if not accs:
-            return None
-        return float(next(i for i, a in enumerate(accs, 1) if a >= 0.99 * accs[-1]))
-    if metric == "train_seconds":
-        return run.train_seconds
+        return float(next(i for i, a in enumerate(accs, 1) if a >= 0.99 * accs[-1])) if accs else None
     raise KeyError(metric)
+
+
+def values_by_seed(results: Results, label: str, metric: str, finished_only: bool = False) -> dict[int, float]:
+    """{seed: value} over the label's runs that count (finished or failed; `finished_only`: ok)."""
+    out = {}
+    for run in results.by_label(label):
+        if (run.status == "ok" if finished_only else run.counts) and (v := metric_value(run, metric)) is not None:
+            out[run.seed] = v
+    return out
 
 
 @dataclass(frozen=True)
@@ -63,16 +89,21 @@ class Summary:
     max: float
 
 
+def no_spread(x: np.ndarray) -> bool:
+    """The values are all the same up to float rounding (differences of accuracies that are equal on
+    paper differ by ~1e-17), where a standard deviation and everything built on it is meaningless."""
+    return len(x) > 0 and float(np.ptp(x)) <= 1e-9 * max(1.0, float(np.max(np.abs(x))))
+
+
 def summarize(values: list[float], confidence: float = 0.95, method: str = "t", seed: int = 0) -> Summary:
-    """Mean, std and a confidence interval: Student t, or a seeded BCa bootstrap (`method="bootstrap"`)."""
+    """Mean, std and a confidence interval: Student t, or a seeded BCa bootstrap (`method="bootstrap"`).
+    With no spread there is no interval to estimate (NaN), rather than one of zero width."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     mean = float(x.mean()) if n else math.nan
-    std = float(x.std(ddof=1)) if n > 1 else math.nan
-    if n < 2:
+    std = (0.0 if no_spread(x) else float(x.std(ddof=1))) if n > 1 else math.nan
+    if n < 2 or std == 0:
         low = high = math.nan
-    elif std == 0:
-        low = high = mean
     elif method == "bootstrap":
         res = sps.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=9999,
                             method="BCa", rng=np.random.default_rng(seed))
@@ -83,97 +114,261 @@ def summarize(values: list[float], confidence: float = 0.95, method: str = "t", 
                    float(x.max()) if n else math.nan)
 
 
+# --- one pair ------------------------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class PairedTest:
+    """The comparison of a against b over the seeds both have; differences are a − b. Statistics that
+    are undefined for these differences (too few seeds, no spread) are None, never infinite."""
+
     a: str
     b: str
     n: int
-    mean_diff: float  # mean over seeds of (a − b)
-    diff_ci_low: float
-    diff_ci_high: float
-    t: float
-    p_t: float
-    p_wilcoxon: float
-    effect_dz: float  # Cohen's d_z: mean difference / std of the differences
-    p_t_holm: float = math.nan
-    p_wilcoxon_holm: float = math.nan
-    significant: bool = False  # Holm-corrected paired t p < ALPHA
+    mean_diff: float | None
+    sd_diff: float | None
+    diff_ci_low: float | None  # 95% t interval of the mean difference
+    diff_ci_high: float | None
+    t: float | None
+    p_t: float | None
+    p_sign_flip: float | None  # exact sign-flip permutation test, n ≤ 10
+    p_wilcoxon: float | None
+    effect_dz: float | None  # Cohen's d_z: mean difference / std of the differences
+    dz_ci_low: float | None
+    dz_ci_high: float | None
+    p_tost: float | None = None  # two one-sided tests against ±margin (accuracies only)
+    tost_ci_low: float | None = None  # the 1 − 2α interval whose inclusion in ±margin TOST tests
+    tost_ci_high: float | None = None
+    p_decision: float | None = None  # the p-value that decides significance (t, or sign-flip without spread)
+    p_decision_holm: float | None = None
+    p_sign_flip_holm: float | None = None
+    p_wilcoxon_holm: float | None = None
+    p_tost_holm: float | None = None
+    verdict: str = "not_tested"  # a_better, b_better, equivalent, inconclusive, not_tested
+    significant: bool = False  # the difference is significant (also possible for an equivalent pair)
+    rests_on_normality: bool = False  # significant by t, but the exact sign-flip test is not
+    seeds_needed: int | None = None  # inconclusive pairs: seeds for 80% power (None: more than 1000)
 
 
-def paired_test(a: str, b: str, xa: list[float], xb: list[float], confidence: float = 0.95) -> PairedTest:
-    """Paired t and Wilcoxon signed-rank tests of a − b over seeds (both lists in seed order)."""
+def sign_flip_p(d: np.ndarray) -> float | None:
+    """Two-sided exact sign-flip permutation p-value of the mean difference (n ≤ 10), else None."""
+    n = len(d)
+    if n == 0 or n > SIGN_FLIP_MAX_N:
+        return None
+    if not np.any(np.round(d, 12)):
+        return 1.0
+    signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
+    means = np.abs(signs @ d) / n
+    observed = abs(float(d.mean()))
+    return float(np.mean(means >= observed * (1 - 1e-12)))
+
+
+def dz_interval(t: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Confidence interval of d_z from the noncentral t distribution of the paired t statistic; where
+    SciPy's noncentral t cannot be evaluated (|t| in the hundreds), the large-sample normal
+    approximation of d_z's standard error, sqrt(1/n + d_z²/(2(n−1)))."""
+    df, tail, dz = n - 1, (1 - confidence) / 2, t / math.sqrt(n)
+
+    def noncentrality(target: float) -> float | None:
+        f = lambda nc: sps.nct.cdf(t, df, nc) - target  # noqa: E731  (decreasing in nc)
+        lo, hi = t - 5.0, t + 5.0
+        for _ in range(40):
+            f_lo, f_hi = f(lo), f(hi)
+            if not (math.isfinite(f_lo) and math.isfinite(f_hi)):
+                return None
+            if f_lo > 0 > f_hi:
+                return optimize.brentq(f, lo, hi)
+            lo, hi = lo - 2 * (hi - lo), hi + 2 * (hi - lo)
+        return None
+
+    try:
+        low, high = noncentrality(1 - tail), noncentrality(tail)
+    except ValueError:  # a NaN inside the bracket
+        low = high = None
+    if low is None or high is None:
+        half = sps.norm.ppf(1 - tail) * math.sqrt(1 / n + dz ** 2 / (2 * df))
+        return dz - half, dz + half
+    return low / math.sqrt(n), high / math.sqrt(n)
+
+
+def tost(d: np.ndarray, margin: float, alpha: float = ALPHA) -> tuple[float, float, float] | None:
+    """Two one-sided t-tests that the mean difference lies within ±margin: (p, interval low, high),
+    the interval at 1 − 2α; None without spread."""
+    n, mean = len(d), float(d.mean())
+    if n < 2 or no_spread(d):
+        return None
+    sd = float(d.std(ddof=1))
+    se = sd / math.sqrt(n)
+    p = max(float(sps.t.sf((mean + margin) / se, n - 1)), float(sps.t.cdf((mean - margin) / se, n - 1)))
+    low, high = sps.t.interval(1 - 2 * alpha, n - 1, loc=mean, scale=se)
+    return p, float(low), float(high)
+
+
+def paired_test(a: str, b: str, xa: list[float], xb: list[float], margin: float | None = None,
+                confidence: float = 0.95) -> PairedTest:
+    """Every statistic of a − b over seeds (both lists in seed order); verdicts come from `compare`."""
     d = np.asarray(xa, dtype=float) - np.asarray(xb, dtype=float)
     n = len(d)
-    mean = float(d.mean()) if n else math.nan
-    sd = float(d.std(ddof=1)) if n > 1 else math.nan
     if n < 2:
-        return PairedTest(a, b, n, mean, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
-    if sd == 0:
-        t, p_t = (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
-        low = high = mean
-    else:
-        res = sps.ttest_rel(xa, xb)
-        t, p_t = float(res.statistic), float(res.pvalue)
-        low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=sd / math.sqrt(n))
-    p_w = 1.0 if np.all(d == 0) else float(sps.wilcoxon(xa, xb).pvalue)
-    dz = mean / sd if sd and sd > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
-    return PairedTest(a, b, n, mean, float(low), float(high), t, p_t, p_w, dz)
+        return PairedTest(a, b, n, float(d.mean()) if n else None, *[None] * 11)
+    mean, sd = float(d.mean()), 0.0 if no_spread(d) else float(d.std(ddof=1))
+    p_flip = sign_flip_p(d)
+    p_w = 1.0 if no_spread(d) and not np.any(np.round(d, 12)) else float(sps.wilcoxon(xa, xb).pvalue)
+    if sd == 0:  # no spread: t and d_z are undefined, and the sign-flip (here the sign) test decides
+        p_decision = p_flip if p_flip is not None else min(1.0, 2 * 0.5 ** n) if mean else 1.0
+        return PairedTest(a, b, n, mean, 0.0, None, None, None, None, p_flip, p_w, None, None, None,
+                          p_decision=p_decision)
+    res = sps.ttest_rel(xa, xb)
+    t, p_t = float(res.statistic), float(res.pvalue)
+    low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=sd / math.sqrt(n))
+    dz_low, dz_high = dz_interval(t, n, confidence)
+    equivalence = tost(d, margin) if margin is not None else None
+    return PairedTest(a, b, n, mean, sd, float(low), float(high), t, p_t, p_flip, p_w, mean / sd, dz_low, dz_high,
+                      *(equivalence or (None, None, None)), p_decision=p_t)
 
 
-def holm(p_values: list[float]) -> list[float]:
+def seeds_for_power(dz: float | None, alpha: float, power: float = POWER) -> int | None:
+    """The fewest seeds at which a two-sided paired t-test at `alpha` has `power` against an effect of
+    size `dz`; None when more than `MAX_SEEDS_ADVISED` (or no effect) would be needed."""
+    if dz is None or not math.isfinite(dz) or dz == 0:
+        return None
+
+    def enough(n: int) -> bool:
+        df, nc = n - 1, abs(dz) * math.sqrt(n)
+        crit = sps.t.ppf(1 - alpha / 2, df)
+        upper, lower = (float(v) for v in (sps.nct.sf(crit, df, nc), sps.nct.cdf(-crit, df, nc)))
+        return (upper if math.isfinite(upper) else 1.0) + (lower if math.isfinite(lower) else 0.0) >= power
+
+    if not enough(MAX_SEEDS_ADVISED):
+        return None
+    lo, hi = MIN_SEEDS, MAX_SEEDS_ADVISED
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
+    return lo
+
+
+# --- all pairs -----------------------------------------------------------------------------------
+
+def holm(p_values: list[float | None]) -> list[float | None]:
     """Holm's step-down adjustment: controls the family-wise error over all the pairs tested."""
-    m = sum(not math.isnan(p) for p in p_values)  # untested pairs (NaN) are not comparisons
-    order = sorted(range(len(p_values)), key=lambda i: (math.isnan(p_values[i]), p_values[i]))
-    adjusted = [math.nan] * len(p_values)
+    tested = [i for i, p in enumerate(p_values) if p is not None and not math.isnan(p)]
+    order = sorted(tested, key=lambda i: p_values[i])
+    adjusted: list[float | None] = [None] * len(p_values)
     running = 0.0
     for rank, i in enumerate(order):
-        if math.isnan(p_values[i]):
-            continue
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        running = max(running, min(1.0, (len(tested) - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
 
 
 def paired_values(results: Results, metric: str, a: str, b: str) -> tuple[list[float], list[float]]:
-    """The metric for a and b over the seeds where both finished `ok`, in seed order."""
-    def by_seed(label):
-        return {r.seed: metric_value(r, metric) for r in results.by_label(label) if r.status == "ok"}
-    va, vb = by_seed(a), by_seed(b)
-    seeds = sorted(s for s in va.keys() & vb.keys() if va[s] is not None and vb[s] is not None)
+    """The metric for a and b over the seeds where both count, in seed order."""
+    va, vb = values_by_seed(results, a, metric), values_by_seed(results, b, metric)
+    seeds = sorted(va.keys() & vb.keys())
     return [va[s] for s in seeds], [vb[s] for s in seeds]
 
 
-def compare(results: Results, metric: str) -> list[PairedTest]:
-    """Every pair of activations, tested and Holm-corrected together."""
-    tests = [paired_test(a, b, *paired_values(results, metric, a, b))
+def compare(results: Results, metric: str, margin: float | None = None, alpha: float = ALPHA) -> list[PairedTest]:
+    """Every pair of activations, with Holm-corrected p-values and one verdict each. `margin` (as a
+    fraction, 0.005 = 0.5 points) makes equivalence testable on accuracies."""
+    _, higher, accuracy = METRICS[metric]
+    margin = margin if accuracy else None
+    tests = [paired_test(a, b, *paired_values(results, metric, a, b), margin)
              for a, b in itertools.combinations(results.labels, 2)]
-    adj_t, adj_w = holm([t.p_t for t in tests]), holm([t.p_wilcoxon for t in tests])
-    return [PairedTest(**{**asdict(t), "p_t_holm": pt, "p_wilcoxon_holm": pw,
-                          "significant": bool(pt < ALPHA)}) for t, pt, pw in zip(tests, adj_t, adj_w)]
+    tests = [t if t.n >= MIN_SEEDS else replace(t, p_decision=None, p_tost=None) for t in tests]
+    holms = {name: holm([getattr(t, name) for t in tests]) for name in ("p_decision", "p_sign_flip", "p_wilcoxon",
+                                                                          "p_tost")}
+    tested = sum(t.n >= MIN_SEEDS for t in tests)
+    out = []
+    for i, t in enumerate(tests):
+        t = replace(t, **{f"{name}_holm": holm_values[i] for name, holm_values in holms.items()})
+        out.append(_with_verdict(t, higher, alpha, tested))
+    return out
 
 
-def ranking(summaries: dict[str, Summary], tests: list[PairedTest], higher_is_better: bool) -> list[list[str]]:
-    """Tiers in order: each tier's leader is the best activation not yet placed, and every later
-    activation not significantly different from that leader joins its tier (ties)."""
-    significant = {frozenset((t.a, t.b)): t.significant for t in tests}
-    order = sorted((label for label, s in summaries.items() if not math.isnan(s.mean)),
-                   key=lambda label: summaries[label].mean, reverse=higher_is_better)
-    tiers: list[list[str]] = []
-    for label in order:
-        if tiers and not significant.get(frozenset((tiers[-1][0], label)), False):
-            tiers[-1].append(label)
-        else:
-            tiers.append([label])
-    return tiers
+def _with_verdict(t: PairedTest, higher: bool, alpha: float, tested: int) -> PairedTest:
+    if t.n < MIN_SEEDS:
+        return replace(t, verdict="not_tested")
+    significant = t.p_decision_holm is not None and t.p_decision_holm < alpha
+    if t.p_tost_holm is not None and t.p_tost_holm < alpha:
+        verdict = "equivalent"
+    elif significant:
+        verdict = "a_better" if (t.mean_diff > 0) == higher else "b_better"
+    else:
+        verdict = "inconclusive"
+    normality = significant and t.p_t is not None and (t.p_sign_flip_holm is None or t.p_sign_flip_holm >= alpha) \
+        and t.n <= SIGN_FLIP_MAX_N
+    needed = seeds_for_power(t.effect_dz, alpha / max(1, tested)) if verdict == "inconclusive" else None
+    return replace(t, verdict=verdict, significant=significant, rests_on_normality=normality, seeds_needed=needed)
+
+
+def letter_groups(order: list[str], tests: list[PairedTest]) -> dict[str, str]:
+    """A compact letter display (Piepho's insert-absorb): two activations share a letter unless one
+    is significantly better than the other. Letters go by the best member of each group (`order`)."""
+    different = [(t.a, t.b) for t in tests if t.verdict in ("a_better", "b_better") and t.a in order and t.b in order]
+    sets = [frozenset(order)]
+    for a, b in different:
+        split = []
+        for s in sets:
+            split += [s - {a}, s - {b}] if a in s and b in s else [s]
+        unique = list(dict.fromkeys(s for s in split if s))
+        sets = [s for s in unique if not any(s < other for other in unique)]
+    sets.sort(key=lambda s: sorted(order.index(label) for label in s))
+    letters = dict.fromkeys(order, "")
+    for k, s in enumerate(sets):
+        for label in s:
+            letters[label] += _letter(k)
+    return letters
+
+
+def _letter(k: int) -> str:
+    return "abcdefghijklmnopqrstuvwxyz"[k] if k < 26 else f"g{k}"
+
+
+# --- whole runs ----------------------------------------------------------------------------------
+
+def failure_counts(results: Results) -> dict[str, dict[str, Any]]:
+    """Per activation: runs, how they ended, and the failure rate with its exact (Clopper–Pearson)
+    95% interval over the runs that count."""
+    out = {}
+    for label in results.labels:
+        runs = results.by_label(label)
+        counted = [r for r in runs if r.counts]
+        failures = sum(r.failed for r in counted)
+        interval = sps.binomtest(failures, len(counted)).proportion_ci(0.95, "exact") if counted else None
+        out[label] = {"runs": len(runs), "ok": sum(r.status == "ok" for r in runs),
+                      "failed_to_learn": sum(r.status == "failed_to_learn" for r in runs),
+                      "diverged": sum(r.status.startswith("diverged") for r in runs),
+                      "unfinished": len(runs) - len(counted), "failures": failures,
+                      "failure_rate": failures / len(counted) if counted else None,
+                      "failure_ci": [interval.low, interval.high] if interval else None,
+                      "still_improving": sum(still_improving(r) for r in runs)}
+    return out
+
+
+def still_improving(run: ModelRun) -> bool:
+    """The run trained every epoch and its best validation (else test) accuracy came in the last one."""
+    key = "val_acc" if any(row.get("val_acc") is not None for row in run.epochs) else "test_acc"
+    accs = [row[key] for row in run.epochs if row.get(key) is not None]
+    return run.status == "ok" and len(accs) > 1 and accs.index(max(accs)) == len(accs) - 1
+
+
+def rank_test_min_seeds(pairs: int, alpha: float = ALPHA) -> int:
+    """The fewest seeds with which the exact Wilcoxon or sign-flip test can pass Holm's first step
+    (p < α / pairs): its smallest p-value with n seeds is 2 / 2^n."""
+    n = 1
+    while 2 / 2 ** n >= alpha / max(1, pairs):
+        n += 1
+    return n
 
 
 def epoch_curves(results: Results, metric: str, confidence: float = 0.95) -> dict[str, list[dict[str, float]]]:
-    """Per activation and epoch: mean and t confidence interval over the seeds that finished."""
+    """Per activation and epoch: mean and t confidence interval over the runs that count."""
     curves = {}
     for label in results.labels:
         by_epoch: dict[int, list[float]] = {}
         for run in results.by_label(label):
-            if run.status != "ok":  # as in the summaries: unfinished runs are left out
+            if not run.counts:
                 continue
             for row in run.epochs:
                 if row.get(metric) is not None and math.isfinite(row[metric]):
@@ -182,40 +377,36 @@ def epoch_curves(results: Results, metric: str, confidence: float = 0.95) -> dic
     return curves
 
 
-def failure_counts(results: Results) -> dict[str, dict[str, int]]:
-    return {label: {"runs": len(results.by_label(label)),
-                    "ok": sum(r.status == "ok" for r in results.by_label(label)),
-                    "failed_to_learn": sum(r.status == "failed_to_learn" for r in results.by_label(label))}
-            for label in results.labels}
-
-
-def analyse(results: Results, confidence: float = 0.95, method: str = "t") -> dict[str, Any]:
-    """Everything `stats.json` holds: per-activation summaries, pairwise tests and tiers per metric."""
+def analyse(results: Results, confidence: float = 0.95, method: str = "t",
+            margin_points: float = DEFAULT_MARGIN_POINTS) -> dict[str, Any]:
+    """Everything `stats.json` holds: per metric the summaries (failed runs counted, and as finished),
+    every pair's verdict and the letter groups; per activation its failures; advice on seeds."""
+    pairs = len(results.labels) * (len(results.labels) - 1) // 2
     out: dict[str, Any] = {
-        "alpha": ALPHA, "confidence": confidence, "ci_method": method,
-        "seeds": sorted({r.seed for r in results.runs}), "runs": failure_counts(results),
-        "test": "paired t-test over seeds (Holm-corrected over all pairs) decides significance; "
-                "Wilcoxon signed-rank reported beside it",
-        "metrics": {},
+        "alpha": ALPHA, "confidence": confidence, "ci_method": method, "equivalence_margin_points": margin_points,
+        "min_seeds": MIN_SEEDS, "seeds": sorted({r.seed for r in results.runs}), "runs": failure_counts(results),
+        "decision": "paired t-test over seeds, Holm-corrected over all pairs (exact sign-flip test where the "
+                    "differences have no spread); equivalence by two one-sided t-tests against ±margin, "
+                    "Holm-corrected; the exact sign-flip (n ≤ 10) and Wilcoxon tests are reported beside",
+        "rank_test_min_seeds": rank_test_min_seeds(pairs), "metrics": {}, "warnings": [],
     }
-    for metric, (description, higher) in METRICS.items():
-        values = {label: [v for r in results.by_label(label) if r.status == "ok"
-                          and (v := metric_value(r, metric)) is not None] for label in results.labels}
+    for metric, (description, higher, _) in METRICS.items():
+        values = {label: list(values_by_seed(results, label, metric).values()) for label in results.labels}
         if not any(values.values()):
             continue
+        finished = {label: list(values_by_seed(results, label, metric, True).values()) for label in results.labels}
         summaries = {label: summarize(v, confidence, method) for label, v in values.items()}
-        tests = compare(results, metric)
+        order = sorted((label for label in values if values[label]), key=lambda label: summaries[label].mean,
+                       reverse=higher)
+        tests = compare(results, metric, margin_points / 100)
         out["metrics"][metric] = {
-            "description": description, "higher_is_better": higher,
+            "description": description, "higher_is_better": higher, "order": order,
             "summary": {label: asdict(s) for label, s in summaries.items()},
+            "as_finished": {label: asdict(summarize(v, confidence, method)) for label, v in finished.items()},
             "pairwise": [asdict(t) for t in tests],
-            "tiers": ranking(summaries, tests, higher),
+            "groups": letter_groups(order, tests) if any(t.verdict != "not_tested" for t in tests) else None,
         }
+    if method == "bootstrap" and any(s["n"] < 10 for m in out["metrics"].values() for s in m["summary"].values()):
+        out["warnings"].append("bootstrap_small_n")
     out["curves"] = {m: epoch_curves(results, m, confidence) for m in ("test_acc", "test_loss", "train_loss", "val_acc")}
     return out
-
-
-def min_wilcoxon_p(n: int) -> float:
-    """The smallest two-sided p-value the exact Wilcoxon test can give with n pairs (2 / 2^n)."""
-    return min(1.0, 2.0 / 2 ** n)
-

@@ -171,9 +171,9 @@ class Member:
     x_diag: torch.Tensor = field(init=False)
     y_diag: torch.Tensor = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.x_diag = self.data.x_test[:DIAGNOSTIC_EXAMPLES]
-        self.y_diag = self.data.y_test[:DIAGNOSTIC_EXAMPLES]
+    def __post_init__(self) -> None:  # the diagnostics' images: the first of the seed's training split
+        self.x_diag = self.data.x_train[:DIAGNOSTIC_EXAMPLES]
+        self.y_diag = self.data.y_train[:DIAGNOSTIC_EXAMPLES]
 
 
 def train_model(record: ModelRun, data: DeviceData, config: Config, device: torch.device,
@@ -233,7 +233,7 @@ def train_group(records: list[ModelRun], data: dict[int, DeviceData], config: Co
                 member.board(None)
     for member in members:
         mark_failed_to_learn(member.record)
-        test_best_checkpoint(member.record, member.model, member.best_state, member.data, config)
+        test_best_checkpoint(member, config)
     by_record = {id(m.record): (m.model, m.best_state) for m in members}
     return [by_record[id(r)] for r in records]
 
@@ -276,12 +276,13 @@ def _train_epoch(stack: ModelStack, optimizer, data: dict[int, DeviceData], conf
         for seed, first, end in stack.blocks:
             idx = perms[seed][i * o.batch_size:(i + 1) * o.batch_size]
             xs.append(data[seed].x_train.index_select(0, idx))
-            ys.append(data[seed].y_train.index_select(0, idx).expand(end - first, -1))
-        y = ys[0] if len(ys) == 1 else torch.cat(ys)
-        out, losses = step(xs, y, stack.dropout_noise(len(y[0])))
+            ys.append(data[seed].y_train.index_select(0, idx))
+        y = ys[0] if len(stack) == 1 else torch.cat([y.expand(end - first, -1) for y, (_, first, end)
+                                                     in zip(ys, stack.blocks)])
+        out, losses = step(xs, y, stack.dropout_noise(len(ys[0])))
         optimizer_step()
-        loss_sum += losses * y.shape[1]
-        correct += (out.argmax(-1) == y).sum(1)
+        loss_sum += losses * len(ys[0])
+        correct += (out.argmax(-1) == y).sum(-1)
         if (i + 1) % CHECK_EVERY == 0 or i + 1 == steps:
             running = (loss_sum / min((i + 1) * o.batch_size, seen_per_epoch)).tolist()
             diverged = [d or not math.isfinite(r) or r > DIVERGED_LOSS for d, r in zip(diverged, running)]
@@ -334,7 +335,7 @@ def autograd_step(stack: ModelStack, precision) -> Callable:
         return lambda z: torch.func.functional_call(layer.activation, params, (z,))
 
     def step(xs: list[torch.Tensor], y: torch.Tensor, noise) -> tuple[torch.Tensor, torch.Tensor]:
-        weights, biases, act_params = stack.views(stack.flat)  # differentiable views: gradients reach `flat`
+        weights, biases, act_params = stack.views(stack.flat, squeeze=True)  # differentiable: gradients reach `flat`
         functions = [[activation_of(layer, params) for layer, params in zip(hidden, acts)]
                      for hidden, acts in zip(stack.hidden, act_params)]
         with precision:
@@ -350,10 +351,11 @@ def autograd_step(stack: ModelStack, precision) -> Callable:
 
 
 def model_losses(out: torch.Tensor, y: torch.Tensor, heads: list) -> torch.Tensor:
-    """Each model's mean loss on the batch (models,): cross-entropy on logits, NLL on a head's output."""
+    """Each model's mean loss on the batch (models,): cross-entropy on logits, NLL on a head's output.
+    One model's output and labels have no model dimension."""
+    if out.dim() == 2:
+        return loss_fn(heads[0].kind if heads[0] is not None else "logits")(out, y).view(1)
     if all(head is None for head in heads):
-        if len(out) == 1:
-            return F.cross_entropy(out[0], y[0]).unsqueeze(0)
         return F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(len(out), -1).mean(1)
     return torch.stack([loss_fn(head.kind if head is not None else "logits")(out[m], y[m])
                         for m, head in enumerate(heads)])
@@ -400,14 +402,15 @@ def epoch_steps(n: int, o: OptimConfig) -> tuple[int, int]:
     return math.ceil(n / o.batch_size), n
 
 
-def test_best_checkpoint(record: ModelRun, model: nn.Module, best_state: dict | None, data: DeviceData,
-                         config: Config) -> None:
+def test_best_checkpoint(member: Member, config: Config) -> None:
     """Reload the best-validation weights, test them into `record.best_test_acc` (as the reference
-    write-up does), and put the final weights back."""
-    if best_state is None:
+    write-up does) and measure their diagnostics (stage `best`), then put the final weights back."""
+    if member.best_state is None:
         return
+    model, record = member.model, member.record
     final_state = copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    _, record.best_test_acc = evaluate(model, data.x_test, data.y_test, loss_fn(record.output),
+    model.load_state_dict(member.best_state)
+    _, record.best_test_acc = evaluate(model, member.data.x_test, member.data.y_test, loss_fn(record.output),
                                        config.run.eval_batch_size)
+    _diagnose(member, "best", config)
     model.load_state_dict(final_state)
