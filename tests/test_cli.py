@@ -171,12 +171,17 @@ def test_truncated_gz_is_one_clear_line(mnist_copy, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_existing_run_folder_is_not_overwritten(tmp_path, data_dir, capsys):
+def test_a_finished_run_folder_is_resumed_not_overwritten(tmp_path, data_dir, capsys):
     out = tmp_path / "run"
-    assert main(["run", *quick_flags(data_dir, out, activations="relu", epochs="1")]) == 0
+    flags = quick_flags(data_dir, out, activations="relu", epochs="1")
+    assert main(["run", *flags]) == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    code, _, err = run_cli(capsys, ["run", *flags[:-1]])  # the same command, without --quiet: its log shows
+    assert code == 0 and "1 of 1 models are already trained, 0 to train" in err and ": ok, test acc" not in err
+    assert json.loads((out / "results.json").read_text())["runs"] == runs  # nothing retrained
     before = (out / "results.json").read_bytes()
-    code, _, err = run_cli(capsys, ["run", *quick_flags(data_dir, out, activations="relu", epochs="1")])
-    assert_one_line_error(code, err, "already holds a run")
+    code, _, err = run_cli(capsys, ["run", *quick_flags(data_dir, out, activations="relu", epochs="2")])
+    assert_one_line_error(code, err, r"holds a run of another experiment \(epochs = 1 there, 2 now\)")
     assert (out / "results.json").read_bytes() == before
 
 

@@ -9,18 +9,20 @@
     actlab run --config sweep.toml --out DIR          # a [sweep] grid into DIR/results.db; rerun to resume
     actlab runs list|show|export DIR                  # the runs of a sweep store
 
-Problems the user can fix end in one `actlab: error: ...` line and exit code 1; Ctrl-C exits 130
-after saying where the finished models are.
+Problems the user can fix end in one `actlab: error: ...` line and exit code 1; Ctrl-C (130) and
+SIGTERM (143) end in one line saying where the finished models are and the command that resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from actlab.errors import ActlabError
+from actlab.errors import ActlabError, Interrupted, Terminated, raise_terminated
 
 
 class _Parser(argparse.ArgumentParser):
@@ -124,10 +126,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         out = Path(config.run.out or f"runs/{config.run.name}-sweep")
         try:
             counts = run_sweep(config, sweep, out, args.backend, args.ray_address, show_progress, log)
-        except KeyboardInterrupt:
-            print(f"actlab: interrupted; finished runs are in {out / 'results.db'}: run the same command to resume",
-                  file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as stop:
+            print(f"actlab: interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}; finished runs are in "
+                  f"{out / 'results.db'}: run the same command to resume", file=sys.stderr)
+            return 143 if isinstance(stop, Terminated) else 130
         print(f"{counts['runs']} runs: {counts.get('done', 0)} done ({counts['already_done']} were already), "
               f"{counts.get('failed', 0)} failed, {counts.get('pending', 0) + counts.get('running', 0)} not run; "
               f"store: {out / 'results.db'}")
@@ -135,10 +137,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1 if counts.get("failed") else 0
     try:
         results = run(config, show_progress=show_progress, log=log)
-    except KeyboardInterrupt:
-        print("actlab: interrupted; the models finished so far are saved in the run folder "
-              "(see `actlab show` on it)", file=sys.stderr)
-        return 130
+    except Interrupted as exc:
+        print(f"actlab: {exc}", file=sys.stderr)
+        return exc.exit_code
     print(results.table())
     print(f"\nrun folder: {results.run_dir}  (report: {results.run_dir / 'report.html'})")
     return 0
@@ -305,6 +306,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, raise_terminated)  # a scheduler's stop ends like Ctrl-C
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -332,9 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     except ActlabError as exc:
         print(f"actlab: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print("actlab: interrupted", file=sys.stderr)
-        return 130
+        return 143 if isinstance(stop, Terminated) else 130
     except BrokenPipeError:  # `actlab activations | head`: the reader left, which is fine
         sys.stderr.close()
         return 0

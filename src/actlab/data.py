@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from actlab.errors import ActlabError
+from actlab.files import file_mode
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -53,6 +54,8 @@ class DatasetInfo:
     folders: tuple[str, ...]  # sub-folder names tried inside a data folder
     system_dirs: tuple[str, ...] = ()
     classes: tuple[str, ...] = tuple(str(d) for d in range(10))
+    train_size: int = 60000  # examples in the training split
+    test_size: int = 10000
 
 
 DATASETS = {
@@ -288,19 +291,6 @@ def mirror_urls(info: DatasetInfo, mirror: str | None, mirrors: tuple[str, ...] 
     return urls
 
 
-def _umask() -> int:
-    """The process umask; read from /proc where possible, since `os.umask` can only read it by setting it."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _copy_body(response, out, on_chunk: Callable[[int], object]) -> tuple[str, int]:
     """Copy a response body to `out`; returns its MD5 and size. A body cut short is an error."""
     expected = int(response.headers.get("Content-Length") or -1)
@@ -356,7 +346,7 @@ def _download(opener: urllib.request.OpenerDirector, url: str, target: Path, md5
         problem = _archive_problem(Path(tmp), got_md5, md5, sha256)
         if problem:
             raise ActlabError(problem)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a cache file follows the umask
+        os.chmod(tmp, file_mode())  # mkstemp creates 0600; a cache file follows the umask
         os.replace(tmp, target)
         return size
     finally:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import sys
 from pathlib import Path
 
@@ -24,8 +25,9 @@ from actlab import __version__
 from actlab.activations import stacking_obstacle
 from actlab.config import Config
 from actlab.data import load_dataset
-from actlab.errors import ActlabError
-from actlab.results import ModelRun, Results, atomic_write, safe_name, write_results
+from actlab.errors import ActlabError, Interrupted, Terminated
+from actlab.files import atomic_write
+from actlab.results import ModelRun, Results, load_results, safe_name, write_results
 from actlab.train import prepare_data, resolve_device
 from actlab.workers import Task, Trained, progress_wanted, remember_dataset, resident_peak_mb, run_tasks
 
@@ -37,7 +39,7 @@ def environment(device: torch.device, config: Config) -> dict:
         "python": platform.python_version(), "platform": platform.platform(),
         "device": str(device),
         "seeds": list(config.run.seeds), "started": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("actlab") else None,
+        "command": command_line(),
     }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
@@ -45,20 +47,52 @@ def environment(device: torch.device, config: Config) -> dict:
     return env
 
 
-def run_folder(config: Config) -> Path:
-    if config.run.out is not None:
-        folder = Path(config.run.out)
-        if (folder / "results.json").exists():
-            raise ActlabError(f"{folder} already holds a run (results.json); choose another --out "
-                              f"or delete that folder")
-        return folder
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = Path("runs") / f"{config.run.name}-{stamp}"
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = Path("runs") / f"{config.run.name}-{stamp}-{suffix}"
-    return folder
+# keys that may differ between a run and the command resuming it: where and how it trains, not what
+RESUMABLE_CHANGES = ("out", "workers", "threads", "data_dir", "data_mirror", "download")
+
+
+def command_line() -> str | None:
+    """The `actlab ...` command this process runs, quoted for a shell; None from the Python API."""
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if program is None or not (program.name == "actlab" or program.parent.name == "actlab"):
+        return None
+    return shlex.join(["actlab", *sys.argv[1:]])
+
+
+def open_run_folder(config: Config, records: list[ModelRun]) -> tuple[Path, dict[int, ModelRun]]:
+    """The run folder, and the models it already holds when the same experiment ran there before.
+
+    Without `out`, a new `runs/<name>-<timestamp>/`. With `out`: a new or empty folder starts a run;
+    a folder holding a run of the same configuration resumes it (its finished and failed models are
+    kept, with their checkpoints); anything else is an error saying why."""
+    if config.run.out is None:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        folder, suffix = Path("runs") / f"{config.run.name}-{stamp}", 1
+        while folder.exists():
+            suffix += 1
+            folder = Path("runs") / f"{config.run.name}-{stamp}-{suffix}"
+        return folder, {}
+    folder = Path(config.run.out)
+    if folder.exists() and not folder.is_dir():
+        raise ActlabError(f"--out {folder} is a file, not a folder; give a new or empty folder for the run")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return folder, {}
+    if not (folder / "results.json").is_file():
+        names = sorted(p.name for p in folder.iterdir())
+        raise ActlabError(f"--out {folder} already holds other files ({', '.join(names[:3])}"
+                          f"{', …' if len(names) > 3 else ''}) and no actlab run; give a new or empty folder")
+    previous = load_results(folder)
+    now = config.to_flat()
+    differs = [f"{k} = {previous.config.get(k)!r} there, {now.get(k)!r} now"
+               for k in sorted(set(now) | set(previous.config)) if k not in RESUMABLE_CHANGES
+               and previous.config.get(k) != now.get(k)]
+    if differs:
+        raise ActlabError(f"--out {folder} holds a run of another experiment ({'; '.join(differs[:3])}); rerun it "
+                          f"with its own settings to resume it, or give another --out")
+    done = {(r.label, r.seed): r for r in previous.runs if r.counts}
+    kept = {i: done[r.label, r.seed] for i, r in enumerate(records) if (r.label, r.seed) in done and
+            (not config.run.checkpoints or (folder / "checkpoints" / checkpoint_name(r.label, r.seed)).is_file())}
+    return folder, kept
 
 
 def write_normalization(folder: Path, config: Config, dataset) -> None:
@@ -122,59 +156,127 @@ def plan_groups(config: Config, device: torch.device, records: list[ModelRun],
     return [g for g in groups if g] + [[i] for i in alone], why
 
 
-def models_per_chunk(config: Config, device: torch.device) -> int:
-    """How many models fit in one stacked pass, from a byte estimate against the free memory
-    (0 when not even the data fits)."""
+def model_bytes(config: Config) -> int:
+    """Memory one model needs while it trains, roughly: its parameters with their gradients, the
+    optimizer's state and the copies kept (best-validation weights, the checkpoint), plus one
+    training batch's and one evaluation batch's activations."""
     sizes = [784, *config.model.hidden, 10]
     params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
-    per_model = params * 4 * 6 + config.optim.batch_size * sum(sizes) * 4 * 4  # weights, grads, state, copy; activations
-    data_bytes = 70000 * 785 * 4 * len(config.run.seeds)
+    batch = config.optim.batch_size * sum(sizes) * 4 * 4
+    evaluation = min(config.run.eval_batch_size, 70000) * max(sizes) * 4 * 3
+    return params * 4 * 7 + batch + evaluation
+
+
+DATA_BYTES = 70000 * 785 * 4  # one seed's splits as float32 tensors: each worker holds one seed's at a time
+
+
+def available_bytes(device: torch.device) -> int:
+    """Memory free for training: on the GPU, what CUDA reports; on the CPU, the kernel's MemAvailable."""
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        budget = 0.6 * free
-    else:
-        budget = 0.5 * os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return max(1, int((budget - data_bytes) // per_model))
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(config: Config, device: torch.device) -> None:
+    """Refuse, before allocating anything, a model that cannot fit in this machine's memory."""
+    need, available = model_bytes(config) + DATA_BYTES, available_bytes(device)
+    if need > available:
+        sizes = [784, *config.model.hidden, 10]
+        params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+        raise ActlabError(f"hidden = {list(config.model.hidden)} needs about {_size(need)} of memory for one model "
+                          f"({params:,} parameters, with their gradients, optimizer state and copies, and the "
+                          f"data); this {'GPU' if device.type == 'cuda' else 'machine'} has {_size(available)} "
+                          f"available: use smaller layers")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def models_per_chunk(config: Config, device: torch.device) -> int:
+    """How many models fit in one stacked pass, from `model_bytes` against the free memory."""
+    budget = 0.6 * available_bytes(device) - DATA_BYTES * len(config.run.seeds)
+    return max(1, int(budget // model_bytes(config)))
 
 
 def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     """Train `config`'s activations × seeds and write the run folder; returns the `Results`.
 
     `show_progress` defaults to bars on a terminal or in a notebook; `log` receives one line per
-    finished model (default: stderr). On Ctrl-C the models finished so far are already on disk.
+    finished model (default: stderr). A run folder that already holds this experiment is resumed.
+    Ctrl-C or SIGTERM raise `Interrupted` once the models finished so far are on disk; models
+    whose worker process died are marked `lost`, and the run ends in an `ActlabError` saying so.
     """
     show_progress = progress_wanted() if show_progress is None else show_progress
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     device = resolve_device(config.run.device)
+    check_memory(config, device)
     dataset = load_dataset(config.data.dataset, data_folder(config), download=config.data.download,
                            mirror=config.data.data_mirror, show_progress=show_progress)
     remember_dataset(dataset)
     records = [ModelRun(label, activation, output, seed)
                for seed in config.run.seeds for label, activation, output in config.variants]
-    folder = run_folder(config)
-    folder.mkdir(parents=True, exist_ok=True)
-    groups, alone = plan_groups(config, device, records, worker_count(config, device, len(records)))
+    folder, kept = open_run_folder(config, records)
+    records = [kept.get(i, record) for i, record in enumerate(records)]
+    todo = [i for i in range(len(records)) if i not in kept]
+    groups, alone = plan_groups(config, device, [records[i] for i in todo], worker_count(config, device, len(todo)))
+    groups = [[todo[i] for i in g] for g in groups]
     workers = worker_count(config, device, len(groups))
     threads = threads_per_worker(config, workers)
     results = Results(folder, config.to_flat(), environment(device, config), records)
     results.environment.update(
-        data_folder=str(dataset.folder), workers=workers, threads_per_worker=threads,
+        data_folder=str(dataset.folder), workers=workers, threads_per_worker=threads, resumed=len(kept),
         stacked=[[f"{records[i].label} seed {records[i].seed}" for i in g] for g in groups if len(g) > 1],
         trained_alone=alone)
+    folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / "config.toml", config.to_toml())
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
     write_results(results)
     if config.data.normalize != "none":
         write_normalization(folder, config, dataset)
+    if kept:
+        log(f"resuming {folder}: {len(kept)} of {len(records)} models are already trained, {len(todo)} to train")
+    lost = _train(config, device, dataset, results, groups, workers, threads, show_progress, log)
+    from actlab.report import build_report  # plotting and statistics: only the parent needs them
+
+    atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
+    build_report(results)
+    if lost:
+        raise ActlabError(f"{len(lost)} of {len(records)} models were lost ({'; '.join(lost)}); the other models "
+                          f"are saved in {folder}: run `{resume_command(results)}` to train just the lost ones")
+    return results
+
+
+def _train(config: Config, device: torch.device, dataset, results: Results, groups: list[list[int]], workers: int,
+           threads: int, show_progress: bool, log) -> list[str]:
+    """Train the groups, writing each model to the run folder as it finishes; returns what was lost.
+    Ctrl-C and SIGTERM become `Interrupted`, with the finished models on disk."""
+    folder, records = results.run_dir, results.runs
     board = str(folder / "tensorboard") if config.run.tensorboard else None
     tasks = [Task(tuple(g), tuple(records[i] for i in g), config.to_flat(), str(dataset.folder), str(device), board)
              for g in groups]
     worker_peaks: list[float] = []
+    lost: list[str] = []
 
     def finished(trained: Trained) -> None:
+        record = results.runs[trained.index] = trained.record
+        if trained.lost:
+            lost.append(f"{record.label} seed {record.seed}: {trained.error}")
+            write_results(results)
+            log(f"{record.label} seed {record.seed}: lost, {trained.error}")
+            return
         if trained.error:
             raise ActlabError(trained.error)
-        record = results.runs[trained.index] = trained.record
         worker_peaks.append(trained.peak_mb)
         write_results(results)
         if config.run.checkpoints:
@@ -186,14 +288,21 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
 
     try:
         run_tasks(tasks, workers, threads, show_progress, finished)
+    except KeyboardInterrupt as stop:
+        done = sum(r.counts for r in records)
+        raise Interrupted(f"interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}: {done} of "
+                          f"{len(records)} models are trained and saved in {folder}; resume with "
+                          f"`{resume_command(results)}`", getattr(stop, "signum", 2)) from None
     finally:
         write_results(results)
-    from actlab.report import build_report  # plotting and statistics: only the parent needs them
-
     results.environment.update(peak_memory(device, worker_peaks if workers > 1 else []))
-    atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
-    build_report(results)
-    return results
+    return lost
+
+
+def resume_command(results: Results) -> str:
+    """The command that resumes this run: the one that started it, with its `--out`."""
+    command = results.environment.get("command") or "actlab run --config " + str(results.run_dir / "config.toml")
+    return command if "--out" in shlex.split(command) else f"{command} --out {shlex.quote(str(results.run_dir))}"
 
 
 def peak_memory(device: torch.device, worker_peaks: list[float]) -> dict[str, float]:

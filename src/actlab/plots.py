@@ -17,7 +17,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from actlab.activations import ActivationSpec, curve  # noqa: E402
-from actlab.results import Results, atomic_write  # noqa: E402
+from actlab.files import atomic_write  # noqa: E402
+from actlab.results import Results  # noqa: E402
 
 CURVES = {
     "train_loss": ("training loss (mean over the epoch)", "loss"),

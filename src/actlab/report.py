@@ -21,7 +21,8 @@ from actlab.analysis import (analysis_blocks, diagnostic_means, mean_ci, method_
 from actlab.messages import Words
 from actlab.plots import plot_activations, plot_diagnostics, plot_final_bars, plot_run
 from actlab.render import Block, Code, Heading, Image, Paragraph, Table, joined, to_html, to_markdown
-from actlab.results import Results, atomic_write, json_safe, load_results, write_results
+from actlab.files import atomic_write
+from actlab.results import Results, json_safe, load_results, write_results
 from actlab.stats import DEFAULT_MARGIN_POINTS, analyse, values_by_seed
 
 

@@ -13,15 +13,14 @@ import csv
 import io
 import json
 import math
-import os
 import re
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from actlab.errors import ActlabError
+from actlab.files import atomic_write
 
 METRIC_COLUMNS = ("activation", "seed", "epoch", "train_loss", "train_acc", "val_loss", "val_acc",
                   "test_loss", "test_acc", "seconds")
@@ -144,20 +143,6 @@ class Results:
 def safe_name(text: str) -> str:
     """`text` as a file or folder name: anything but letters, digits and `._=+-` becomes `_`."""
     return re.sub(r"[^A-Za-z0-9._=+-]+", "_", text)
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write `path` via a temporary file and a rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _cell(value: Any) -> str:

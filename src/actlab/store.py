@@ -11,6 +11,7 @@ driver process writes here. `results_from_store` reads a subset of the finished 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -75,6 +76,19 @@ class Store:
             raise ActlabError(f"{self.path} is not a usable actlab store ({exc}); move it away or choose "
                               f"another --out") from None
 
+    @contextlib.contextmanager
+    def writing(self):
+        """One transaction; a full disk or a file-size limit is one line naming the store, and the
+        transaction rolls back, so every run committed before stays intact."""
+        try:
+            with self.db:
+                yield
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc) and "I/O" not in str(exc):
+                raise
+            raise ActlabError(f"cannot write {self.path}: {exc}; free space and run the same command again: the "
+                              f"runs committed before are intact") from None
+
     def __enter__(self) -> Store:
         return self
 
@@ -83,7 +97,7 @@ class Store:
 
     def add_pending(self, runs: Iterable[tuple[str, int, dict[str, Any], str, str, str, int]]) -> None:
         """Insert the grid's runs (hash, index, config, label, activation, output, seed) not yet known."""
-        with self.db:
+        with self.writing():
             self.db.executemany(
                 "INSERT OR IGNORE INTO runs (hash, grid_index, config, label, activation, output, seed, status) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
@@ -96,13 +110,13 @@ class Store:
         return dict(rows)
 
     def mark_running(self, hashes: Iterable[str]) -> None:
-        with self.db:
+        with self.writing():
             self.db.executemany("UPDATE runs SET status='running', started=?, attempts=attempts+1, error=NULL "
                                 "WHERE hash=?", [(_now(), h) for h in hashes])
 
     def save(self, run_hash: str, record: ModelRun) -> None:
         """Commit a finished run: its epochs, diagnostics and results, and `done`, atomically."""
-        with self.db:
+        with self.writing():
             self.db.execute("DELETE FROM epochs WHERE hash=?", (run_hash,))
             self.db.execute("DELETE FROM diagnostics WHERE hash=?", (run_hash,))
             self.db.executemany(
@@ -118,7 +132,7 @@ class Store:
                 (record.status, _now(), *(_finite(values[f]) for f in RESULT_FIELDS), run_hash))
 
     def fail(self, run_hash: str, error: str) -> None:
-        with self.db:
+        with self.writing():
             self.db.execute("UPDATE runs SET status='failed', error=?, finished=? WHERE hash=?",
                             (error, _now(), run_hash))
 

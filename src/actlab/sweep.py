@@ -33,7 +33,8 @@ from actlab.config import SWEEP_ALIASES, Config, config_from_flat
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
 from actlab.experiment import checkpoint_name, data_folder, save_checkpoint, threads_per_worker, worker_count
-from actlab.results import ModelRun, atomic_write
+from actlab.files import atomic_write
+from actlab.results import ModelRun
 from actlab.store import Store
 from actlab.workers import Progress, Task, Trained, progress_wanted, run_tasks, train_task
 

@@ -13,12 +13,16 @@ whose parent has gone exits quietly. Progress is drawn here, in the parent, for 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import io
 import multiprocessing
 import multiprocessing.connection
+import os
 import pickle
 import resource
 import signal
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -77,9 +81,14 @@ def train_task(task: Task, progress=None) -> list[Trained]:
                               Path(task.board) if task.board else None)
     except ActlabError as exc:
         return [Trained(i, r, peak_mb=resident_peak_mb(), error=str(exc)) for i, r in zip(task.indices, task.records)]
-    except (MemoryError, torch.OutOfMemoryError) as exc:
-        return [Trained(i, r, peak_mb=resident_peak_mb(), error=f"out of memory while training ({exc.__class__.__name__})")
-                for i, r in zip(task.indices, task.records)]
+    except (MemoryError, torch.OutOfMemoryError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "allocate" not in str(exc) and "out of memory" not in str(exc):
+            raise
+        what = ", ".join(f"{r.label} seed {r.seed}" for r in task.records)
+        return [Trained(i, r, peak_mb=resident_peak_mb(), error=f"not enough memory to train {what} on {task.device} "
+                                                                 f"({str(exc).splitlines()[0][:120]}); use smaller "
+                                                                 f"layers, a smaller --eval-batch-size or fewer "
+                                                                 f"--workers") for i, r in zip(task.indices, task.records)]
     peak = resident_peak_mb()
     return [Trained(i, r, model.state_dict(), best, peak)
             for i, r, (model, best) in zip(task.indices, task.records, trained)]
@@ -222,7 +231,7 @@ def _receive(worker: _Worker, slot: int, progress: Progress) -> list[Trained] | 
             if kind == "progress":
                 progress.step(slot, *payload)
             else:
-                return payload
+                return torch.load(io.BytesIO(payload), weights_only=False)  # our own worker's results
         if worker.process.is_alive():
             return None
     except (EOFError, OSError, pickle.UnpicklingError):
@@ -235,12 +244,9 @@ def _receive(worker: _Worker, slot: int, progress: Progress) -> list[Trained] | 
 
 
 def _lost(task: Task, why: str) -> list[Trained]:
-    out = []
-    for index, record in zip(task.indices, task.records):
-        record = replace(record, status="lost")
-        out.append(Trained(index, record, error=f"{record.label} seed {record.seed} was not trained: {why}",
-                           lost=True))
-    return out
+    """The task's models, marked lost, with `why` as their error."""
+    return [Trained(index, replace(record, status="lost"), error=why, lost=True)
+            for index, record in zip(task.indices, task.records)]
 
 
 def _hand_out(worker: _Worker, pending: deque) -> None:
@@ -250,15 +256,23 @@ def _hand_out(worker: _Worker, pending: deque) -> None:
 
 
 def _start_workers(count: int, threads: int) -> list[_Worker]:
+    """Spawn the workers with Ctrl-C ignored: an ignored signal stays ignored across exec, so a worker
+    never sees the terminal's SIGINT, even while it is still importing torch; this process handles it."""
     context = multiprocessing.get_context("spawn")
     pool = []
-    with _main_script_hidden():
-        for _ in range(count):
-            parent_end, child_end = context.Pipe()
-            process = context.Process(target=_worker_main, args=(child_end, threads), daemon=True)
-            process.start()
-            child_end.close()
-            pool.append(_Worker(process, parent_end))
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:
+        with _main_script_hidden():
+            for _ in range(count):
+                parent_end, child_end = context.Pipe()
+                process = context.Process(target=_worker_main, args=(child_end, threads, os.getpid()), daemon=True)
+                process.start()
+                child_end.close()
+                pool.append(_Worker(process, parent_end))
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
     return pool
 
 
@@ -278,18 +292,31 @@ def _stop_workers(pool: list[_Worker]) -> None:
         worker.conn.close()
 
 
-def _worker_main(conn: multiprocessing.connection.Connection, threads: int) -> None:
-    """A worker process: train the tasks the parent sends until it sends None or goes away."""
+def _worker_main(conn: multiprocessing.connection.Connection, threads: int, parent: int) -> None:
+    """A worker process: train the tasks the parent sends until it sends None or goes away. Results
+    go back as `torch.save` bytes (no shared-memory tensors to leak or to fail on a full /dev/shm)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops its workers
+    _exit_with(parent)
     torch.set_num_threads(threads)
     try:
         while (task := conn.recv()) is not None:
-            results = train_task(task, lambda *state: conn.send(("progress", state)))
-            conn.send(("done", results))
-    except (EOFError, BrokenPipeError, ConnectionResetError):
-        pass  # the parent has gone: nobody is left to hand the results to
+            buffer = io.BytesIO()
+            torch.save(train_task(task, lambda *state: conn.send(("progress", state))), buffer)
+            conn.send(("done", buffer.getvalue()))
+    except (EOFError, OSError):
+        pass  # the parent has gone (a broken pipe): nobody is left to hand the results to
     finally:
         conn.close()
+
+
+def _exit_with(parent: int) -> None:
+    """Have the kernel end this worker quietly (SIGTERM) when its parent dies, on Linux."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the call
+        os._exit(0)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,230 @@
+"""Faults a long run meets, injected for real: a worker killed, Ctrl-C and SIGTERM to the process
+group, a file-size limit, absurd sizes, a bad --out. Each ends in bounded time with a non-zero
+status and one line on stderr, no traceback from any process, and nothing already written lost;
+a rerun of the same command resumes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TIMEOUT = 120  # seconds any faulty run may take before the test calls it a hang
+
+
+def actlab(data_dir: Path, out: Path, *extra: str, workers: str = "2", epochs: str = "4") -> list[str]:
+    return [sys.executable, "-m", "actlab", "run", "--data-dir", str(data_dir), "--out", str(out),
+            "--train-subset", "6000", "--test-subset", "1000", "--hidden", "64", "--activations", "relu,tanh",
+            "--seeds", "2", "--epochs", epochs, "--workers", workers, *extra]
+
+
+def start(command: list[str], **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "default"}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True, **kwargs)
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    _, err = process.communicate(timeout=TIMEOUT)
+    return process.returncode, err
+
+
+MODEL_LINE = re.compile(r"^\S+ seed \d+: ")  # the log line of one model: `relu seed 1: ok, ...` / `: lost, ...`
+
+
+def error_lines(err: str) -> list[str]:
+    """The lines of stderr that are not one model's log line."""
+    return [line for line in err.splitlines() if line.strip() and not MODEL_LINE.match(line)
+            and not line.startswith("resuming ")]
+
+
+def assert_one_line(code: int, err: str, expected_code: int | None = None) -> str:
+    assert "Traceback" not in err and "Warning" not in err and "leaked" not in err, err
+    lines = error_lines(err)
+    assert len(lines) == 1 and lines[0].startswith("actlab: "), err
+    assert code != 0 and (expected_code is None or code == expected_code), (code, err)
+    return lines[0]
+
+
+def wait_for_models(out: Path, count: int, process: subprocess.Popen, timeout: float = 90) -> None:
+    """Until `count` models are in summary.csv with a final status."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, process.communicate()
+        if len(finished(out)) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} models finished in {timeout} s")
+
+
+def finished(out: Path) -> list[dict]:
+    try:
+        return [r for r in csv.DictReader(open(out / "summary.csv")) if r["status"] == "ok"]
+    except (OSError, KeyError):
+        return []
+
+
+def children(pid: int) -> list[int]:
+    """The worker processes `pid` spawned (not multiprocessing's resource tracker), read from /proc."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in command:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def metrics(out: Path) -> dict:
+    return {(r["activation"], r["seed"], r["epoch"]): {k: v for k, v in r.items() if k != "seconds"}
+            for r in csv.DictReader(open(out / "metrics.csv"))}
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir, tmp_path_factory) -> Path:
+    """The same run, uninterrupted."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    code, err = finish(start(actlab(data_dir, out)))
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_the_process_group_stops_cleanly_and_the_same_command_resumes(
+        data_dir, tmp_path, reference, sig, code):
+    out = tmp_path / "run"
+    command = actlab(data_dir, out)
+    process = start(command)
+    wait_for_models(out, 1, process)
+    os.killpg(process.pid, sig)
+    status, err = finish(process)
+    line = assert_one_line(status, err, code)
+    kept = len(finished(out))
+    assert line.startswith("actlab: interrupted") and f"{kept} of 4 models are trained and saved in {out}" in line
+    assert "resume with `actlab run" in line and 1 <= kept < 4
+    process = start(command)  # the same command again
+    status, err = finish(process)
+    assert status == 0, err
+    assert f"resuming {out}: {kept} of 4 models are already trained, {4 - kept} to train" in err
+    trained_again = [line for line in err.splitlines() if ": ok, test acc" in line]
+    assert len(trained_again) == 4 - kept  # every model trained exactly once
+    assert metrics(out) == metrics(reference)
+    assert json.loads((out / "environment.json").read_text())["resumed"] == kept
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_reported_lost_not_waited_for_and_the_rest_is_kept(data_dir, tmp_path, reference):
+    out = tmp_path / "run"
+    command = actlab(data_dir, out, epochs="40")
+    process = start(command)
+    wait_for_models(out, 1, process)
+    workers = children(process.pid)
+    assert workers, "no worker process found"
+    os.kill(workers[0], signal.SIGKILL)
+    status, err = finish(process)
+    line = assert_one_line(status, err, 1)
+    assert "1 of 4 models were lost" in line and "was killed by SIGKILL" in line and "to train just the lost ones" in line
+    assert re.search(r"^\S+ seed \d: lost, its worker process \(pid \d+\) was killed by SIGKILL$", err, re.M)
+    statuses = [r["status"] for r in csv.DictReader(open(out / "summary.csv"))]
+    assert "lost" in statuses and "ok" in statuses
+    status, err = finish(start(command))  # the same command trains just the lost ones
+    assert status == 0, err
+    assert all(r["status"] == "ok" for r in csv.DictReader(open(out / "summary.csv")))
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_ends_in_one_line_and_leaves_what_was_written_intact(data_dir, tmp_path):
+    out = tmp_path / "run"
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))  # checkpoints are larger: they fail
+    status, err = finish(start(actlab(data_dir, out, workers="1", epochs="1"), preexec_fn=limit))
+    line = assert_one_line(status, err, 1)
+    assert line.startswith("actlab: error: cannot write ") and "ulimit -f" in line and "checkpoints" in line
+    assert json.loads((out / "results.json").read_text())["config"]["epochs"] == 1  # intact
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # nothing half-written
+
+
+def test_an_absurd_size_is_refused_before_allocating(data_dir, tmp_path):
+    started = time.time()
+    status, err = finish(start(actlab(data_dir, tmp_path / "run", "--hidden", "2000000000")))
+    line = assert_one_line(status, err, 1)
+    assert "hidden = [2000000000] needs about" in line and "TB of memory" in line and "available" in line
+    assert time.time() - started < 30 and not (tmp_path / "run").exists()
+
+
+def test_an_out_that_is_a_file_or_holds_other_things_is_one_line(data_dir, tmp_path):
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    line = assert_one_line(*finish(start(actlab(data_dir, file))), 1)
+    assert "is a file, not a folder" in line and file.read_text() == "mine"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "cat.jpg").write_text("meow")
+    line = assert_one_line(*finish(start(actlab(data_dir, folder))), 1)
+    assert "already holds other files (cat.jpg) and no actlab run" in line
+
+
+def test_values_beyond_the_data_are_errors_naming_the_limit(data_dir, tmp_path):
+    command = actlab(data_dir, tmp_path / "run")
+    command[command.index("--train-subset") + 1] = "999999999"
+    line = assert_one_line(*finish(start(command)), 1)
+    assert "train_subset = 999999999: MNIST's training split holds 60000 examples" in line
+
+
+def test_resuming_with_other_settings_says_what_differs(data_dir, tmp_path, reference):
+    command = actlab(data_dir, reference, "--lr", "0.01")
+    line = assert_one_line(*finish(start(command)), 1)
+    assert "holds a run of another experiment (lr = 0.001 there, 0.01 now)" in line
+
+
+def test_run_folder_files_follow_the_umask(reference):
+    modes = {p.name: p.stat().st_mode & 0o777 for p in reference.rglob("*") if p.is_file()}
+    assert modes and set(modes.values()) == {0o666 & ~_umask()}, modes
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.slow
+def test_workers_exit_quietly_when_their_parent_is_killed(data_dir, tmp_path):
+    out = tmp_path / "run"
+    process = start(actlab(data_dir, out, epochs="20"))
+    wait_for_models(out, 0, process)
+    deadline = time.time() + 60
+    while not children(process.pid) and time.time() < deadline:
+        time.sleep(0.1)
+    workers = children(process.pid)
+    assert workers
+    time.sleep(2)  # the workers are training
+    os.kill(process.pid, signal.SIGKILL)
+    _, err = process.communicate(timeout=30)  # EOF once every worker has exited too
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert not [w for w in workers if Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text()
+                .rsplit(")", 1)[1].split()[0]]
+
+
+def test_an_allocation_that_fails_anyway_is_one_line(data_dir, tmp_path):
+    """A size that passes the estimate but not the process's address-space limit (as on a machine
+    whose memory other programs took): torch's allocator fails, and actlab says so in one line."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3_000_000_000, 3_000_000_000))
+    command = actlab(data_dir, tmp_path / "run", "--hidden", "150000", workers="1", epochs="1")
+    line = assert_one_line(*finish(start(command, preexec_fn=limit)), 1)
+    assert "not enough memory to train relu seed 0 on cpu" in line and "can't allocate memory" in line
