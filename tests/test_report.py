@@ -98,11 +98,11 @@ def test_analysis_changes_with_the_numbers(tmp_path):
     assert "`relu` is ahead of `sigmoid` by +3.00 points (95% CI of the paired difference" in a
     assert "`sigmoid` is ahead of `relu` by +3.00 points" in b
     assert "Groups (activations that share a letter are not significantly different from each other): " \
-           "`relu` (a), `sigmoid` (b)." in a
+           "`relu` (`a`), `sigmoid` (`b`)." in a
     # the measurements go with each activation, stated beside the best one's, never as a cause
     assert "first-layer gradient norm at initialisation 0.02, 10.0× smaller than `relu`'s 0.2" in a
     assert "first-layer gradient norm at initialisation 0.2, 10.0× larger than `sigmoid`'s 0.02" in b
-    assert "10.0% of hidden1's units dead after the last epoch" in a and "### Measured alongside the result" in a
+    assert "10.0% of `hidden1`'s units dead after the last epoch" in a and "### Measured alongside the result" in a
     assert not CAUSAL.findall(a + b) and "Likely causes" not in a + b
 
 
@@ -209,7 +209,9 @@ def test_report_numbers_match_results_json(tmp_path, data_dir, capsys):
     assert (out / "report.md").read_text() == before
 
 
-def test_html_report_renders_in_a_real_browser_with_no_external_requests(tmp_path):
+@pytest.mark.parametrize("lang, tag, heading", [("en", "en", "actlab report: mnist-classic-four"),
+                                                ("zh", "zh-CN", "actlab 报告：mnist-classic-four")])
+def test_html_report_renders_in_a_real_browser_with_no_external_requests(tmp_path, lang, tag, heading):
     under_ci = bool(os.environ.get("CI"))  # under CI a missing browser or package is a failure
     if under_ci:
         import playwright.sync_api as playwright
@@ -222,7 +224,7 @@ def test_html_report_renders_in_a_real_browser_with_no_external_requests(tmp_pat
     config = resolve_config(preset="mnist-classic-four", overrides={"seeds": 3}, env={}).to_flat()
     results = synthetic(tmp_path / "run", {"relu": [0.98, 0.979, 0.981], "tanh": [0.975, 0.976, 0.974]},
                         epochs=3, config={**config, "activations": ["relu", "tanh"]})
-    html_path = build_report(results)[1]
+    html_path = build_report(results, lang=lang)[1]
     requests = []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
@@ -232,10 +234,11 @@ def test_html_report_renders_in_a_real_browser_with_no_external_requests(tmp_pat
         page.on("request", lambda r: requests.append(r.url))
         page.goto(html_path.resolve().as_uri())
         images = page.eval_on_selector_all("img", "els => els.map(e => [e.naturalWidth, e.alt])")
-        heading = page.inner_text("h1")
+        shown = page.inner_text("h1")
         tables = page.eval_on_selector_all("table", "els => els.length")
+        page_lang = page.eval_on_selector("html", "el => el.lang")
         browser.close()
-    assert heading == "actlab report: mnist-classic-four"
+    assert shown == heading and page_lang == tag
     assert len(images) >= 5 and all(width > 0 for width, _ in images), images
     assert tables >= 3
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
@@ -271,3 +274,100 @@ def test_bootstrap_confidence_intervals_on_request(tmp_path, capsys):
     t = analyse(results)["metrics"]["final_test_acc"]["summary"]["relu"]
     boot = stats["metrics"]["final_test_acc"]["summary"]["relu"]
     assert (boot["ci_low"], boot["ci_high"]) != (t["ci_low"], t["ci_high"]) and boot["ci_low"] <= boot["mean"] <= boot["ci_high"]
+
+
+# --- the report in Chinese ---------------------------------------------------------------------------
+
+# names that stay as they are in a Chinese report: people and tests, software, data sets, activations
+NAMES = {"actlab", "torch", "Python", "PyTorch", "MNIST", "Fashion", "Holm", "Wilcoxon", "Student", "BCa",
+         "Clopper", "Pearson", "Binomial", "Klambauer", "LeCun", "SELU", "ReLU", "Leaky", "SGD", "Adam", "Debian",
+         "Ubuntu", "relu", "sigmoid", "tanh", "leaky_relu", "elu", "selu", "softmax", "log_softmax", "alpha", "d_z",
+         "sqrt", "apt-get", "fonts-noto-cjk"}
+
+
+def english_words(markdown: str) -> list[str]:
+    """Latin-script words left in a report's prose once code spans, images, numbers and names are out."""
+    prose = re.sub(r"`[^`]*`", " ", markdown)
+    prose = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", prose)
+    words = re.findall(r"[A-Za-z][A-Za-z_\-]*[A-Za-z]", prose)
+    return sorted(set(w for w in words if w not in NAMES))
+
+
+def numbers(markdown: str) -> list[str]:
+    body = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", markdown)
+    return sorted(re.findall(r"\d+(?:[.,]\d+)*", body))
+
+
+@pytest.fixture(scope="module")
+def chinese_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("zh") / "run"
+    assert main(["run", "--preset", "mnist-classic-four", "--seeds", "3", "--epochs", "2", "--train-subset", "5000",
+                 "--data-dir", str(data_dir), "--out", str(out), "--lang", "zh", "--quiet"]) == 0
+    return out
+
+
+def test_a_chinese_run_writes_a_chinese_report_beside_the_english_one(chinese_run):
+    zh, en = (chinese_run / "report.zh.md").read_text(), (chinese_run / "report.md").read_text()
+    assert english_words(zh) == [], english_words(zh)
+    assert english_words(en)  # the check can fail: English prose is caught
+    headings = [line for line in zh.splitlines() if line.startswith("#")]
+    assert len(headings) >= 8 and all(re.search(r"[\u4e00-\u9fff]", h) for h in headings), headings
+    assert numbers(zh) == numbers(en)  # the same numbers, in other words
+    assert "![" in zh and "plots/zh/test_acc.png" in zh and (chinese_run / "plots" / "zh" / "test_acc.png").is_file()
+
+
+def test_actlab_report_in_chinese_on_an_english_run_gives_the_same_report(chinese_run, tmp_path, capsys):
+    english = tmp_path / "run"
+    shutil.copytree(chinese_run, english)  # the same models, as an English run that wrote no Chinese report
+    for path in (english / "report.zh.md", english / "report.zh.html"):
+        path.unlink()
+    shutil.rmtree(english / "plots" / "zh")
+    for name in ("results.json",):
+        doc = json.loads((english / name).read_text())
+        doc["config"]["lang"] = "en"
+        (english / name).write_text(json.dumps(doc))
+    assert main(["report", str(english), "--lang", "zh"]) == 0
+    made = (english / "report.zh.md").read_text().replace(str(english), str(chinese_run))
+    assert made == (chinese_run / "report.zh.md").read_text()
+    assert (english / "plots" / "zh" / "diagnostics.png").read_bytes() == \
+        (chinese_run / "plots" / "zh" / "diagnostics.png").read_bytes()
+
+
+def plot_texts(monkeypatch) -> list[str]:
+    """Every text drawn into the plots saved after this call."""
+    import matplotlib.text
+
+    from actlab import plots
+
+    texts: list[str] = []
+    save = plots._save
+
+    def recording(fig, path):
+        texts.extend(t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text())
+        save(fig, path)
+    monkeypatch.setattr(plots, "_save", recording)
+    return texts
+
+
+def test_chinese_plots_carry_chinese_labels_with_no_missing_glyph(tmp_path, monkeypatch, recwarn):
+    from actlab.plots import cjk_font
+
+    if not cjk_font() and not os.environ.get("CI"):
+        pytest.skip("no CJK font: apt-get install fonts-noto-cjk (CI installs it and runs this test)")
+    assert cjk_font(), "a CJK font is needed here: apt-get install fonts-noto-cjk (.ci/run installs it)"
+    texts = plot_texts(monkeypatch)
+    results = synthetic(tmp_path, {"relu": [0.98, 0.979, 0.981], "tanh": [0.975, 0.976, 0.974]})
+    build_report(results, lang="zh", log=lambda line: pytest.fail(line))
+    assert "测试集准确率" in " ".join(texts) and "轮" in texts
+    assert not [w for w in recwarn if "Glyph" in str(w.message)]
+
+
+def test_without_a_cjk_font_the_plots_are_english_and_the_report_says_how_to_install_one(tmp_path, monkeypatch):
+    monkeypatch.setattr("actlab.plots.cjk_font", lambda: None)
+    texts = plot_texts(monkeypatch)
+    lines: list[str] = []
+    results = synthetic(tmp_path, {"relu": [0.98, 0.979, 0.981], "tanh": [0.975, 0.976, 0.974]})
+    md = build_report(results, lang="zh", log=lines.append)[0].read_text()
+    assert any(t.startswith("test accuracy") for t in texts) and "测试集准确率" not in " ".join(texts)
+    assert len(lines) == 1 and "apt-get install fonts-noto-cjk" in lines[0]
+    assert md.count("apt-get install fonts-noto-cjk") == 1 and "未找到含中文字形的字体" in md

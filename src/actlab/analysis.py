@@ -19,7 +19,7 @@ from scipy import stats as sps
 from actlab.activations import activation_family
 from actlab.messages import Words
 from actlab.presets import PRESETS
-from actlab.render import Block, Bullets, Code, Heading, Paragraph, Strong, Table, Text, codes, joined
+from actlab.render import Block, Bullets, Code, Heading, Paragraph, Strong, Table, Text, authored, codes, joined
 from actlab.results import CHANCE_ACCURACY, FAILED_TO_LEARN, Results
 from actlab.stats import ALPHA, MIN_SEEDS, SIGN_FLIP_MAX_N, still_improving
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, SATURATED_DERIVATIVE
@@ -93,8 +93,8 @@ def analysis_blocks(results: Results, analysis: dict[str, Any], w: Words) -> lis
     metric = primary_metric(analysis)
     m = analysis["metrics"].get(metric)
     if not m or not m["order"]:
-        statuses = joined(w("analysis.status_item", label=Code(r.label), seed=r.seed, status=Code(r.status))
-                          for r in results.runs)
+        statuses = joined((w("analysis.status_item", label=Code(r.label), seed=r.seed, status=Code(r.status))
+                           for r in results.runs), w.plain("list.comma"))
         return [Paragraph(w("analysis.nothing_finished", statuses=statuses))]
     what = w(f"metric.{metric}")
     if tested_pairs(m):
@@ -104,7 +104,7 @@ def analysis_blocks(results: Results, analysis: dict[str, Any], w: Words) -> lis
     notes = _rank_test_advice(analysis, m, w) + _failure_notes(results, analysis, w) + \
         _convergence_notes(results, w) + [w(f"warning.{key}") for key in analysis["warnings"]]
     if notes:
-        blocks.append(Paragraph(joined(notes, " ")))
+        blocks.append(Paragraph(joined(notes, w.plain("list.sentence"))))
     return blocks + measured_alongside(results, m["order"], w)
 
 
@@ -127,12 +127,13 @@ def _verdicts(results: Results, analysis: dict[str, Any], m: dict[str, Any], wha
         lead.append(w("analysis.groups", groups=group_text(order, m["groups"], w)))
     rank = {label: i for i, label in enumerate(order)}
     ranked = sorted(pairs, key=lambda t: sorted((rank.get(t["a"], 99), rank.get(t["b"], 99))))
-    return [Paragraph(joined(lead, " ")),
+    return [Paragraph(joined(lead, w.plain("list.sentence"))),
             Bullets([pair_sentence(t, analysis, results, w) for t in ranked])]
 
 
 def group_text(order: list[str], groups: dict[str, str], w: Words) -> Text:
-    return joined((w("analysis.group_item", label=Code(label), letters=groups[label]) for label in order), ", ")
+    return joined((w("analysis.group_item", label=Code(label), letters=Code(groups[label])) for label in order),
+                  w.plain("list.comma"))
 
 
 def pair_sentence(t: dict[str, Any], analysis: dict[str, Any], results: Results, w: Words) -> Text:
@@ -224,7 +225,7 @@ def _failure_notes(results: Results, analysis: dict[str, Any], w: Words) -> list
         unfinished = [r.status for r in results.by_label(label) if not r.counts]
         if unfinished:
             notes.append(w("analysis.unfinished", label=Code(label), k=len(unfinished), n=c["runs"],
-                           statuses=codes(unfinished)))
+                           statuses=codes(unfinished, w.plain("list.comma"))))
     return notes
 
 
@@ -249,10 +250,10 @@ def measured_alongside(results: Results, order: list[str], w: Words) -> list[Blo
     if not table:
         return [Paragraph(w("measured.none", setting=Code("diagnostics = false")))]
     best = order[0]
-    items = [w("measured.item", label=Strong(Code(label)), facts=joined(facts, "; "))
+    items = [w("measured.item", label=Strong(Code(label)), facts=joined(facts, w.plain("list.semicolon")))
              for label in order if (facts := _facts(results, table, label, best, w))]
     blocks: list[Block] = [Heading(3, w("measured.heading")), Paragraph(w("measured.intro"))]
-    return blocks + ([Bullets(items)] if items else []) + [Paragraph(joined(_isolation(results, w), " "))]
+    return blocks + ([Bullets(items)] if items else []) + [Paragraph(joined(_isolation(results, w), w.plain("list.sentence")))]
 
 
 def _layer_max(table, stage: str, metric: str, label: str) -> tuple[str, float] | None:
@@ -276,14 +277,15 @@ def _facts(results: Results, table, label: str, best: str, w: Words) -> list[Tex
     dead_end, dead_init = _layer_max(table, "final", "dead_fraction", label), \
         _layer_max(table, "init", "dead_fraction", label)
     if dead_end and dead_end[1] > 0:
-        facts.append(w("measured.dead", share=pct(dead_end[1], 1), layer=dead_end[0], images=DIAGNOSTIC_EXAMPLES,
+        facts.append(w("measured.dead", share=pct(dead_end[1], 1), layer=Code(dead_end[0]), images=DIAGNOSTIC_EXAMPLES,
                        at_init=pct(dead_init[1] if dead_init else 0.0, 1)))
     elif dead_end and family == "relu":
         facts.append(w("measured.no_dead"))
     sat = _layer_max(table, "init", "saturated_fraction", label)
     if sat and family != "relu" and sat[1] >= 0.05:
         top = table["init"].get("max_derivative", {}).get(label, {}).get(sat[0])
-        facts.append(w("measured.saturated", share=pct(sat[1], 0), layer=sat[0], threshold=f"{SATURATED_DERIVATIVE:g}",
+        facts.append(w("measured.saturated", share=pct(sat[1], 0), layer=Code(sat[0]),
+                       threshold=f"{SATURATED_DERIVATIVE:g}",
                        max="–" if top is None else f"{top:.3g}"))
     grad = {lab: table.get("init", {}).get("grad_norm", {}).get(lab, {}).get("linear1") for lab in (label, best)}
     g, gb = grad[label], grad[best]
@@ -299,7 +301,7 @@ def _facts(results: Results, table, label: str, best: str, w: Words) -> list[Tex
     std = table.get("init", {}).get("act_std", {}).get(label, {})
     if std and family in ("smooth", "bounded"):
         layer = max(std)
-        facts.append(w("measured.act_stats", layer=layer, mean=f"{table['init']['act_mean'][label][layer]:.2f}",
+        facts.append(w("measured.act_stats", layer=Code(layer), mean=f"{table['init']['act_mean'][label][layer]:.2f}",
                        std=f"{std[layer]:.2f}"))
     a1, b1 = _first_epoch_acc(results, label), _first_epoch_acc(results, best)
     if a1 is not None and b1 is not None and label != best:
@@ -316,9 +318,9 @@ def _isolation(results: Results, w: Words) -> list[Text]:
     if differs or len(set(drops.values())) > 1:
         parts = [w("method.init_item", label=Code(a), init=Code(inits.get(a, "default"))) for a in _activations(results)
                  ] if differs else []
-        parts += [w("method.dropout_item", label=Code(a), kind=k) for a, k in drops.items()] if len(
-            set(drops.values())) > 1 else []
-        sentences = [w("measured.isolation_differs", differences=joined(parts, "; "))]
+        parts += [w(f"method.dropout_{k}", label=Code(a)) for a, k in drops.items()] if len(set(drops.values())) > 1 \
+            else []
+        sentences = [w("measured.isolation_differs", differences=joined(parts, w.plain("list.semicolon")))]
     else:
         sentences = [w("measured.isolation_same")]
     if str(config.get("optimizer", "")).lower() in ADAPTIVE:
@@ -350,11 +352,6 @@ def method_text(results: Results, w: Words) -> list[Text]:
 
 
 # --- published figures side by side ----------------------------------------------------------------
-
-def _authored(text: str) -> tuple:
-    """Text we wrote ourselves (a preset's description), where `backticks` mark code. Never for data."""
-    return joined((Code(piece) if i % 2 else piece for i, piece in enumerate(text.split("`"))), "")
-
 
 def _preset_matches(results: Results) -> str | None:
     """The preset this run reproduces unchanged (seeds aside), if any."""
@@ -392,10 +389,9 @@ def published_blocks(results: Results, w: Words) -> list[Block]:
         if results.config.get("name") in PRESETS:
             return [Heading(2, w("published.heading_changed")), Paragraph(w("published.changed"))]
         return []
-    preset = PRESETS[name]
-    pub = preset.published
+    pub = PRESETS[name].published
     blocks: list[Block] = [Heading(2, w("published.heading")),
-                           Paragraph(w("published.source", source=_authored(preset.source)))]
+                           Paragraph(w("published.source", source=authored(w.plain(f"preset.{name}.source"))))]
     if "test_acc" in pub:
         blocks += _per_epoch_comparison(results, pub["test_acc"], w)
     if "final_test_loss" in pub:
@@ -405,9 +401,9 @@ def published_blocks(results: Results, w: Words) -> list[Block]:
         blocks += _one_batch_comparison(results, pub["one_batch_acc"], w)
     if "best_val_test_acc" in pub:
         blocks.append(_beside_ours(results, pub["best_val_test_acc"], "best_test_acc", w("published.best_val"), pct, w))
-    if "conclusion" in pub:
-        blocks.append(Paragraph(w("published.conclusion", conclusion=_authored(pub["conclusion"]))))
-    blocks += [Paragraph(w("published.difference", difference=_authored(d))) for d in preset.differences]
+    if f"preset.{name}.conclusion" in w.table:
+        blocks.append(Paragraph(w("published.conclusion", conclusion=authored(w.plain(f"preset.{name}.conclusion")))))
+    blocks.append(Paragraph(w("published.difference", difference=authored(w.plain(f"preset.{name}.difference")))))
     return blocks
 
 
@@ -439,7 +435,7 @@ def _per_epoch_comparison(results: Results, published: dict[str, list[float]], w
                            total=total, inside=inside, p=p_text(p)))
     header = [w("table.activation"), w("published.epoch"), w("published.published_pct"), w("published.ours_mean_pct"),
               w("published.ours_range_pct"), w("published.inside")]
-    return [Paragraph(joined(sentences, " ")), Table(header, rows)]
+    return [Paragraph(joined(sentences, w.plain("list.sentence"))), Table(header, rows)]
 
 
 def _one_batch_comparison(results: Results, published: dict[str, float], w: Words) -> list[Block]:

@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", metavar="RUN")
     report.add_argument("--ci", choices=("t", "bootstrap"), default=None,
                         help="confidence intervals: t (Student) or bootstrap (default: the run's setting, t)")
+    report.add_argument("--lang", default="en", metavar="LANG",
+                        help="the report's language: en (default, report.md) or zh (report.zh.md, plots/zh/)")
     report.add_argument("--equivalence-margin", type=float, default=None, metavar="POINTS",
                         help="equivalence margin in percentage points (default: the run's setting, 0.5)")
     report.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
@@ -140,8 +142,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except Interrupted as exc:
         print(f"actlab: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(results.table())
-    print(f"\nrun folder: {results.run_dir}  (report: {results.run_dir / 'report.html'})")
+    from actlab.messages import Words
+
+    lang = config.run.lang
+    print(results.table(lang))
+    report = results.run_dir / ("report.html" if lang == "en" else f"report.{lang}.html")
+    print("\n" + Words(lang).plain("terminal.run_folder", folder=results.run_dir, report=report))
     return 0
 
 
@@ -168,6 +174,10 @@ def _where(items: list[str]) -> dict[str, str]:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from actlab.messages import LANGUAGES
+
+    if args.lang not in LANGUAGES:
+        raise ActlabError(f"--lang {args.lang!r}: choose one of: {', '.join(LANGUAGES)}")
     if args.equivalence_margin is not None and not 0 < args.equivalence_margin < 100:
         raise ActlabError(f"--equivalence-margin {args.equivalence_margin:g}: give a margin in percentage points "
                           f"above 0 and below 100, e.g. 0.5")
@@ -175,11 +185,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from actlab.store import STORE_NAME
 
     if (Path(args.run_dir) / STORE_NAME).is_file():
-        md, html = report_store(Path(args.run_dir), _where(args.where), args.ci, args.equivalence_margin)
+        md, html = report_store(Path(args.run_dir), _where(args.where), args.ci, args.equivalence_margin, args.lang)
     else:
         if args.where:
             raise ActlabError("--where filters the runs of a sweep store; this folder is a single run")
-        md, html = rebuild(args.run_dir, args.ci, args.equivalence_margin)
+        md, html = rebuild(args.run_dir, args.ci, args.equivalence_margin, args.lang)
     print(f"wrote {md}\nwrote {html}")
     return 0
 

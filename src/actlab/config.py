@@ -31,6 +31,7 @@ import tomli_w
 from actlab.activations import parse_layers, split_activation_list, split_layers
 from actlab.data import DATASETS, check_mirror, dataset_info
 from actlab.errors import ActlabError
+from actlab.messages import LANGUAGES
 from actlab.models import INITS, OUTPUTS
 from actlab.presets import PRESETS
 
@@ -359,6 +360,9 @@ class RunConfig:
                                   "epoch, activation and weight-gradient histograms per layer")
     ci: str = key("t", _choice(("t", "bootstrap")), "confidence intervals in the statistics: t (Student) or "
                   "bootstrap (BCa, 9,999 resamples)", from_text=str, metavar="METHOD")
+    lang: str = key("en", _choice(tuple(LANGUAGES)), "the report's language, beside English: " +
+                    ", ".join(f"{code} ({name})" for code, name in LANGUAGES.items()) + "; the terminal table "
+                    "follows it", from_text=str, metavar="LANG")
     equivalence_margin: float = key(0.5, _float(0.0, 100.0, lo_open=True), "the smallest accuracy difference that "
                                     "matters, in percentage points: two activations whose paired difference lies "
                                     "within ± this (two one-sided tests) are called equivalent", metavar="POINTS")
@@ -565,7 +569,8 @@ def read_sweep(file: str | Path | None, flags: list[str] | None = None) -> dict[
         sweep[key] = [v if key in ("activation", "activations") else parse(v) for v in values]
     for key in sweep:
         target = SWEEP_ALIASES.get(key, key)
-        if target not in KEYS or target in ("name", "out", "data_dir", "data_mirror", "workers", "threads", "device"):
+        if target not in KEYS or target in ("name", "out", "data_dir", "data_mirror", "workers", "threads", "device",
+                                            "lang"):
             raise _unknown_key(key, "[sweep]") if target not in KEYS else ActlabError(
                 f"[sweep] {key}: not a key to sweep over (it does not change what is trained)")
     return sweep

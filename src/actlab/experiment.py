@@ -214,6 +214,7 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
 
     `show_progress` defaults to bars on a terminal or in a notebook; `log` receives one line per
     finished model (default: stderr). A run folder that already holds this experiment is resumed.
+    The report is written in English, and in `lang` beside it when that is another language.
     Ctrl-C or SIGTERM raise `Interrupted` once the models finished so far are on disk; models
     whose worker process died are marked `lost`, and the run ends in an `ActlabError` saying so.
     """
@@ -250,7 +251,9 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     from actlab.report import build_report  # plotting and statistics: only the parent needs them
 
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
-    build_report(results)
+    build_report(results, log=log)
+    if config.run.lang != "en":
+        build_report(results, lang=config.run.lang, log=log)
     if lost:
         raise ActlabError(f"{len(lost)} of {len(records)} models were lost ({'; '.join(lost)}); the other models "
                           f"are saved in {folder}: run `{resume_command(results)}` to train just the lost ones")

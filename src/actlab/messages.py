@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10
     import tomli as tomllib
 
-LANGUAGES = {"en": "English"}
+LANGUAGES = {"en": "English", "zh": "Chinese (简体中文)"}
 
 
 @functools.cache

@@ -1,11 +1,16 @@
-"""PNG plots of a run: one figure per metric per epoch (one line per activation), and activation curves.
+"""PNG plots of a run: one figure per metric per epoch (one line per activation), the final
+accuracies, the diagnostics per layer, and the activations' curves, labelled in the report's language.
 
 With several seeds a line is the mean over seeds and the band its 95% confidence interval, so a
-reader sees the spread before reading any claim about the difference.
+reader sees the spread before reading any claim about the difference. Chinese labels need a font
+with Chinese glyphs; `labels_for` finds an installed one (Noto Sans CJK SC, Source Han Sans SC,
+WenQuanYi, Microsoft YaHei, PingFang SC, SimHei, ...) and, when there is none, labels the plots in
+English instead of drawing boxes where the glyphs are missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 
@@ -18,35 +23,65 @@ import torch  # noqa: E402
 
 from actlab.activations import ActivationSpec, curve  # noqa: E402
 from actlab.files import atomic_write  # noqa: E402
+from actlab.messages import Words  # noqa: E402
 from actlab.results import Results  # noqa: E402
 
-CURVES = {
-    "train_loss": ("training loss (mean over the epoch)", "loss"),
-    "test_loss": ("test loss", "loss"),
-    "test_acc": ("test accuracy", "accuracy %"),
-    "train_acc": ("training accuracy (over the epoch)", "accuracy %"),
-    "val_loss": ("validation loss", "loss"),
-    "val_acc": ("validation accuracy", "accuracy %"),
-}
+CURVES = ("train_loss", "test_loss", "test_acc", "train_acc", "val_loss", "val_acc")
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Micro Hei",
+             "WenQuanYi Zen Hei", "Microsoft YaHei", "PingFang SC", "SimHei", "Noto Sans CJK JP",
+             "Droid Sans Fallback")
+
+
+def cjk_font() -> str | None:
+    """The first installed font of `CJK_FONTS` that matplotlib knows, or None. matplotlib keeps its
+    font list in a cache that predates fonts installed since; without a CJK font in it, the list is
+    read afresh once."""
+    from matplotlib import font_manager
+
+    for fresh in (False, True):
+        if fresh:
+            font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)
+        installed = {font.name for font in font_manager.fontManager.ttflist}
+        found = next((name for name in CJK_FONTS if name in installed), None)
+        if found:
+            return found
+    return None
+
+
+@contextlib.contextmanager
+def labels_for(w: Words):
+    """The words to label plots with, and the fonts to draw them in: `w` itself, with a CJK font
+    first where Chinese needs one; English where no such font is installed (yields
+    `(words, hint)`, the hint saying how to install a font, else None)."""
+    if w.lang != "zh":
+        yield w, None
+        return
+    font = cjk_font()
+    if font is None:
+        yield Words("en"), w.plain("plot.no_cjk_font")
+        return
+    with matplotlib.rc_context({"font.family": "sans-serif", "font.sans-serif": [font, "DejaVu Sans"],
+                                "axes.unicode_minus": False}):
+        yield w, None
 
 
 def _save(fig, path: Path) -> None:
     buffer = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", metadata={"Software": None})  # the same run draws the same bytes
     plt.close(fig)
     atomic_write(path, buffer.getvalue())
 
 
-def plot_metric(results: Results, metric: str, path: Path) -> bool:
+def plot_metric(results: Results, metric: str, path: Path, w: Words) -> bool:
     """Draw one metric per epoch; returns False (and draws nothing) when no run measured it.
 
     With several seeds the line is the mean and the band its 95% t confidence interval.
     """
     from actlab.stats import epoch_curves
 
-    title, unit = CURVES[metric]
-    scale = 100.0 if unit.startswith("accuracy") else 1.0
+    accuracy = metric.endswith("acc")
+    scale = 100.0 if accuracy else 1.0
     curves = epoch_curves(results, metric)
     if not any(curves.values()):
         return False
@@ -62,24 +97,24 @@ def plot_metric(results: Results, metric: str, path: Path) -> bool:
         if not np.isnan(low).all():
             ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.15)
     seeds = len({r.seed for r in results.runs})
-    ax.set_title(f"{title}" + (f"\nmean and 95% CI over {seeds} seeds" if seeds > 1 else ""))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(unit)
+    ax.set_title(w.plain(f"plot.{metric}") + ("\n" + w.plain("plot.band", n=seeds) if seeds > 1 else ""))
+    ax.set_xlabel(w.plain("plot.epoch"))
+    ax.set_ylabel(w.plain("plot.accuracy" if accuracy else "plot.loss"))
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
     return True
 
 
-def plot_final_bars(summary: dict[str, dict], values: dict[str, list[float]], title: str, path: Path,
-                    scale: float = 100.0, unit: str = "accuracy %") -> Path:
+def plot_final_bars(summary: dict[str, dict], values: dict[str, list[float]], title: str, path: Path, w: Words,
+                    scale: float = 100.0) -> Path:
     """One bar per activation: the mean with its 95% CI, and every seed as a dot."""
-    labels = list(summary)
+    labels = [label for label in summary if summary[label]["n"]]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(labels) + 2), 4.2), dpi=110)
     means = np.array([summary[label]["mean"] for label in labels]) * scale
-    low = np.array([summary[label]["ci_low"] for label in labels]) * scale
-    high = np.array([summary[label]["ci_high"] for label in labels]) * scale
-    err = None if np.isnan(low).all() else np.vstack([means - low, high - means])
+    low = np.array([summary[label]["ci_low"] for label in labels], dtype=float) * scale
+    high = np.array([summary[label]["ci_high"] for label in labels], dtype=float) * scale
+    err = None if np.isnan(low).all() else np.nan_to_num(np.vstack([means - low, high - means]))
     ax.bar(range(len(labels)), means, yerr=err, capsize=6, color="#9ecae1", edgecolor="#3182bd")
     for i, label in enumerate(labels):
         points = np.array(values.get(label, [])) * scale
@@ -89,23 +124,24 @@ def plot_final_bars(summary: dict[str, dict], values: dict[str, list[float]], ti
         pad = max(0.5, 0.15 * (finite.max() - finite.min()))
         ax.set_ylim(finite.min() - pad, finite.max() + pad)
     ax.set_xticks(range(len(labels)), labels, rotation=15)
-    ax.set_ylabel(unit)
+    ax.set_ylabel(w.plain("plot.accuracy"))
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     _save(fig, path)
     return path
 
 
-def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tuple[str, str], path: Path) -> Path:
+def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tuple[str, str], path: Path,
+                     w: Words) -> Path:
     """Grouped bars per layer: dead units, saturation and gradient norm, at init and after training.
 
-    `table[metric][activation][layer]` holds the mean over seeds; `stages` names the two rows.
+    `table[stage][metric][activation][layer]` holds the mean over seeds; `stages` names the two rows.
     """
-    metrics = [("dead_fraction", "dead units (fraction)"), ("saturated_fraction", "saturated pre-activations"),
-               ("grad_norm", "weight-gradient norm")]
+    metrics = ("dead_fraction", "saturated_fraction", "grad_norm")
+    titles = {"dead_fraction": "plot.dead", "saturated_fraction": "plot.saturated", "grad_norm": "plot.grad_norm"}
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5), dpi=100, squeeze=False)
     for row, stage in enumerate(stages):
-        for col, (metric, title) in enumerate(metrics):
+        for col, metric in enumerate(metrics):
             ax = axes[row][col]
             per_act = table.get(stage, {}).get(metric, {})
             labels = list(per_act)
@@ -115,7 +151,8 @@ def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tupl
                 ax.bar(np.arange(len(layers)) + i * width, [per_act[label].get(layer, np.nan) for layer in layers],
                        width, label=label)
             ax.set_xticks(np.arange(len(layers)) + width * (len(labels) - 1) / 2, layers)
-            ax.set_title(f"{title} — {stage}", fontsize=10)
+            ax.set_title(w.plain("plot.panel", what=w.plain(titles[metric]), stage=w.plain(f"plot.{stage}")),
+                         fontsize=10)
             if metric == "grad_norm":
                 ax.set_yscale("log")
             ax.grid(axis="y", alpha=0.3)
@@ -125,27 +162,28 @@ def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tupl
     return path
 
 
-def plot_run(results: Results) -> list[Path]:
-    """Every curve of a run into `<run>/plots/`; returns the files written."""
+def plot_run(results: Results, folder: Path, w: Words) -> list[Path]:
+    """Every curve of a run into `folder`; returns the files written."""
     written = []
     for metric in CURVES:
-        path = results.run_dir / "plots" / f"{metric}.png"
-        if plot_metric(results, metric, path):
+        path = folder / f"{metric}.png"
+        if plot_metric(results, metric, path, w):
             written.append(path)
     return written
 
 
 def plot_activations(specs: list[ActivationSpec], path: Path, lo: float = -10.0, hi: float = 10.0,
-                     points: int = 1001) -> Path:
+                     points: int = 1001, w: Words | None = None) -> Path:
     """Each activation and its derivative (by autograd) over [lo, hi], side by side."""
+    w = w or Words("en")
     x = torch.linspace(lo, hi, points)
     fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
     for spec in specs:
         y, dy = curve(spec, x)
         ax_f.plot(x.numpy(), y.numpy(), label=spec.label)
         ax_d.plot(x.numpy(), dy.numpy(), label=spec.label)
-    for ax, title in ((ax_f, "activation f(x)"), (ax_d, "derivative f'(x) (autograd)")):
-        ax.set_title(title)
+    for ax, title in ((ax_f, "plot.function"), (ax_d, "plot.derivative")):
+        ax.set_title(w.plain(title))
         ax.set_xlabel("x")
         ax.axhline(0, color="grey", lw=0.6)
         ax.axvline(0, color="grey", lw=0.6)

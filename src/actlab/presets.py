@@ -2,8 +2,9 @@
 
 Each preset is the `[experiment]` table of a published write-up our users start from (see
 docs/presets.md), reproduced faithfully; where the write-up had a bug the preset does the intended
-thing and `differences` says so. `published` holds the figures the write-up reported, so a report
-can set them beside ours. The presets are data, kept in `presets.toml` beside this file.
+thing. `published` holds the figures the write-up reported, so a report can set them beside ours.
+The presets are data, kept in `presets.toml` beside this file; what each write-up was, concluded,
+and where actlab differs from it are words of the report (`preset.<name>.*` in the catalogues).
 """
 
 from __future__ import annotations
@@ -24,15 +25,12 @@ class Preset:
     name: str
     summary: str
     experiment: dict[str, Any]
-    source: str
-    differences: tuple[str, ...] = ()
     published: dict[str, Any] = field(default_factory=dict)
 
 
 def _load() -> dict[str, Preset]:
     doc = tomllib.loads(resources.files("actlab").joinpath("presets.toml").read_text(encoding="utf-8"))
-    return {name: Preset(name, table["summary"], table["experiment"], table["source"],
-                         tuple(table.get("differences", ())), table.get("published", {}))
+    return {name: Preset(name, table["summary"], table["experiment"], table.get("published", {}))
             for name, table in doc.items()}
 
 

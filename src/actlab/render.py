@@ -136,6 +136,12 @@ def _merged(inlines: list[Inline]) -> tuple[Inline, ...]:
     return tuple(out)
 
 
+def authored(text: str) -> tuple[Inline, ...]:
+    """Text we wrote ourselves (a catalogue entry, a preset's description) where `backticks` mark
+    code. Never for data: a value from the data goes in as `Code`."""
+    return joined((Code(piece) if i % 2 else piece for i, piece in enumerate(text.split("`"))), "")
+
+
 def codes(values: Iterable[str], separator: str = ", ") -> tuple[Inline, ...]:
     """Each value as `Code`, joined: a list of activation labels in a sentence."""
     return joined((Code(str(v)) for v in values), separator)
@@ -212,7 +218,9 @@ def to_markdown(blocks: Iterable[Block]) -> str:
 
 # --- HTML ----------------------------------------------------------------------------------------
 
-CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+# common CJK fonts by platform follow the Latin ones, so a Chinese report reads well wherever it opens
+CSS = """body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans CJK SC","Source Han Sans SC",
+"PingFang SC","Hiragino Sans GB","Microsoft YaHei","WenQuanYi Micro Hei",sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.5}table{border-collapse:collapse;margin:1em 0;font-size:.92em}
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#f3f3f3}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}code{background:#f5f5f5;padding:0 .2em}
@@ -250,9 +258,12 @@ def _html_block(block: Block, run_dir: Path) -> str:
     raise TypeError(f"not a block: {block!r}")
 
 
+HTML_LANG = {"zh": "zh-CN"}  # the report languages' BCP 47 tags where they are not the code itself
+
+
 def to_html(blocks: Iterable[Block], run_dir: Path, title: str, lang: str = "en") -> str:
     """One HTML page that needs nothing else: its styles inline, its images as data URIs."""
-    out = [f"<!DOCTYPE html><html lang='{html.escape(lang)}'><head><meta charset='utf-8'>"
+    out = [f"<!DOCTYPE html><html lang='{html.escape(HTML_LANG.get(lang, lang))}'><head><meta charset='utf-8'>"
            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"]
     out += [text for block in blocks if (text := _html_block(block, run_dir))]
     out.append("</body></html>")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,63 +20,73 @@ from actlab.activations import parse_layers
 from actlab.analysis import (analysis_blocks, diagnostic_means, mean_ci, method_text, p_text, pct, primary_metric,
                              published_blocks, pts)
 from actlab.messages import Words
-from actlab.plots import plot_activations, plot_diagnostics, plot_final_bars, plot_run
-from actlab.render import Block, Code, Heading, Image, Paragraph, Table, joined, to_html, to_markdown
+from actlab.plots import labels_for, plot_activations, plot_diagnostics, plot_final_bars, plot_run
+from actlab.render import Block, Code, Heading, Image, Paragraph, Table, authored, joined, to_html, to_markdown
 from actlab.files import atomic_write
 from actlab.results import Results, json_safe, load_results, write_results
 from actlab.stats import DEFAULT_MARGIN_POINTS, analyse, values_by_seed
 
 
-def build_report(results: Results, ci: str | None = None, margin: float | None = None) -> tuple[Path, Path]:
-    """Write stats.json, the report's plots, report.md and report.html into the run folder.
+def build_report(results: Results, ci: str | None = None, margin: float | None = None, lang: str = "en",
+                 log=None) -> tuple[Path, Path]:
+    """Write stats.json, the report's plots, and the report in `lang` into the run folder: English as
+    `report.md`/`report.html` with plots in `plots/`, another language as `report.<lang>.md`/`.html`
+    with its plots in `plots/<lang>/`.
 
     `ci` is the confidence-interval method, `t` or `bootstrap`, and `margin` the equivalence margin
-    in percentage points (defaults: the run's settings)."""
-    run_dir, w = results.run_dir, Words("en")
+    in percentage points (defaults: the run's settings); `log` gets the one-line hint when Chinese
+    plots fall back to English for want of a font (default: stderr)."""
+    run_dir, w = results.run_dir, Words(lang)
     margin = margin if margin is not None else results.config.get("equivalence_margin", DEFAULT_MARGIN_POINTS)
     analysis = analyse(results, method=ci or results.config.get("ci", "t"), margin_points=margin)
     atomic_write(run_dir / "stats.json", json.dumps(json_safe(analysis), indent=1) + "\n")
     metric = primary_metric(analysis)
     finished = bool(analysis["metrics"].get(metric, {}).get("order"))
     table = diagnostic_means(results)
-    _draw_plots(results, analysis, metric, table)
+    plots = run_dir / "plots" if lang == "en" else run_dir / "plots" / lang
+    with labels_for(w) as (plot_words, hint):
+        _draw_plots(results, analysis, metric, table, plots, plot_words)
+    if hint:
+        (log or (lambda line: print(line, file=sys.stderr)))(f"actlab: {hint}")
+    images = plots.relative_to(run_dir).as_posix()
     blocks: list[Block] = [Heading(1, w("report.title", name=Code(str(results.config.get("name"))))),
-                           _summary_line(results, analysis, w), Heading(2, w("report.analysis")),
-                           *analysis_blocks(results, analysis, w)]
+                           _summary_line(results, analysis, w), *([Paragraph(authored(hint))] if hint else []),
+                           Heading(2, w("report.analysis")), *analysis_blocks(results, analysis, w)]
     if finished:
-        blocks += _results_blocks(results, analysis, metric, w)
+        blocks += _results_blocks(results, analysis, metric, w, images)
     blocks += published_blocks(results, w)
     blocks.append(Heading(2, w("report.curves")))
-    blocks += [Image(f"plots/{name}.png", name) for name in ("test_acc", "train_loss", "test_loss", "val_acc")
-               if (run_dir / "plots" / f"{name}.png").exists()]
+    blocks += [Image(f"{images}/{name}.png", w.plain("plot.alt_curve", what=w.plain(f"plot.{name}")))
+               for name in ("test_acc", "train_loss", "test_loss", "val_acc") if (plots / f"{name}.png").exists()]
     if table:
         blocks += [Heading(2, w("report.diagnostics")), Paragraph(w("diagnostics.definitions")),
-                   Image("plots/diagnostics.png", "diagnostics per layer"), Table(*_diagnostics_table(table, w))]
-    blocks += [Heading(2, w("report.activations")), Image("plots/activations.png", "activations and derivatives"),
+                   Image(f"{images}/diagnostics.png", w.plain("plot.alt_diagnostics")),
+                   Table(*_diagnostics_table(table, w))]
+    blocks += [Heading(2, w("report.activations")), Image(f"{images}/activations.png", w.plain("plot.alt_activations")),
                Heading(2, w("report.configuration")), Table([w("table.key"), w("table.value")],
                                                               _config_rows(results.config)),
-               Heading(2, w("report.method")), Paragraph(joined(method_text(results, w), " "))]
-    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+               Heading(2, w("report.method")), Paragraph(joined(method_text(results, w), w.plain("list.sentence")))]
+    stem = "report" if lang == "en" else f"report.{lang}"
+    md_path, html_path = run_dir / f"{stem}.md", run_dir / f"{stem}.html"
     atomic_write(md_path, to_markdown(blocks))
     atomic_write(html_path, to_html(blocks, run_dir, w.plain("report.title", name=results.config.get("name")),
-                                    lang="en"))
+                                    lang=lang))
     return md_path, html_path
 
 
-def _draw_plots(results: Results, analysis: dict[str, Any], metric: str, table) -> None:
+def _draw_plots(results: Results, analysis: dict[str, Any], metric: str, table, plots: Path, w: Words) -> None:
     """The curves, the final-accuracy bars, the diagnostics per layer and the activations' shapes."""
-    plots = results.run_dir / "plots"
-    plot_run(results)
+    plot_run(results, plots, w)
     if analysis["metrics"].get(metric, {}).get("order"):
         summary = analysis["metrics"][metric]["summary"]
         values = {label: list(values_by_seed(results, label, metric).values()) for label in results.labels}
-        plot_final_bars(summary, values, f"{analysis['metrics'][metric]['description']} — mean, 95% CI, seeds as dots",
-                        plots / "final_accuracy.png")
+        plot_final_bars(summary, values, w.plain("plot.final_bars", what=w.plain(f"metric.{metric}")),
+                        plots / "final_accuracy.png", w)
     if table:
-        plot_diagnostics(table, ("init", "final"), plots / "diagnostics.png")
+        plot_diagnostics(table, ("init", "final"), plots / "diagnostics.png", w)
     activations = list(dict.fromkeys(r.activation for r in results.runs))
     specs = [spec for a in activations for spec in _as_list(parse_layers(a))]
-    plot_activations(list({s.label: s for s in specs}.values()), plots / "activations.png", -5, 5)
+    plot_activations(list({s.label: s for s in specs}.values()), plots / "activations.png", -5, 5, w=w)
 
 
 def _summary_line(results: Results, analysis: dict[str, Any], w: Words) -> Paragraph:
@@ -84,20 +95,21 @@ def _summary_line(results: Results, analysis: dict[str, Any], w: Words) -> Parag
     return Paragraph(w(
         "report.summary", models=len(results.runs), activations=len(results.labels),
         seeds=w.count("seed", len(analysis["seeds"])), dataset=Code(str(results.config.get("dataset"))),
-        started=str(env.get("started", "")), device=str(env.get("gpu") or env.get("device")),
-        actlab=str(env.get("actlab")), torch=str(env.get("torch")), python=str(env.get("python")),
+        started=str(env.get("started", "")), device=Code(str(env.get("gpu") or env.get("device"))),
+        actlab=Code(str(env.get("actlab"))), torch=Code(str(env.get("torch"))), python=Code(str(env.get("python"))),
         run_dir=Code(str(results.run_dir))))
 
 
-def _results_blocks(results: Results, analysis: dict[str, Any], metric: str, w: Words) -> list[Block]:
+def _results_blocks(results: Results, analysis: dict[str, Any], metric: str, w: Words,
+                    images: str) -> list[Block]:
     m = analysis["metrics"][metric]
     ci = w("results.ci_t" if analysis["ci_method"] == "t" else "results.ci_bootstrap")
     blocks: list[Block] = [Heading(2, w("report.results")), Table(*results_table(results, analysis, w)),
                            Paragraph(w("results.caption", ci=ci)),
-                           Image("plots/final_accuracy.png", "final accuracy per activation with confidence intervals"),
+                           Image(f"{images}/final_accuracy.png", w.plain("plot.alt_final")),
                            Heading(2, w("report.pairs"))]
     lead = [w("pairs.caption", what=w(f"metric.{metric}"), margin=f"{analysis['equivalence_margin_points']:g}")]
-    return blocks + [Paragraph(joined(lead, " ")), Table(*pairwise_table(m, w))]
+    return blocks + [Paragraph(joined(lead, w.plain("list.sentence"))), Table(*pairwise_table(m, w))]
 
 
 def _config_rows(config: dict[str, Any]) -> list[list[Code]]:
@@ -132,7 +144,7 @@ def results_table(results: Results, analysis: dict[str, Any], w: Words) -> tuple
                 f"{s['mean']:.4f}" if (s := get("final_test_loss")) and s["n"] else "–",
                 f"{s['mean']:.1f}" if (s := get("epochs_to_99pct")) and s["n"] else "–",
                 f"{s['mean']:.1f}" if (s := get("train_seconds")) and s["n"] else "–",
-                groups.get(label, "–")]
+                Code(groups[label]) if label in groups else "–"]
         rows.append(row)
     return header, rows
 
@@ -168,7 +180,8 @@ def _diagnostics_table(table, w: Words) -> tuple[list, list[list]]:
     for label in table.get("init", {}).get("dead_fraction", {}):
         for layer in table["init"]["dead_fraction"][label]:
             get = lambda stage, metric: table.get(stage, {}).get(metric, {}).get(label, {}).get(layer, math.nan)  # noqa: E731
-            row: list = [Code(label), layer, f"{pct(get('init', 'dead_fraction'), 1)} → {pct(get('final', 'dead_fraction'), 1)}",
+            row: list = [Code(label), Code(layer),
+                         f"{pct(get('init', 'dead_fraction'), 1)} → {pct(get('final', 'dead_fraction'), 1)}",
                          f"{pct(get('init', 'saturated_fraction'), 1)} → {pct(get('final', 'saturated_fraction'), 1)}",
                          f"{get('init', 'max_derivative'):.3g}",
                          f"{get('final', 'act_mean'):.2f}, {get('final', 'act_std'):.2f}"]
@@ -181,13 +194,14 @@ def _diagnostics_table(table, w: Words) -> tuple[list, list[list]]:
     return header, rows
 
 
-def rebuild(run_dir: str | Path, ci: str | None = None, margin: float | None = None) -> tuple[Path, Path]:
-    """`actlab report RUN`: rebuild stats.json, plots and the report from the run folder's files."""
-    return build_report(load_results(run_dir), ci, margin)
+def rebuild(run_dir: str | Path, ci: str | None = None, margin: float | None = None,
+            lang: str = "en") -> tuple[Path, Path]:
+    """`actlab report RUN`: rebuild stats.json, plots and the report in `lang` from the run folder's files."""
+    return build_report(load_results(run_dir), ci, margin, lang)
 
 
 def report_store(folder: Path, where: dict[str, str], ci: str | None = None,
-                 margin: float | None = None) -> tuple[Path, Path]:
+                 margin: float | None = None, lang: str = "en") -> tuple[Path, Path]:
     """A report on the finished runs of a sweep store matching `where` (e.g. {"hidden": "512"}).
 
     The runs are read by `actlab.store.results_from_store`; the report, its results files, tables
@@ -198,4 +212,4 @@ def report_store(folder: Path, where: dict[str, str], ci: str | None = None,
     results = results_from_store(folder, where)
     results.run_dir.mkdir(parents=True, exist_ok=True)
     write_results(results)
-    return build_report(results, ci, margin)
+    return build_report(results, ci, margin, lang)

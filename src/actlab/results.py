@@ -15,6 +15,7 @@ import json
 import math
 import re
 import statistics
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,8 +134,8 @@ class Results:
         return {"config": self.config, "environment": self.environment,
                 "runs": [r.to_json() for r in self.runs]}
 
-    def table(self) -> str:
-        return summary_table(self)
+    def table(self, lang: str = "en") -> str:
+        return summary_table(self, lang)
 
     def __repr__(self) -> str:
         return f"Results({len(self.runs)} models in {self.run_dir})"
@@ -205,14 +206,16 @@ def _mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
 
 
-def summary_table(results: Results) -> str:
-    """One line per activation: accuracy (failed runs counted at what they reached) and loss as
-    mean ± std over seeds, time, how the runs ended."""
+def summary_table(results: Results, lang: str = "en") -> str:
+    """One line per activation, in `lang`: accuracy (failed runs counted at what they reached) and
+    loss as mean ± std over seeds, time, how the runs ended."""
+    from actlab.messages import Words
+
+    w = Words(lang)
     has_val = any(r.best_epoch is not None for r in results.runs)
-    header = ["activation", "seeds", "test acc %", "test loss"]
-    header += ["best epoch", "best-val test acc %"] if has_val else []
-    header += ["train s", "status"]
-    lines = [header]
+    keys = ["activation", "seeds", "test_acc", "test_loss", *(["best_epoch", "best_val_acc"] if has_val else []),
+            "train_s", "status"]
+    lines = [[w.plain(f"terminal.{key}") for key in keys]]
     for label in results.labels:
         runs = results.by_label(label)
         counted = [r for r in runs if r.counts]
@@ -225,13 +228,20 @@ def summary_table(results: Results) -> str:
             row += [", ".join(str(r.best_epoch) for r in ok if r.best_epoch is not None) or "–",
                     _mean_std([a for r in counted if (a := r.accuracy_reached(True)) is not None], 100)]
         row += [_mean_std([r.train_seconds for r in runs], 1, 1),
-                "ok" if not bad else f"{len(runs) - len(bad)}/{len(runs)} ok; " + ", ".join(bad)]
+                w.plain("terminal.ok") if not bad else
+                w.plain("terminal.some_ok", ok=len(runs) - len(bad), n=len(runs), statuses=", ".join(bad))]
         lines.append(row)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
+    widths = [max(_width(line[i]) for line in lines) for i in range(len(keys))]
+    text = ["  ".join(cell + " " * (w_ - _width(cell)) for cell, w_ in zip(line, widths)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * w_ for w_ in widths))
     seeds = sorted({r.seed for r in results.runs})
-    note = f"mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else f"one seed ({seeds[0]})" if seeds else ""
-    return "\n".join(text) + (f"\n({note}; runs that failed count at the accuracy they reached, a diverged model's "
-                              f"final one at chance; interrupted runs are left out; the loss is over finished runs)"
-                              if note else "")
+    if not seeds:
+        return "\n".join(text)
+    over = w.plain("terminal.over_seeds", n=len(seeds)) if len(seeds) > 1 else w.plain("terminal.one_seed",
+                                                                                        seed=seeds[0])
+    return "\n".join(text) + "\n" + w.plain("terminal.note", over=over)
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes in a terminal: East Asian wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)

@@ -40,7 +40,7 @@ from actlab.workers import Progress, Task, Trained, progress_wanted, run_tasks, 
 
 # keys that do not change what a run computes, left out of its content hash
 NOT_HASHED = {"name", "out", "device", "workers", "threads", "data_dir", "data_mirror", "download", "checkpoints",
-              "diagnostics", "tensorboard", "stack", "backprop", "eval_batch_size", "ci", "equivalence_margin", "seed",
+              "diagnostics", "tensorboard", "stack", "backprop", "eval_batch_size", "ci", "equivalence_margin", "lang", "seed",
               "seeds", "activations", "output", "init"}
 TRAINING_CODE_VERSION = __version__  # a new actlab version retrains: its numbers may differ
 
