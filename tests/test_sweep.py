@@ -206,3 +206,28 @@ def test_a_per_activation_init_table_sweeps_by_activation(tmp_path):
     assert again[0].hash == runs[0].hash and again[1].hash != runs[1].hash
     ci = resolve_config(preset="mnist-selu-snn", overrides={"ci": "bootstrap"}, env={})
     assert [r.hash for r in expand(ci, {"activation": ["relu", "selu"], "seed": [0]})] == [r.hash for r in runs]
+
+
+def test_a_stacked_sweep_trains_each_grid_point_as_one_stack_with_the_same_numbers(tmp_path, data_dir, capsys,
+                                                                                   monkeypatch):
+    import actlab.sweep
+
+    sizes = []
+    real = actlab.sweep.run_tasks
+    monkeypatch.setattr(actlab.sweep, "run_tasks", lambda tasks, *a, **k: (sizes.append(
+        sorted(len(t.records) for t in tasks)), real(tasks, *a, **k))[1])
+    path = tmp_path / "small.toml"
+    path.write_text('[experiment]\nhidden = [16]\nepochs = 2\ntrain_subset = 1000\ntest_subset = 300\n'
+                    '[sweep]\nactivation = ["relu", "tanh", "rrelu"]\nseed = [0, 1]\nlr = [0.001, 0.01]\n')
+    common = ["run", "--config", str(path), "--data-dir", str(data_dir), "--threads", "1", "--workers", "2"]
+    assert main([*common, "--out", str(tmp_path / "single"), "--quiet"]) == 0
+    assert main([*common, "--out", str(tmp_path / "stacked"), "--stack", "true"]) == 0
+    err = capsys.readouterr().err
+    assert "the first 2 runs took" in err and "min for the 10 left" in err
+    # each lr's relu and tanh runs, of both seeds, stack; rrelu draws random numbers, so it trains alone
+    assert sizes == [[1] * 12, [1, 1, 1, 1, 4, 4]]
+    single, stacked = _store_rows(tmp_path / "single"), _store_rows(tmp_path / "stacked")
+    assert sorted(h for h, *_ in single[0]) == sorted(h for h, *_ in stacked[0])  # the same 12 runs
+    by_key = {(h, e): (loss, acc) for h, e, loss, acc, _ in single[1]}
+    for h, e, loss, acc, _ in stacked[1]:
+        assert loss == pytest.approx(by_key[h, e][0], rel=5e-4) and abs(acc - by_key[h, e][1]) <= 0.01, (h, e)

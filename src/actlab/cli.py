@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = run.add_argument_group("sweeps (a [sweep] table in --config, or these flags; rerun to resume)")
     sweep.add_argument("--sweep", action="append", default=[], metavar="KEY=V1;V2",
                        help="sweep an [experiment] key over values, e.g. --sweep 'lr=0.001;0.003' (repeatable)")
+    sweep.add_argument("--tune", action="append", default=[], metavar="KEY=V1;V2",
+                       help="tune a hyper-parameter per activation on tuning seeds, by validation accuracy: "
+                            "--tune 'lr=0.0003;0.001;0.003', --tune 'lr=log:1e-4:1e-1:7', or --tune lr for the "
+                            "optimizer's default grid (repeatable; docs/tuning.md)")
     sweep.add_argument("--backend", choices=("local", "ray"), default="local",
                        help="local: worker processes here (default); ray: Ray tasks (pip install -e '.[ray]')")
     sweep.add_argument("--ray-address", default=None, metavar="ADDR",
@@ -122,6 +126,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.quiet else None
     show_progress = False if args.quiet else None
     sweep = read_sweep(args.config, args.sweep)
+    from actlab.tune import read_tune
+
+    tune = read_tune(args.config, args.tune, config)
+    if tune:
+        if sweep:
+            raise ActlabError("tune or sweep, not both: a tuned comparison chooses each activation's values itself")
+        return _cmd_tune(args, config, tune, show_progress, log)
     if sweep or args.backend == "ray":
         from actlab.sweep import run_sweep
 
@@ -129,9 +140,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             counts = run_sweep(config, sweep, out, args.backend, args.ray_address, show_progress, log)
         except KeyboardInterrupt as stop:
-            print(f"actlab: interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}; finished runs are in "
-                  f"{out / 'results.db'}: run the same command to resume", file=sys.stderr)
-            return 143 if isinstance(stop, Terminated) else 130
+            return _stopped_store(stop, out)
         print(f"{counts['runs']} runs: {counts.get('done', 0)} done ({counts['already_done']} were already), "
               f"{counts.get('failed', 0)} failed, {counts.get('pending', 0) + counts.get('running', 0)} not run; "
               f"store: {out / 'results.db'}")
@@ -142,9 +151,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except Interrupted as exc:
         print(f"actlab: {exc}", file=sys.stderr)
         return exc.exit_code
+    return _print_results(results, config.run.lang)
+
+
+def _cmd_tune(args: argparse.Namespace, config, tune: dict, show_progress, log) -> int:
+    from actlab.tune import run_tuned, write_tuned
+
+    out = Path(config.run.out or f"runs/{config.run.name}-tune")
+    try:
+        results = run_tuned(config, tune, out, args.backend, args.ray_address, show_progress, log)
+    except KeyboardInterrupt as stop:
+        return _stopped_store(stop, out)
+    write_tuned(results, log)
+    return _print_results(results, config.run.lang)
+
+
+def _stopped_store(stop: KeyboardInterrupt, out: Path) -> int:
+    """Ctrl-C or SIGTERM during a sweep or a tuning: where the finished runs are, and how to go on."""
+    print(f"actlab: interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}; the finished runs are in "
+          f"{out / 'results.db'}: run the same command to resume", file=sys.stderr)
+    return 143 if isinstance(stop, Terminated) else 130
+
+
+def _print_results(results, lang: str) -> int:
+    """The terminal table of a finished run, and where its folder and report are."""
     from actlab.messages import Words
 
-    lang = config.run.lang
     print(results.table(lang))
     report = results.run_dir / ("report.html" if lang == "en" else f"report.{lang}.html")
     print("\n" + Words(lang).plain("terminal.run_folder", folder=results.run_dir, report=report))

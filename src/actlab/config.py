@@ -363,6 +363,8 @@ class RunConfig:
     lang: str = key("en", _choice(tuple(LANGUAGES)), "the report's language, beside English: " +
                     ", ".join(f"{code} ({name})" for code, name in LANGUAGES.items()) + "; the terminal table "
                     "follows it", from_text=str, metavar="LANG")
+    tune_seeds: int = key(2, _int(1), "tuning: seeds each grid point trains on to choose an activation's values, "
+                          "numbered after the evaluation seeds (see --tune)")
     equivalence_margin: float = key(0.5, _float(0.0, 100.0, lo_open=True), "the smallest accuracy difference that "
                                     "matters, in percentage points: two activations whose paired difference lies "
                                     "within ± this (two one-sided tests) are called equivalent", metavar="POINTS")
@@ -528,11 +530,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ActlabError(f"config file {path} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ActlabError(f"config file {path} is not valid TOML: {exc}") from None
-    unknown = set(doc) - {"experiment", "sweep"}
+    unknown = set(doc) - {"experiment", "sweep", "tune"}
     if unknown:
         raise ActlabError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}; "
-                          f"put the keys in an [experiment] table (and lists to sweep over in [sweep])")
-    table = doc.get("experiment", {} if "sweep" in doc else None)
+                          f"put the keys in an [experiment] table (lists to sweep over in [sweep], values to tune "
+                          f"in [tune])")
+    table = doc.get("experiment", {} if "sweep" in doc or "tune" in doc else None)
     if not isinstance(table, dict):
         raise ActlabError(f"config file {path} has no [experiment] table")
     return dict(table)

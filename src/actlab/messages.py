@@ -60,10 +60,10 @@ class Words:
         self.lang = lang
         self.table = catalogue(lang)
 
-    def __call__(self, key: str, **values: Text | int) -> tuple[Inline, ...]:
+    def __call__(self, key: str, /, **values: Text | int) -> tuple[Inline, ...]:
         return fill(self.table[key], **values)
 
-    def plain(self, key: str, **values: object) -> str:
+    def plain(self, key: str, /, **values: object) -> str:
         return self.table[key].format(**values)
 
     def count(self, noun: str, n: int) -> str:

@@ -191,3 +191,54 @@ def plot_activations(specs: list[ActivationSpec], path: Path, lo: float = -10.0,
         ax.legend()
     _save(fig, path)
     return path
+
+
+def plot_sensitivity(tuning: dict, path: Path, w: Words) -> Path:
+    """Validation accuracy against the first tuned key, one line per activation (the other keys at
+    that activation's chosen values), mean and 95% CI over the tuning seeds; log axis for a range
+    that spans a decade or more."""
+    key = tuning["keys"][0]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for label, entry in tuning["activations"].items():
+        others = {k: v for k, v in entry["chosen"].items() if k != key}
+        rows = sorted((p["point"][key], p) for p in entry["points"]
+                      if p["n"] and all(p["point"][k] == v for k, v in others.items()))
+        x = np.array([v for v, _ in rows], dtype=float)
+        mean = np.array([p["mean"] for _, p in rows]) * 100
+        low = np.array([p["ci_low"] for _, p in rows], dtype=float) * 100
+        high = np.array([p["ci_high"] for _, p in rows], dtype=float) * 100
+        line, = ax.plot(x, mean, marker="o", markersize=3, label=label)
+        if not np.isnan(low).all():
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15)
+        best = entry["chosen"][key]
+        ax.plot([best], [mean[list(x).index(best)]], "*", color=line.get_color(), markersize=12)
+    values = [v for v in tuning["grid"][key] if v > 0]
+    if len(values) == len(tuning["grid"][key]) and max(values) / min(values) >= 10:
+        ax.set_xscale("log")
+    ax.set_title(w.plain("plot_tuning.sensitivity", key=key))
+    ax.set_xlabel(key)
+    ax.set_ylabel(w.plain("plot_tuning.sensitivity_axis"))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+    return path
+
+
+def plot_robustness(tuning: dict, path: Path, w: Words) -> Path:
+    """Per activation: its best point, its mean and its worst point over the grid."""
+    labels = list(tuning["activations"])
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(labels) + 2), 4.2), dpi=110)
+    for i, label in enumerate(labels):
+        entry = tuning["activations"][label]
+        best, mean, worst = (100 * entry[k] for k in ("best", "mean_over_grid", "worst"))
+        ax.plot([i, i], [worst, best], color="#3182bd", lw=2)
+        ax.plot([i], [best], "*", color="#08519c", markersize=12, label=w.plain("plot_tuning.best") if i == 0 else None)
+        ax.plot([i], [mean], "o", color="#6baed6", markersize=8, label=w.plain("plot_tuning.mean") if i == 0 else None)
+        ax.plot([i], [worst], "v", color="#9ecae1", markersize=8, label=w.plain("plot_tuning.worst") if i == 0 else None)
+    ax.set_xticks(range(len(labels)), labels, rotation=15)
+    ax.set_ylabel(w.plain("plot_tuning.sensitivity_axis"))
+    ax.set_title(w.plain("plot_tuning.robustness"))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+    return path

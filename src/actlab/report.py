@@ -18,9 +18,10 @@ from typing import Any
 
 from actlab.activations import parse_layers
 from actlab.analysis import (analysis_blocks, diagnostic_means, mean_ci, method_text, p_text, pct, primary_metric,
-                             published_blocks, pts)
+                             published_blocks, pts, tuning_blocks)
 from actlab.messages import Words
-from actlab.plots import labels_for, plot_activations, plot_diagnostics, plot_final_bars, plot_run
+from actlab.plots import (labels_for, plot_activations, plot_diagnostics, plot_final_bars, plot_robustness, plot_run,
+                          plot_sensitivity)
 from actlab.render import Block, Code, Heading, Image, Paragraph, Table, authored, joined, to_html, to_markdown
 from actlab.files import atomic_write
 from actlab.results import Results, json_safe, load_results, write_results
@@ -39,6 +40,8 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
     run_dir, w = results.run_dir, Words(lang)
     margin = margin if margin is not None else results.config.get("equivalence_margin", DEFAULT_MARGIN_POINTS)
     analysis = analyse(results, method=ci or results.config.get("ci", "t"), margin_points=margin)
+    if results.tuning:
+        analysis["tuning"] = results.tuning
     atomic_write(run_dir / "stats.json", json.dumps(json_safe(analysis), indent=1) + "\n")
     metric = primary_metric(analysis)
     finished = bool(analysis["metrics"].get(metric, {}).get("order"))
@@ -54,6 +57,8 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
                            Heading(2, w("report.analysis")), *analysis_blocks(results, analysis, w)]
     if finished:
         blocks += _results_blocks(results, analysis, metric, w, images)
+    if results.tuning:
+        blocks += tuning_blocks(results, analysis, w, images)
     blocks += published_blocks(results, w)
     blocks.append(Heading(2, w("report.curves")))
     blocks += [Image(f"{images}/{name}.png", w.plain("plot.alt_curve", what=w.plain(f"plot.{name}")))
@@ -87,6 +92,9 @@ def _draw_plots(results: Results, analysis: dict[str, Any], metric: str, table, 
     activations = list(dict.fromkeys(r.activation for r in results.runs))
     specs = [spec for a in activations for spec in _as_list(parse_layers(a))]
     plot_activations(list({s.label: s for s in specs}.values()), plots / "activations.png", -5, 5, w=w)
+    if results.tuning:
+        plot_sensitivity(results.tuning, plots / "sensitivity.png", w)
+        plot_robustness(results.tuning, plots / "robustness.png", w)
 
 
 def _summary_line(results: Results, analysis: dict[str, Any], w: Words) -> Paragraph:
@@ -124,7 +132,8 @@ def results_table(results: Results, analysis: dict[str, Any], w: Words) -> tuple
     loss, speed of convergence, time, and its group letters."""
     metrics, primary = analysis["metrics"], primary_metric(analysis)
     has_val = "best_val_test_acc" in metrics
-    header = [w("table.activation"), w("table.runs"), w("table.failures"), w("table.final_acc")]
+    header = [w("table.activation"), *([w("tuning.chosen")] if results.tuning else []), w("table.runs"),
+              w("table.failures"), w("table.final_acc")]
     header += [w("table.best_val_acc")] if has_val else []
     header += [w("table.as_finished"), w("table.peak_acc"), w("table.final_loss"), w("table.epochs_to_99"),
                w("table.train_s"), w("table.group")]
@@ -136,7 +145,9 @@ def results_table(results: Results, analysis: dict[str, Any], w: Words) -> tuple
         counted = c["runs"] - c["unfinished"]
         failures = f"{c['failures']}/{counted} ({pct(c['failure_ci'][0], 0)}–{pct(c['failure_ci'][1], 0)})" \
             if c["failure_ci"] else "–"
-        row: list = [Code(label), f"{c['ok']}/{c['runs']}", failures, mean_ci(w, get("final_test_acc"))]
+        tuned = [Code(" ".join(f"{k}={v:g}" for k, v in results.tuning["activations"][label]["chosen"].items()))] \
+            if results.tuning else []
+        row: list = [Code(label), *tuned, f"{c['ok']}/{c['runs']}", failures, mean_ci(w, get("final_test_acc"))]
         row += [mean_ci(w, get("best_val_test_acc"))] if has_val else []
         finished = metrics[primary]["as_finished"].get(label)
         row += [pct(finished["mean"]) if finished and finished["n"] else "–",

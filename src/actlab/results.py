@@ -27,7 +27,7 @@ METRIC_COLUMNS = ("activation", "seed", "epoch", "train_loss", "train_acc", "val
                   "test_loss", "test_acc", "seconds")
 DIAGNOSTIC_COLUMNS = ("activation", "seed", "stage", "layer", "metric", "value")
 SUMMARY_COLUMNS = ("activation", "seed", "final_test_acc", "final_test_loss", "best_epoch",
-                   "best_val_acc", "best_test_acc", "train_seconds", "status", "stopped_epoch")
+                   "best_val_acc", "best_test_acc", "train_seconds", "status", "stopped_epoch", "tuned")
 
 
 @dataclass
@@ -52,6 +52,7 @@ class ModelRun:
     train_seconds: float = 0.0
     stopped_epoch: int | None = None  # the last epoch trained (earlier than `epochs` after early stopping)
     diagnostics: list[dict[str, Any]] = field(default_factory=list)  # stage, layer, metric, value
+    tuned: dict[str, float] = field(default_factory=dict)  # the values tuning chose for this model (actlab.tune)
 
     @property
     def last_evaluated(self) -> dict[str, float | None]:
@@ -90,7 +91,8 @@ class ModelRun:
         return {"activation": self.label, "seed": self.seed, "final_test_acc": self.final_test_acc,
                 "final_test_loss": self.final_test_loss, "best_epoch": self.best_epoch,
                 "best_val_acc": self.best_val_acc, "best_test_acc": self.best_test_acc,
-                "train_seconds": self.train_seconds, "status": self.status, "stopped_epoch": self.stopped_epoch}
+                "train_seconds": self.train_seconds, "status": self.status, "stopped_epoch": self.stopped_epoch,
+                "tuned": " ".join(f"{k}={v:g}" for k, v in self.tuned.items())}
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "final_test_acc": self.final_test_acc,
@@ -122,6 +124,7 @@ class Results:
     config: dict[str, Any]  # the resolved `[experiment]` table
     environment: dict[str, Any]
     runs: list[ModelRun]
+    tuning: dict[str, Any] | None = None  # a tuned run's grid, scores and choices (actlab.tune)
 
     @property
     def labels(self) -> list[str]:
@@ -131,8 +134,8 @@ class Results:
         return [r for r in self.runs if r.label == label]
 
     def to_json(self) -> dict[str, Any]:
-        return {"config": self.config, "environment": self.environment,
-                "runs": [r.to_json() for r in self.runs]}
+        doc = {"config": self.config, "environment": self.environment, "runs": [r.to_json() for r in self.runs]}
+        return {**doc, "tuning": self.tuning} if self.tuning else doc
 
     def table(self, lang: str = "en") -> str:
         return summary_table(self, lang)
@@ -192,7 +195,8 @@ def load_results(run_dir: str | Path) -> Results:
                           f"give the folder `actlab run` printed at its end")
     try:
         doc = json.loads(path.read_text())
-        return Results(run_dir, doc["config"], doc["environment"], [ModelRun.from_json(r) for r in doc["runs"]])
+        return Results(run_dir, doc["config"], doc["environment"], [ModelRun.from_json(r) for r in doc["runs"]],
+                       doc.get("tuning"))
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ActlabError(f"{path} is damaged ({exc}); rerun the experiment") from None
 

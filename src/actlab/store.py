@@ -150,6 +150,11 @@ class Store:
             out.append(row)
         return out
 
+    def done_runs(self, hashes: list[str]) -> dict[str, ModelRun]:
+        """The finished runs among `hashes`, as records, by hash."""
+        wanted = set(hashes)
+        return {row["hash"]: self.model_run(row) for row in self.rows(status="done") if row["hash"] in wanted}
+
     def model_run(self, row: dict[str, Any]) -> ModelRun:
         """A stored run as the `ModelRun` that produced it (for statistics and reports)."""
         epochs = [dict(zip(EPOCH_FIELDS, values)) for values in self.db.execute(

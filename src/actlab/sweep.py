@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,18 +30,20 @@ from typing import Any
 import torch
 
 from actlab import __version__
+from actlab.activations import stacking_obstacle
 from actlab.config import SWEEP_ALIASES, Config, config_from_flat
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
 from actlab.experiment import checkpoint_name, data_folder, save_checkpoint, threads_per_worker, worker_count
 from actlab.files import atomic_write
 from actlab.results import ModelRun
+from actlab.train import resolve_device
 from actlab.store import Store
 from actlab.workers import Progress, Task, Trained, progress_wanted, run_tasks, train_task
 
 # keys that do not change what a run computes, left out of its content hash
 NOT_HASHED = {"name", "out", "device", "workers", "threads", "data_dir", "data_mirror", "download", "checkpoints",
-              "diagnostics", "tensorboard", "stack", "backprop", "eval_batch_size", "ci", "equivalence_margin", "lang", "seed",
+              "diagnostics", "tensorboard", "stack", "backprop", "eval_batch_size", "ci", "equivalence_margin", "lang", "tune_seeds", "seed",
               "seeds", "activations", "output", "init"}
 TRAINING_CODE_VERSION = __version__  # a new actlab version retrains: its numbers may differ
 
@@ -115,11 +118,20 @@ def _single(flat: dict[str, Any], run: SweepRun) -> dict[str, Any]:
 def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: str = "local",
               ray_address: str | None = None, show_progress: bool | None = None, log=None) -> dict[str, int]:
     """Train the grid's runs not yet done into `out`'s store; returns counts by status."""
-    show_progress = progress_wanted() if show_progress is None else show_progress
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     runs = expand(config, sweep)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "sweep.toml", config.to_toml(sweep))
+    return train_runs(config, runs, out, backend, ray_address, show_progress, log, "sweep",
+                      lambda run: _point(run, sweep))
+
+
+def train_runs(config: Config, runs: list[SweepRun], out: Path, backend: str = "local", ray_address: str | None = None,
+               show_progress: bool | None = None, log=None, what: str = "sweep",
+               describe=lambda run: "") -> dict[str, int]:
+    """Train the runs not yet done into `out`'s store (one line up front with the count, one with a
+    time estimate once the first runs are in); returns counts by status of these runs."""
+    show_progress = progress_wanted() if show_progress is None else show_progress
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     folders = {name: str(load_dataset(name, data_folder(config), download=config.data.download,
                                       mirror=config.data.data_mirror).folder)
                for name in dict.fromkeys(r.flat["dataset"] for r in runs)}
@@ -128,9 +140,12 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
         status = store.status_of(r.hash for r in runs)
         todo = [r for r in runs if status.get(r.hash) != "done"]
         already = len(runs) - len(todo)
-        log(f"sweep: {len(runs)} runs, {already} already done in {store.path}, {len(todo)} to train")
+        log(f"{what}: {len(runs)} runs, {already} already done in {store.path}, {len(todo)} to train")
+        estimate = _estimator(len(todo), log)
+
         def done(run: SweepRun, trained: Trained) -> None:
             record = trained.record
+            estimate()
             if trained.error:
                 store.fail(run.hash, trained.error)
                 log(f"{run.hash} {run.label} seed {run.seed}: failed: {trained.error}")
@@ -140,7 +155,7 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
                 save_checkpoint(out / "checkpoints" / f"{run.hash}-{checkpoint_name(run.label, run.seed)}",
                                 record, trained.final_state, trained.best_state, _single(run.flat, run))
             acc = record.final_test_acc
-            log(f"{run.hash} {run.label} seed {run.seed} ({_point(run, sweep)}): {record.status}, "
+            log(f"{run.hash} {run.label} seed {run.seed} ({describe(run)}): {record.status}, "
                 f"test acc {'–' if acc is None else f'{acc:.2%}'}")
 
         if backend == "ray":
@@ -148,9 +163,24 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
         else:
             _run_locally(config, todo, folders, store, show_progress, done)
         counts: dict[str, int] = {}
-        for state in store.status_of(r.hash for r in runs).values():  # this grid's runs only
+        for state in store.status_of(r.hash for r in runs).values():  # these runs only
             counts[state] = counts.get(state, 0) + 1
     return {"runs": len(runs), "already_done": already, **counts}
+
+
+def _estimator(todo: int, log, after: int = 2):
+    """A callback for each finished run that, once `after` runs are in, logs the time the rest
+    will take at the rate so far (workers running side by side included)."""
+    start, finished = time.perf_counter(), 0
+
+    def finished_one() -> None:
+        nonlocal finished
+        finished += 1
+        if finished == min(after, todo) and todo > finished:
+            seconds = (time.perf_counter() - start) / finished * (todo - finished)
+            log(f"the first {finished} runs took {time.perf_counter() - start:.0f} s: about "
+                f"{seconds / 60:.1f} min for the {todo - finished} left")
+    return finished_one
 
 
 def _point(run: SweepRun, sweep: dict[str, list[Any]]) -> str:
@@ -160,17 +190,31 @@ def _point(run: SweepRun, sweep: dict[str, list[Any]]) -> str:
 
 def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], store: Store, show_progress: bool,
                  done) -> None:
-    """Worker processes on this machine (one per core, one thread each), fed every pending run."""
-    tasks = [_task(i, r, folders) for i, r in enumerate(todo)]
-    workers = worker_count(config, torch.device("cpu"), len(tasks))
+    """Worker processes on this machine (one per core, one thread each) fed every pending run; with
+    `stack` (by default on a GPU), the runs of one grid point train together as one stack."""
+    device = resolve_device(config.run.device)
+    stack = config.run.stack if config.run.stack != "auto" else device.type == "cuda"
+    points: dict[str, list[int]] = {}
+    for i, run in enumerate(todo):  # runs that differ only in activation and seed train as one stack
+        same = {k: v for k, v in run.flat.items() if k not in ("activations", "output", "init", "seed", "seeds")}
+        key = json.dumps(same, sort_keys=True) if stack and not stacking_obstacle(run.activation) else f"#{i}"
+        points.setdefault(key, []).append(i)
+    tasks = [_task(group, todo, folders, str(device) if stack else "cpu") for group in points.values()]
+    workers = worker_count(config, device if stack else torch.device("cpu"), len(tasks))
     store.mark_running(r.hash for r in todo)
     run_tasks(tasks, workers, threads_per_worker(config, workers), show_progress,
-              lambda trained: done(todo[trained.index], trained), "sweep runs")
+              lambda trained: done(todo[trained.index], trained), "runs")
 
 
-def _task(index: int, run: SweepRun, folders: dict[str, str]) -> Task:
-    """The one-model task that trains `run` on a CPU."""
-    return Task((index,), (run.record(),), _single(run.flat, run), folders[run.flat["dataset"]])
+def _task(group: list[int], runs: list[SweepRun], folders: dict[str, str], device: str = "cpu") -> Task:
+    """The task that trains the runs `group` (indices into `runs`, alike but for activation and seed)
+    together, under one [experiment] table naming each activation's own init."""
+    members = [runs[i] for i in group]
+    flat = _single(members[0].flat, members[0])
+    if len(members) > 1:
+        activations = list(dict.fromkeys(r.activation for r in members))
+        flat.update(activations=activations, init={r.activation: _init_of(r.flat, r.activation) for r in members})
+    return Task(tuple(group), tuple(r.record() for r in members), flat, folders[members[0].flat["dataset"]], device)
 
 
 # --- Ray ----------------------------------------------------------------------------------------
@@ -220,7 +264,7 @@ def _run_on_ray(todo: list[SweepRun], folders: dict[str, str], store: Store, add
         pending = {}
         for members in groups.values():
             store.mark_running(r.hash for _, r in members)
-            pending[remote.remote([_task(i, r, folders) for i, r in members])] = members
+            pending[remote.remote([_task([i], todo, folders) for i, _ in members])] = members
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             pending.pop(ready[0])
