@@ -10,12 +10,16 @@ In one process, on the same machine, for each preset and seed count it times
       `--dataloader-epochs` (1) epoch of one model is measured and scaled to the preset's
       models × epochs; the per-epoch cost is the data pipeline's, whatever the activation;
   (b) `actlab.run` on the preset, end to end (data load, training, evaluation, files, plots);
-and (c) the floor, measured in the same run: the experiment's matmul FLOPs (forward and backward of
-every training step, plus the per-epoch evaluation passes) at the sustained fp32 GEMM rate of this
-machine (a large square matmul), plus the optimizer's state traffic (bytes per parameter per step)
-at the measured memory bandwidth (a large copy). It prints seconds, models·epochs per second and
-the ratios a/b (speed-up over the DataLoader pipeline) and b/c (distance from the floor), and
-writes every figure to a JSON file.
+  (c) the floor, measured in the same run: the experiment's matmul FLOPs (forward and backward of
+      every training step, plus the per-epoch evaluation passes) at the sustained fp32 GEMM rate of
+      this machine (a large square matmul), plus the optimizer's state traffic (bytes per parameter
+      per step) at the measured memory bandwidth (a large copy);
+and (d) the peer a user would pick instead, scikit-learn's MLPClassifier: the same architecture,
+optimizer, learning rate, batch size and training data, `--peer-epochs` epochs with all of this
+process's threads (scikit-learn is the optional `bench` extra: pip install -e '.[bench]'). It prints
+seconds, models·epochs per second, the ratios a/b (speed-up over the DataLoader pipeline), b/c
+(distance from the floor) and d/b per model-epoch (speed-up over scikit-learn), with the CPU's
+flags (AVX2 / AVX-512 / bf16): the machines differ. Every figure goes to a JSON file.
 """
 
 from __future__ import annotations
@@ -80,6 +84,44 @@ def dataloader_seconds_per_epoch(config: actlab.Config, dataset, epochs: int) ->
             for x, y in test_loader:
                 model(x)
     return (time.perf_counter() - start) / epochs
+
+
+SKLEARN_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic", "none": "identity"}
+
+
+def sklearn_seconds_per_epoch(config: actlab.Config, dataset, epochs: int) -> float | None:
+    """Seconds per epoch of scikit-learn's MLPClassifier on the preset's architecture and training
+    data (its first activation where scikit-learn has it, else relu: the cost is the arithmetic), or
+    None without scikit-learn or for a model it cannot express."""
+    try:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+    except ImportError:
+        return None
+    o = config.optim
+    if not config.model.hidden or o.optimizer not in ("adam", "sgd"):
+        return None
+    x = dataset.train.images.numpy().astype(np.float32) / 255
+    y = dataset.train.labels.numpy()
+    model = MLPClassifier(hidden_layer_sizes=config.model.hidden, solver=o.optimizer, batch_size=o.batch_size,
+                          activation=SKLEARN_ACTIVATIONS.get(config.model.activations[0].split(":")[0], "relu"),
+                          learning_rate_init=o.lr, momentum=o.momentum, nesterovs_momentum=False, alpha=0.0,
+                          max_iter=epochs, tol=0.0, n_iter_no_change=10 ** 9, shuffle=True, random_state=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        model.fit(x, y)
+    return (time.perf_counter() - start) / epochs
+
+
+def cpu_flags_text() -> str:
+    from actlab.train import SPEED_FLAGS, cpu_flags
+
+    flags = [f for f in SPEED_FLAGS if f in cpu_flags()]
+    bf16 = "native bf16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "no native bf16"
+    return f"CPU flags: {' '.join(flags) or 'unknown'} ({bf16})"
 
 
 def actlab_seconds(config: actlab.Config) -> tuple[float, dict]:
@@ -160,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dataloader-epochs", type=int, default=1,
                         help="epochs of the per-sample pipeline actually measured (default 1)")
+    parser.add_argument("--peer-epochs", type=int, default=2,
+                        help="epochs of scikit-learn's MLPClassifier measured (default 2; 0 = skip)")
     parser.add_argument("--json", default=None, help="write the figures here (default benchmarks/results/)")
     args = parser.parse_args(argv)
 
@@ -168,11 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     flops, bandwidth = gemm_flops_per_second(device), memory_bytes_per_second(device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
           f"{platform.processor() or platform.machine()}: fp32 GEMM {flops / 1e9:.0f} GFLOP/s, "
-          f"copy bandwidth {bandwidth / 1e9:.1f} GB/s")
+          f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; {cpu_flags_text()}")
     for preset in args.preset:
         base = actlab.resolve_config(preset=preset, overrides={"device": args.device})
         dataset = load_dataset(base.data.dataset, Path(base.data.data_dir) if base.data.data_dir else None)
         per_epoch = dataloader_seconds_per_epoch(base, dataset, args.dataloader_epochs)
+        peer = sklearn_seconds_per_epoch(base, dataset, args.peer_epochs) if args.peer_epochs else None
         for seeds in args.seeds:
             config = actlab.config.replace(base, seeds=seeds)
             model_epochs = len(config.variants) * seeds * config.optim.epochs
@@ -183,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                    "dataloader_s_per_model_epoch": per_epoch, "dataloader_s": a, "actlab_s": b, **c,
                    "dataloader_model_epochs_per_s": model_epochs / a, "actlab_model_epochs_per_s": model_epochs / b,
                    "a_over_b": a / b, "b_over_c": b / c["floor_s"], "workers": env.get("workers"),
+                   "sklearn_s_per_epoch": peer, "actlab_s_per_model_epoch": b / model_epochs,
+                   "d_over_b_per_model_epoch": peer / (b / model_epochs) if peer else None,
                    "peak_memory_mb": env.get("peak_memory_mb"),
                    "peak_worker_memory_mb": env.get("peak_worker_memory_mb"),
                    "peak_gpu_memory_mb": env.get("peak_gpu_memory_mb")}
@@ -191,11 +238,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{args.dataloader_epochs} epoch measured)  (b) actlab {b:6.1f} s ({model_epochs / b:.2f} "
                   f"model-epochs/s, {env.get('workers')} workers, peak memory {_peak(env)})  (c) floor "
                   f"{c['floor_s']:6.1f} s ({c['compute_s']:.1f} compute + {c['memory_s']:.1f} optimizer traffic)  "
-                  f"a/b = {a / b:.1f}x  b/c = {b / c['floor_s']:.2f}")
+                  f"a/b = {a / b:.1f}x  b/c = {b / c['floor_s']:.2f}" + (
+                      f"  (d) scikit-learn MLPClassifier {peer:.2f} s/epoch, actlab {b / model_epochs:.2f} s per "
+                      f"model-epoch: d/b = {peer / (b / model_epochs):.1f}x" if peer else ""))
             sys.stdout.flush()
     out = Path(args.json) if args.json else Path(__file__).parent / "results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    env = {"gemm_flops_per_s": flops, "copy_bytes_per_s": bandwidth, "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+    env = {"gemm_flops_per_s": flops, "copy_bytes_per_s": bandwidth, "torch": torch.__version__,
+           "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cpu_flags": cpu_flags_text(),
            "platform": platform.platform(), "actlab": actlab.__version__}
     out.write_text(json.dumps({"environment": env, "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")

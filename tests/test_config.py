@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -209,3 +210,13 @@ def test_a_recipe_with_every_key_round_trips(tmp_path):
     saved = tmp_path / "saved.toml"
     saved.write_text(config.to_toml())
     assert resolve_config(file=saved, env={}) == config
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"drop_last": True, "batch_size": 64, "train_subset": 50}, "drops every batch of the 50 training examples"),
+    ({"val_split": 1e-6}, "less than one of MNIST's 60000 training examples"),
+    ({"test_subset": 20000}, "MNIST's test split holds 10000 examples"),
+])
+def test_settings_that_leave_nothing_to_train_or_test_are_refused(overrides, message):
+    with pytest.raises(ActlabError, match=re.escape(message)):
+        resolve_config(overrides=overrides, env={})

@@ -371,3 +371,33 @@ def test_without_a_cjk_font_the_plots_are_english_and_the_report_says_how_to_ins
     assert any(t.startswith("test accuracy") for t in texts) and "测试集准确率" not in " ".join(texts)
     assert len(lines) == 1 and "apt-get install fonts-noto-cjk" in lines[0]
     assert md.count("apt-get install fonts-noto-cjk") == 1 and "未找到含中文字形的字体" in md
+
+
+def test_one_activation_has_nothing_to_compare(tmp_path):
+    results = synthetic(tmp_path, {"relu": [0.98, 0.979, 0.981, 0.978, 0.98]})
+    text = analysis_text(results, analyse(results))
+    assert "Only one activation ran, `relu`" in text and "nothing to compare" in text and "apart" not in text
+
+
+def test_published_figures_only_for_a_preset_run_unchanged_in_what_it_trains(tmp_path):
+    config = resolve_config(preset="mnist-classic-four", overrides={"seeds": 3, "train_subset": 5000}, env={}).to_flat()
+    accs = {label: [0.97, 0.971, 0.969] for label in ("relu", "sigmoid", "tanh", "leaky_relu:0.01")}
+    md = build_report(synthetic(tmp_path, accs, epochs=10, config=config))[0].read_text()
+    assert "changed the preset's settings" in md and "beside ours" not in md
+
+
+def test_a_tuned_report_says_each_activation_trains_at_its_own_values(tmp_path):
+    results = synthetic(tmp_path, {"relu": [0.98, 0.979, 0.981], "tanh": [0.975, 0.976, 0.974]},
+                        config={"name": "tuned", "dataset": "mnist", "optimizer": "adam"})
+    point = lambda lr: {"point": {"lr": lr}, "scores": [0.97, 0.971], "n": 2, "mean": 0.9705,  # noqa: E731
+                        "ci_low": 0.96, "ci_high": 0.98}
+    results.tuning = {"grid": {"lr": [0.001, 0.01]}, "keys": ["lr"], "fixed": {"lr": 0.001}, "tuning_seeds": [3, 4],
+                      "evaluation_seeds": [0, 1, 2], "fixed_runs": [r.to_json() for r in results.runs],
+                      "activations": {label: {"points": [point(0.001), point(0.01)], "chosen": {"lr": lr},
+                                              "at_edge": {"lr": "high"} if lr == 0.01 else {"lr": "low"},
+                                              "best": 0.9705, "mean_over_grid": 0.9705, "worst": 0.9705}
+                                      for label, lr in (("relu", 0.01), ("tanh", 0.001))}}
+    md = build_report(results)[0].read_text()
+    assert "`relu` trains at its tuned `lr=0.01`; `tanh` trains at its tuned `lr=0.001`" in md
+    assert "same initial weights and saw the same batches, so the activation is the only setting" not in md
+    assert "`relu`'s chosen `lr` = 0.01 is at the high end of the grid" in md

@@ -290,3 +290,24 @@ def test_analyse_holds_every_metric_and_is_standard_json():
 
 def test_tost_has_no_answer_without_spread():
     assert tost(np.array([0.001, 0.001, 0.001]), 0.005) is None
+
+
+def test_without_a_validation_split_a_diverged_run_does_not_make_a_checkpoint_metric():
+    runs = [run(label, s, [0.5, 0.97 + 0.001 * s]) for label in ("relu", "tanh") for s in range(5)]
+    runs[5] = run("tanh", 0, [0.5, None], status="diverged@epoch 2")
+    out = analyse(make_results(runs))
+    assert "best_val_test_acc" not in out["metrics"]  # no run tested a best-validation checkpoint
+    assert out["metrics"]["final_test_acc"]["summary"]["tanh"]["n"] == 5  # the diverged run, at chance
+
+
+def test_identical_results_inside_the_margin_are_equivalent():
+    results = results_from({"a": [0.97, 0.975, 0.98, 0.972], "b": [0.97, 0.975, 0.98, 0.972]})
+    (pair,) = compare(results, "final_test_acc", margin=0.005)
+    assert pair.verdict == "equivalent" and pair.t is None
+
+
+def test_untested_pairs_are_in_no_holm_family():
+    finals = {"a": [0.98, 0.981, 0.979, 0.982], "b": [0.95, 0.951, 0.949, 0.952], "c": [0.96]}
+    tests = {(t.a, t.b): t for t in compare(results_from(finals), "final_test_acc", margin=0.005)}
+    assert tests["a", "c"].verdict == "not_tested" and tests["a", "c"].p_sign_flip is None
+    assert tests["a", "b"].p_sign_flip_holm == pytest.approx(tests["a", "b"].p_sign_flip)  # one tested pair

@@ -10,6 +10,7 @@ every activation label, command, file name and config value goes in as `Code`.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from typing import Any
@@ -21,7 +22,7 @@ from actlab.messages import Words
 from actlab.presets import PRESETS
 from actlab.render import Block, Bullets, Code, Heading, Image, Paragraph, Strong, Table, Text, authored, codes, joined
 from actlab.results import CHANCE_ACCURACY, FAILED_TO_LEARN, Results
-from actlab.stats import ALPHA, MIN_SEEDS, SIGN_FLIP_MAX_N, still_improving
+from actlab.stats import ALPHA, MIN_SEEDS, SIGN_FLIP_MAX_N, rank_test_min_seeds, still_improving
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, SATURATED_DERIVATIVE
 
 ADAPTIVE = ("adam", "adamw", "rmsprop")
@@ -79,7 +80,11 @@ def primary_metric(analysis: dict[str, Any]) -> str:
 
 
 def rerun_command(results: Results, seeds: int) -> str:
-    return f"actlab run --config {results.run_dir / 'config.toml'} --seeds {seeds} --out {results.run_dir}-seeds{seeds}"
+    """The command that reruns this experiment with more seeds (from the run folder's config.toml,
+    else the user's own experiment file)."""
+    config = results.run_dir / "config.toml"
+    source = config if config.is_file() else "YOUR-EXPERIMENT.toml"
+    return f"actlab run --config {source} --seeds {seeds} --out {results.run_dir}-seeds{seeds}"
 
 
 def tested_pairs(m: dict[str, Any]) -> list[dict[str, Any]]:
@@ -97,7 +102,11 @@ def analysis_blocks(results: Results, analysis: dict[str, Any], w: Words) -> lis
                            for r in results.runs), w.plain("list.comma"))
         return [Paragraph(w("analysis.nothing_finished", statuses=statuses))]
     what = w(f"metric.{metric}")
-    if tested_pairs(m):
+    if len(m["order"]) == 1:
+        label = m["order"][0]
+        blocks = [Paragraph(w("analysis.single", label=Code(label), what=what, value=mean_ci(w, m["summary"][label]),
+                              seeds=w.count("seed", len(analysis["seeds"]))))]
+    elif tested_pairs(m):
         blocks = _verdicts(results, analysis, m, what, w)
     else:
         blocks = [Paragraph(_untested(results, analysis, m, what, w))]
@@ -114,14 +123,14 @@ def _untested(results: Results, analysis: dict[str, Any], m: dict[str, Any], wha
     return w("analysis.untested", shared=w.count("seed", shared), min=MIN_SEEDS, what=what, best=Code(best),
              best_mean=pct(summary[best]["mean"]), worst=Code(worst), worst_mean=pct(summary[worst]["mean"]),
              spread=f"{100 * (summary[best]['mean'] - summary[worst]['mean']):.2f}",
-             command=Code(rerun_command(results, max(5, analysis["rank_test_min_seeds"]))))
+             command=Code(rerun_command(results, max(5, rank_test_min_seeds(max(1, len(m["pairwise"])))))))
 
 
 def _verdicts(results: Results, analysis: dict[str, Any], m: dict[str, Any], what: Text, w: Words) -> list[Block]:
     """The best mean, the groups, then one sentence per pair, best pairs first."""
     order, best, pairs = m["order"], m["order"][0], m["pairwise"]
     lead = [w("analysis.lead", seeds=w.count("seed", len(analysis["seeds"])), best=Code(best), what=what,
-              value=mean_ci(w, m["summary"][best]), pairs=len(pairs), alpha=str(ALPHA),
+              value=mean_ci(w, m["summary"][best]), pairs=len(tested_pairs(m)), alpha=str(ALPHA),
               margin=f"{analysis['equivalence_margin_points']:g}")]
     if m["groups"]:
         lead.append(w("analysis.groups", groups=group_text(order, m["groups"], w)))
@@ -143,6 +152,8 @@ def pair_sentence(t: dict[str, Any], analysis: dict[str, Any], results: Results,
     if verdict == "not_tested":
         return w("verdict.not_tested", a=a, b=b, shared=w.count("seed", n), min=MIN_SEEDS)
     spread = t["sd_diff"] != 0
+    if verdict == "equivalent" and not spread:
+        return w("verdict.equivalent_no_spread", a=a, b=b, margin=margin, diff=pts(t["mean_diff"]), n=n)
     if verdict == "equivalent":
         text = [w("verdict.equivalent", a=a, b=b, margin=margin, diff=pts(t["mean_diff"]), low=pts(t["tost_ci_low"]),
                   high=pts(t["tost_ci_high"]), p=p_text(t["p_tost_holm"]), n=n)]
@@ -197,7 +208,7 @@ def _seeds_needed(t: dict[str, Any], analysis: dict[str, Any], results: Results,
 
 def _rank_test_advice(analysis: dict[str, Any], m: dict[str, Any], w: Words) -> list[Text]:
     """The rank and permutation tests' floor: with few seeds they cannot pass Holm's first step."""
-    n, pairs, need = len(analysis["seeds"]), len(m["pairwise"]), analysis["rank_test_min_seeds"]
+    n, pairs, need = len(analysis["seeds"]), len(tested_pairs(m)), analysis["rank_test_min_seeds"]
     if not tested_pairs(m) or n >= need:
         return []
     return [w("advice.rank_tests", n=w.count("seed", n), pairs=pairs, pmin=f"{2 / 2 ** n:.4f}",
@@ -315,11 +326,15 @@ def _isolation(results: Results, w: Words) -> list[Text]:
     inits = config.get("init", "default")
     differs = isinstance(inits, dict) and len({inits.get(label, "default") for label in _activations(results)}) > 1
     drops = _dropout_kinds(results)
-    if differs or len(set(drops.values())) > 1:
+    tuned = {label: entry["chosen"] for label, entry in (results.tuning or {}).get("activations", {}).items()}
+    own_values = len({json.dumps(p, sort_keys=True) for p in tuned.values()}) > 1
+    if differs or len(set(drops.values())) > 1 or own_values:
         parts = [w("method.init_item", label=Code(a), init=Code(inits.get(a, "default"))) for a in _activations(results)
                  ] if differs else []
         parts += [w(f"method.dropout_{k}", label=Code(a)) for a, k in drops.items()] if len(set(drops.values())) > 1 \
             else []
+        parts += [w("method.tuned_item", label=Code(label), values=Code(_point_text(point)))
+                  for label, point in tuned.items()] if own_values else []
         sentences = [w("measured.isolation_differs", differences=joined(parts, w.plain("list.semicolon")))]
     else:
         sentences = [w("measured.isolation_same")]
@@ -341,11 +356,12 @@ def _dropout_kinds(results: Results) -> dict[str, str]:
             for a in _activations(results)}
 
 
-def method_text(results: Results, w: Words) -> list[Text]:
-    """The Method section, true of this run: what was paired, how verdicts are reached, what counts."""
+def method_text(results: Results, w: Words, margin: float) -> list[Text]:
+    """The Method section, true of this run: what was paired, how verdicts are reached (at `margin`,
+    the margin the verdicts used), what counts."""
     differences = _isolation(results, w)[0]
     return [w("method.design"), differences, w("method.verdicts", min=MIN_SEEDS, alpha=str(ALPHA),
-              margin=f"{results.config.get('equivalence_margin', 0.5):g}", exact=SIGN_FLIP_MAX_N),
+              margin=f"{margin:g}", exact=SIGN_FLIP_MAX_N),
             w("method.failures", chance=pct(CHANCE_ACCURACY, 0), threshold=pct(FAILED_TO_LEARN, 0)),
             w("method.files", results=Code("results.json"), stats=Code("stats.json"),
               diagnostics=Code("diagnostics.csv"))]
@@ -353,21 +369,23 @@ def method_text(results: Results, w: Words) -> list[Text]:
 
 # --- published figures side by side ----------------------------------------------------------------
 
+# settings that say where and how a run went, not what it trained: a preset stays itself under them
+RUN_ONLY = {"name", "seed", "seeds", "out", "workers", "threads", "device", "lang", "ci", "data_dir", "data_mirror",
+            "download", "checkpoints", "diagnostics", "tensorboard", "stack", "backprop", "eval_batch_size",
+            "equivalence_margin", "tune_seeds", "tune"}
+
+
 def _preset_matches(results: Results) -> str | None:
-    """The preset this run reproduces unchanged (seeds aside), if any."""
+    """The preset this run reproduces unchanged (seeds and run-only settings aside), if any: every
+    other key of its resolved configuration must be the preset's."""
+    from actlab.config import config_from_flat, preset_flat
+
     name = results.config.get("name")
-    preset = PRESETS.get(name)
-    if preset is None:
+    if name not in PRESETS or results.tuning:
         return None
-    for key, value in preset.experiment.items():
-        if key in ("seed", "seeds"):
-            continue
-        ours = results.config.get(key)
-        if key == "output" and isinstance(value, list):
-            ours = ours if isinstance(ours, list) else [ours]
-        if ours != value:
-            return None
-    return name
+    expected = config_from_flat(preset_flat(name)).to_flat()
+    keys = (set(expected) | set(results.config)) - RUN_ONLY
+    return name if all(expected.get(k) == results.config.get(k) for k in keys) else None
 
 
 def _beside_ours(results: Results, published: dict[str, float], field: str, title: str, fmt, w: Words) -> Table:
@@ -459,7 +477,7 @@ def _one_batch_comparison(results: Results, published: dict[str, float], w: Word
 def tuning_blocks(results: Results, analysis: dict[str, Any], w: Words, images: str) -> list[Block]:
     """What tuning chose and how much each activation's result moves across the grid, then each
     pair's verdict at the tuned values beside its verdict at the experiment's fixed values."""
-    tuning = results.tuning
+    tuning = analysis["tuning"]
     grid = joined((w("tuning.grid_item", key=Code(k), values=Code(", ".join(f"{v:g}" for v in values)))
                    for k, values in tuning["grid"].items()), w.plain("list.semicolon"))
     rows, edges = [], []

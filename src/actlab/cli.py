@@ -216,9 +216,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from actlab.report import rebuild, report_store
     from actlab.store import STORE_NAME
 
-    if (Path(args.run_dir) / STORE_NAME).is_file():
-        md, html = report_store(Path(args.run_dir), _where(args.where), args.ci, args.equivalence_margin, args.lang)
-    else:
+    folder = Path(args.run_dir)
+    if (folder / STORE_NAME).is_file() and (args.where or not (folder / "results.json").is_file()):
+        md, html = report_store(folder, _where(args.where), args.ci, args.equivalence_margin, args.lang)
+    else:  # a run folder (a tuned run keeps its store beside its results)
         if args.where:
             raise ActlabError("--where filters the runs of a sweep store; this folder is a single run")
         md, html = rebuild(args.run_dir, args.ci, args.equivalence_margin, args.lang)
@@ -380,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         print("actlab: interrupted", file=sys.stderr)
         return 143 if isinstance(stop, Terminated) else 130
-    except BrokenPipeError:  # `actlab activations | head`: the reader left, which is fine
-        sys.stderr.close()
+    except BrokenPipeError:
+        if args.command == "run":
+            raise  # a pipe inside a run (to a worker) is a fault, never "the reader left"
+        sys.stderr.close()  # `actlab activations | head`: the reader left, which is fine
         return 0

@@ -503,20 +503,27 @@ def _check_combinations(config: Config, sources: dict[str, str]) -> None:
         if unknown:
             raise ActlabError(f"init names {', '.join(map(repr, unknown))}, which is not among the activations "
                               f"{list(config.model.activations)}; key the table by activation as written there")
-    _check_sizes(d)
+    _check_sizes(d, config.optim)
 
 
-def _check_sizes(d: DataConfig) -> None:
+def _check_sizes(d: DataConfig, o: OptimConfig) -> None:
     """Counts beyond what the data set holds are errors naming the limit, never silently clamped."""
     info = dataset_info(d.dataset)
     if isinstance(d.val_split, int) and d.val_split >= info.train_size:
         raise ActlabError(f"val_split = {d.val_split}: leaves no training examples ({info.title}'s training "
                           f"split holds {info.train_size}); give fewer, or a fraction such as 0.2")
     val = d.val_split if isinstance(d.val_split, int) else round(d.val_split * info.train_size)
+    if d.val_split and not val:
+        raise ActlabError(f"val_split = {d.val_split}: less than one of {info.title}'s {info.train_size} training "
+                          f"examples; give a larger fraction or a count, e.g. 10000")
     if d.train_subset > info.train_size - val:
         after = f" ({info.train_size - val} after val_split = {d.val_split})" if val else ""
         raise ActlabError(f"train_subset = {d.train_subset}: {info.title}'s training split holds "
                           f"{info.train_size} examples{after}; give at most that, or 0 for all of them")
+    examples = d.train_subset or info.train_size - val
+    if o.drop_last and o.batch_size > examples:
+        raise ActlabError(f"drop_last = true with batch_size = {o.batch_size} drops every batch of the {examples} "
+                          f"training examples; use a smaller batch_size or drop_last = false")
     if d.test_subset > info.test_size:
         raise ActlabError(f"test_subset = {d.test_subset}: {info.title}'s test split holds {info.test_size} "
                           f"examples; give at most that, or 0 for all of them")

@@ -28,7 +28,7 @@ from actlab.data import load_dataset
 from actlab.errors import ActlabError, Interrupted, Terminated
 from actlab.files import atomic_write
 from actlab.results import ModelRun, Results, load_results, safe_name, write_results
-from actlab.train import prepare_data, resolve_device
+from actlab.train import SPEED_FLAGS, check_precision, cpu_flags, prepare_data, resolve_device
 from actlab.workers import Task, Trained, progress_wanted, remember_dataset, resident_peak_mb, run_tasks
 
 
@@ -44,6 +44,7 @@ def environment(device: torch.device, config: Config) -> dict:
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda
+    env["cpu_flags"] = sorted(set(SPEED_FLAGS) & cpu_flags())  # what the speed and bf16 figures depend on
     return env
 
 
@@ -221,6 +222,7 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     show_progress = progress_wanted() if show_progress is None else show_progress
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     device = resolve_device(config.run.device)
+    check_precision(config.run.precision, device)
     check_memory(config, device)
     dataset = load_dataset(config.data.dataset, data_folder(config), download=config.data.download,
                            mirror=config.data.data_mirror, show_progress=show_progress)

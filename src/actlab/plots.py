@@ -34,14 +34,21 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source H
 
 def cjk_font() -> str | None:
     """The first installed font of `CJK_FONTS` that matplotlib knows, or None. matplotlib keeps its
-    font list in a cache that predates fonts installed since; without a CJK font in it, the list is
-    read afresh once."""
+    font list in a cache that predates fonts installed since; without a CJK font in it, the system's
+    font files it does not know yet are added once (to the font manager the renderer uses)."""
     from matplotlib import font_manager
 
+    manager = font_manager.fontManager
     for fresh in (False, True):
         if fresh:
-            font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)
-        installed = {font.name for font in font_manager.fontManager.ttflist}
+            known = {font.fname for font in manager.ttflist}
+            for path in font_manager.findSystemFonts():
+                if path not in known:
+                    try:
+                        manager.addfont(path)
+                    except (OSError, RuntimeError, ValueError):
+                        pass  # a file FreeType cannot read is not a font for us
+        installed = {font.name for font in manager.ttflist}
         found = next((name for name in CJK_FONTS if name in installed), None)
         if found:
             return found

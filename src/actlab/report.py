@@ -24,8 +24,8 @@ from actlab.plots import (labels_for, plot_activations, plot_diagnostics, plot_f
                           plot_sensitivity)
 from actlab.render import Block, Code, Heading, Image, Paragraph, Table, authored, joined, to_html, to_markdown
 from actlab.files import atomic_write
-from actlab.results import Results, json_safe, load_results, write_results
-from actlab.stats import DEFAULT_MARGIN_POINTS, analyse, values_by_seed
+from actlab.results import ModelRun, Results, json_safe, load_results, write_results
+from actlab.stats import DEFAULT_MARGIN_POINTS, analyse, pairwise_verdicts, values_by_seed
 
 
 def build_report(results: Results, ci: str | None = None, margin: float | None = None, lang: str = "en",
@@ -40,7 +40,10 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
     run_dir, w = results.run_dir, Words(lang)
     margin = margin if margin is not None else results.config.get("equivalence_margin", DEFAULT_MARGIN_POINTS)
     analysis = analyse(results, method=ci or results.config.get("ci", "t"), margin_points=margin)
-    if results.tuning:
+    if results.tuning and "fixed_runs" in results.tuning:  # the verdicts at the fixed values, at this margin
+        fixed = Results(run_dir, results.config, {}, [ModelRun.from_json(r) for r in results.tuning["fixed_runs"]])
+        analysis["tuning"] = {**results.tuning, "fixed_pairwise": pairwise_verdicts(fixed, margin)}
+    elif results.tuning:
         analysis["tuning"] = results.tuning
     atomic_write(run_dir / "stats.json", json.dumps(json_safe(analysis), indent=1) + "\n")
     metric = primary_metric(analysis)
@@ -70,7 +73,9 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
     blocks += [Heading(2, w("report.activations")), Image(f"{images}/activations.png", w.plain("plot.alt_activations")),
                Heading(2, w("report.configuration")), Table([w("table.key"), w("table.value")],
                                                               _config_rows(results.config)),
-               Heading(2, w("report.method")), Paragraph(joined(method_text(results, w), w.plain("list.sentence")))]
+               Heading(2, w("report.method")),
+               Paragraph(joined(method_text(results, w, analysis["equivalence_margin_points"]),
+                                w.plain("list.sentence")))]
     stem = "report" if lang == "en" else f"report.{lang}"
     md_path, html_path = run_dir / f"{stem}.md", run_dir / f"{stem}.html"
     atomic_write(md_path, to_markdown(blocks))
@@ -220,7 +225,15 @@ def report_store(folder: Path, where: dict[str, str], ci: str | None = None,
     """
     from actlab.store import results_from_store
 
+    from actlab.config import config_from_flat
+    from actlab.errors import ActlabError
+
     results = results_from_store(folder, where)
     results.run_dir.mkdir(parents=True, exist_ok=True)
     write_results(results)
+    try:  # the runs' shared settings, where they form an experiment, rerun with more seeds
+        atomic_write(results.run_dir / "config.toml", config_from_flat(
+            {k: v for k, v in results.config.items() if k not in ("seed", "seeds")}).to_toml())
+    except ActlabError:
+        pass
     return build_report(results, ci, margin, lang)

@@ -213,10 +213,12 @@ def paired_test(a: str, b: str, xa: list[float], xb: list[float], margin: float 
     mean, sd = float(d.mean()), 0.0 if no_spread(d) else float(d.std(ddof=1))
     p_flip = sign_flip_p(d)
     p_w = 1.0 if no_spread(d) and not np.any(np.round(d, 12)) else float(sps.wilcoxon(xa, xb).pvalue)
-    if sd == 0:  # no spread: t and d_z are undefined, and the sign-flip (here the sign) test decides
+    if sd == 0:  # no spread: t and d_z are undefined, and the sign-flip (here the sign) test decides;
+        # the same difference in every seed, inside the margin, is equivalence without a test statistic
         p_decision = p_flip if p_flip is not None else min(1.0, 2 * 0.5 ** n) if mean else 1.0
+        inside = margin is not None and abs(mean) < margin
         return PairedTest(a, b, n, mean, 0.0, None, None, None, None, p_flip, p_w, None, None, None,
-                          p_decision=p_decision)
+                          p_tost=0.0 if inside else None, p_decision=p_decision)
     res = sps.ttest_rel(xa, xb)
     t, p_t = float(res.statistic), float(res.pvalue)
     low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=sd / math.sqrt(n))
@@ -275,7 +277,8 @@ def compare(results: Results, metric: str, margin: float | None = None, alpha: f
     margin = margin if accuracy else None
     tests = [paired_test(a, b, *paired_values(results, metric, a, b), margin)
              for a, b in itertools.combinations(results.labels, 2)]
-    tests = [t if t.n >= MIN_SEEDS else replace(t, p_decision=None, p_tost=None) for t in tests]
+    tests = [t if t.n >= MIN_SEEDS else replace(t, p_decision=None, p_tost=None, p_sign_flip=None, p_wilcoxon=None)
+             for t in tests]  # an untested pair is in no Holm family
     holms = {name: holm([getattr(t, name) for t in tests]) for name in ("p_decision", "p_sign_flip", "p_wilcoxon",
                                                                           "p_tost")}
     tested = sum(t.n >= MIN_SEEDS for t in tests)
@@ -381,18 +384,18 @@ def analyse(results: Results, confidence: float = 0.95, method: str = "t",
             margin_points: float = DEFAULT_MARGIN_POINTS) -> dict[str, Any]:
     """Everything `stats.json` holds: per metric the summaries (failed runs counted, and as finished),
     every pair's verdict and the letter groups; per activation its failures; advice on seeds."""
-    pairs = len(results.labels) * (len(results.labels) - 1) // 2
     out: dict[str, Any] = {
         "alpha": ALPHA, "confidence": confidence, "ci_method": method, "equivalence_margin_points": margin_points,
         "min_seeds": MIN_SEEDS, "seeds": sorted({r.seed for r in results.runs}), "runs": failure_counts(results),
         "decision": "paired t-test over seeds, Holm-corrected over all pairs (exact sign-flip test where the "
                     "differences have no spread); equivalence by two one-sided t-tests against ±margin, "
                     "Holm-corrected; the exact sign-flip (n ≤ 10) and Wilcoxon tests are reported beside",
-        "rank_test_min_seeds": rank_test_min_seeds(pairs), "metrics": {}, "warnings": [],
+        "metrics": {}, "warnings": [],
     }
+    checkpoints = any(r.best_test_acc is not None for r in results.runs)  # a validation split was used
     for metric, (description, higher, _) in METRICS.items():
         values = {label: list(values_by_seed(results, label, metric).values()) for label in results.labels}
-        if not any(values.values()):
+        if not any(values.values()) or (metric == "best_val_test_acc" and not checkpoints):
             continue
         finished = {label: list(values_by_seed(results, label, metric, True).values()) for label in results.labels}
         summaries = {label: summarize(v, confidence, method) for label, v in values.items()}
@@ -406,7 +409,17 @@ def analyse(results: Results, confidence: float = 0.95, method: str = "t",
             "pairwise": [asdict(t) for t in tests],
             "groups": letter_groups(order, tests) if any(t.verdict != "not_tested" for t in tests) else None,
         }
+    primary = out["metrics"].get("best_val_test_acc") or out["metrics"].get("final_test_acc")
+    tested = sum(t["verdict"] != "not_tested" for t in primary["pairwise"]) if primary else 0
+    out["tested_pairs"], out["rank_test_min_seeds"] = tested, rank_test_min_seeds(max(1, tested))
     if method == "bootstrap" and any(s["n"] < 10 for m in out["metrics"].values() for s in m["summary"].values()):
         out["warnings"].append("bootstrap_small_n")
     out["curves"] = {m: epoch_curves(results, m, confidence) for m in ("test_acc", "test_loss", "train_loss", "val_acc")}
     return out
+
+
+def pairwise_verdicts(results: Results, margin_points: float) -> list[dict[str, Any]]:
+    """The primary metric's pairs with their verdicts (a, b, n, mean difference, verdict)."""
+    metrics = analyse(results, margin_points=margin_points)["metrics"]
+    primary = metrics.get("best_val_test_acc") or metrics.get("final_test_acc") or {"pairwise": []}
+    return [{k: t[k] for k in ("a", "b", "n", "mean_diff", "verdict")} for t in primary["pairwise"]]

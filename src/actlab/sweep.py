@@ -34,10 +34,11 @@ from actlab.activations import stacking_obstacle
 from actlab.config import SWEEP_ALIASES, Config, config_from_flat
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
-from actlab.experiment import checkpoint_name, data_folder, save_checkpoint, threads_per_worker, worker_count
+from actlab.experiment import (checkpoint_name, data_folder, models_per_chunk, save_checkpoint, threads_per_worker,
+                               worker_count)
 from actlab.files import atomic_write
 from actlab.results import ModelRun
-from actlab.train import resolve_device
+from actlab.train import check_precision, resolve_device
 from actlab.store import Store
 from actlab.workers import Progress, Task, Trained, progress_wanted, run_tasks, train_task
 
@@ -132,6 +133,7 @@ def train_runs(config: Config, runs: list[SweepRun], out: Path, backend: str = "
     time estimate once the first runs are in); returns counts by status of these runs."""
     show_progress = progress_wanted() if show_progress is None else show_progress
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    check_precision(config.run.precision, resolve_device(config.run.device))
     folders = {name: str(load_dataset(name, data_folder(config), download=config.data.download,
                                       mirror=config.data.data_mirror).folder)
                for name in dict.fromkeys(r.flat["dataset"] for r in runs)}
@@ -190,17 +192,20 @@ def _point(run: SweepRun, sweep: dict[str, list[Any]]) -> str:
 
 def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], store: Store, show_progress: bool,
                  done) -> None:
-    """Worker processes on this machine (one per core, one thread each) fed every pending run; with
-    `stack` (by default on a GPU), the runs of one grid point train together as one stack."""
+    """Worker processes on this machine (one per core, one thread each; on a GPU, this process) fed
+    every pending run; with `stack` (by default on a GPU) the runs of one grid point that differ only
+    in activation and seed train together, in stacks that fit in memory."""
     device = resolve_device(config.run.device)
     stack = config.run.stack if config.run.stack != "auto" else device.type == "cuda"
     points: dict[str, list[int]] = {}
-    for i, run in enumerate(todo):  # runs that differ only in activation and seed train as one stack
+    for i, run in enumerate(todo):
         same = {k: v for k, v in run.flat.items() if k not in ("activations", "output", "init", "seed", "seeds")}
         key = json.dumps(same, sort_keys=True) if stack and not stacking_obstacle(run.activation) else f"#{i}"
         points.setdefault(key, []).append(i)
-    tasks = [_task(group, todo, folders, str(device) if stack else "cpu") for group in points.values()]
-    workers = worker_count(config, device if stack else torch.device("cpu"), len(tasks))
+    size = models_per_chunk(config, device) if stack else 1
+    tasks = [_task(group[k:k + size], todo, folders, str(device)) for group in points.values()
+             for k in range(0, len(group), size)]
+    workers = worker_count(config, device, len(tasks))
     store.mark_running(r.hash for r in todo)
     run_tasks(tasks, workers, threads_per_worker(config, workers), show_progress,
               lambda trained: done(todo[trained.index], trained), "runs")

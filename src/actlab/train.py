@@ -30,6 +30,7 @@ from actlab.activations import parse_layers
 from actlab.backprop import flat_optimizer_step, hand_backprop_applies, hand_step
 from actlab.data import Dataset, Split, seeded_subset, validation_split
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
+from actlab.errors import ActlabError
 from actlab.models import ModelStack, apply_per_model, build_mlp, loss_fn, stack_forward
 from actlab.results import ModelRun, mark_failed_to_learn, safe_name
 
@@ -54,14 +55,43 @@ class DeviceData:
 
 
 def resolve_device(name: str) -> torch.device:
-    from actlab.errors import ActlabError
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ActlabError(f"device = {name!r} but this torch ({torch.__version__}) sees no CUDA GPU; "
                           f"use --device cpu or --device auto")
     return torch.device(name)
+
+
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux); empty where /proc/cpuinfo says nothing."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """bf16 only where the hardware computes it natively: emulated on a CPU without AVX-512 BF16 or
+    AMX, it runs many times slower than fp32 (docs/speed.md), which is not what the option is for."""
+    if precision != "bf16":
+        return
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:
+        flags = cpu_flags()
+        native = not flags or bool({"avx512_bf16", "amx_bf16"} & flags)  # no flags to read: let it run
+    if not native:
+        raise ActlabError(f"precision = bf16: this {'GPU' if device.type == 'cuda' else 'CPU'} has no native "
+                          f"bfloat16 (no avx512_bf16 or amx_bf16 among its flags), so bf16 would be emulated and "
+                          f"many times slower than fp32 (docs/speed.md); use --precision fp32, or a machine with "
+                          f"native bf16")
 
 
 def _to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

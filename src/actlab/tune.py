@@ -146,8 +146,8 @@ def summary_of(values: list[float]) -> dict[str, float]:
 def tuning_report(grid: dict[str, list[float]], scores, chosen, fixed: dict[str, float], seeds: dict[str, list[int]],
                   fixed_results: Results) -> dict[str, Any]:
     """What results.json and stats.json keep of a tuning: the grid, every point's scores, the
-    choices, edges, robustness, and the verdicts at the fixed values."""
-    from actlab.stats import analyse
+    choices, edges, robustness, and the runs and verdicts at the fixed values."""
+    from actlab.stats import pairwise_verdicts
 
     per_label = {}
     for label, per_point in scores.items():
@@ -157,13 +157,11 @@ def tuning_report(grid: dict[str, list[float]], scores, chosen, fixed: dict[str,
             "chosen": chosen[label], "at_edge": at_edge(chosen[label], grid),
             "best": max(means, default=None), "mean_over_grid": statistics.fmean(means) if means else None,
             "worst": min(means, default=None)}
-    fixed_stats = analyse(fixed_results, margin_points=fixed_results.config.get("equivalence_margin", 0.5))
-    primary = "best_val_test_acc" if "best_val_test_acc" in fixed_stats["metrics"] else "final_test_acc"
+    margin = fixed_results.config.get("equivalence_margin", 0.5)
     return {"grid": grid, "keys": list(grid), "fixed": fixed, "tuning_seeds": seeds["tuning"],
             "evaluation_seeds": seeds["evaluation"], "score": "best validation accuracy of each tuning run",
-            "activations": per_label,
-            "fixed_pairwise": [{k: t[k] for k in ("a", "b", "n", "mean_diff", "verdict")}
-                               for t in fixed_stats["metrics"].get(primary, {}).get("pairwise", [])]}
+            "activations": per_label, "fixed_runs": [r.to_json() for r in fixed_results.runs],
+            "fixed_pairwise": pairwise_verdicts(fixed_results, margin)}
 
 
 def run_tuned(config: Config, grid: dict[str, list[float]], out: Path, backend: str = "local",
@@ -189,14 +187,14 @@ def run_tuned(config: Config, grid: dict[str, list[float]], out: Path, backend: 
     out.mkdir(parents=True, exist_ok=True)
     tuning = [run for a in config.model.activations for p in grid_points
               for run in expand(point_config(config, a, p, seeds["tuning"]), {})]
-    _train(config, tuning, out, backend, ray_address, show_progress, log, "tuning")
+    _train(config, tuning, out, backend, ray_address, show_progress, log, "tuning", list(grid))
     scores = _scores(tuning, out, grid_points)
     chosen = choose(scores)
     evaluation = {(label, json_key(p)): [run for run in expand(point_config(config, activation, p, seeds["evaluation"]),
                                                                {}) if run.label == label]
                   for label, activation in _activation_of(config).items() for p in (chosen[label], fixed)}
     _train(config, [r for runs in evaluation.values() for r in runs], out, backend, ray_address, show_progress, log,
-           "evaluation")
+           "evaluation", list(grid))
     tuned = _records(out, [r for label in labels for r in evaluation[label, json_key(chosen[label])]], chosen)
     fixed_runs = _records(out, [r for label in labels for r in evaluation[label, json_key(fixed)]], {})
     base = {**config.to_flat(), "tune": grid}
@@ -214,11 +212,12 @@ def _activation_of(config: Config) -> dict[str, str]:
     return {label: activation for label, activation, _ in config.variants}
 
 
-def _train(config: Config, runs, out: Path, backend: str, ray_address, show_progress, log, what: str) -> None:
+def _train(config: Config, runs, out: Path, backend: str, ray_address, show_progress, log, what: str,
+           keys: list[str]) -> None:
     from actlab.sweep import train_runs
 
     counts = train_runs(config, runs, out, backend, ray_address, show_progress, log, what,
-                        lambda run: ", ".join(f"{k}={run.flat[k]:g}" for k in TUNABLE if k in run.flat))
+                        lambda run: ", ".join(f"{k}={run.flat[k]:g}" for k in keys))
     if counts.get("failed") or counts.get("pending") or counts.get("running"):
         raise ActlabError(f"{what}: {counts.get('failed', 0)} runs failed and {counts.get('pending', 0)} did not run "
                           f"(see `actlab runs list {out} --status failed`); fix the cause and run the same command "

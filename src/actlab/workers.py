@@ -136,6 +136,7 @@ class Progress:
     def __init__(self, enabled: bool, total: int, what: str):
         self.enabled = enabled
         self.bars: dict[int, object] = {}
+        self.showing: dict[int, str] = {}  # what each bar shows (tqdm keeps its description reformatted)
         self.overall = self._bar(total=total, desc=what, unit="model", position=0) if enabled else None
 
     def _bar(self, **kwargs):
@@ -150,7 +151,8 @@ class Progress:
         bar = self.bars.get(slot)
         if bar is None:
             bar = self.bars[slot] = self._bar(total=total, unit="step", position=len(self.bars) + 1)
-        if bar.desc != desc:
+        if self.showing.get(slot) != desc:
+            self.showing[slot] = desc
             bar.reset(total=total)
             bar.set_description(desc, refresh=False)
         bar.n = done
@@ -186,6 +188,7 @@ def run_tasks(tasks: list[Task], workers: int, threads: int, show_progress: bool
             _run_in_processes(tasks, workers, threads, progress, on_done)
     finally:
         progress.close()
+        _CACHE["data"].clear()  # one seed's tensors (on a GPU, device memory) are not kept past the run
 
 
 @dataclass
@@ -252,7 +255,10 @@ def _lost(task: Task, why: str) -> list[Trained]:
 def _hand_out(worker: _Worker, pending: deque) -> None:
     if pending:
         worker.task = pending.popleft()
-        worker.conn.send(worker.task)
+        try:
+            worker.conn.send(worker.task)
+        except OSError:
+            pass  # it died just now: the next wait sees its sentinel and reports its task lost
 
 
 def _start_workers(count: int, threads: int) -> list[_Worker]:
