@@ -106,6 +106,15 @@ def test_analysis_changes_with_the_numbers(tmp_path):
     assert not CAUSAL.findall(a + b) and "Likely causes" not in a + b
 
 
+def test_a_gradient_norm_within_five_percent_is_not_called_larger_or_smaller(tmp_path):
+    noise = [0.000, 0.001, -0.001, 0.0005, -0.0005, 0.0]
+    results = synthetic(tmp_path, {"relu": [0.98 + n for n in noise], "elu": [0.95 - n for n in noise]},
+                        diag={"relu": 0.711, "elu": 0.7112})
+    text = analysis_text(results, analyse(results))
+    assert "first-layer gradient norm at initialisation 0.711, within 5% of `relu`'s 0.711" in text
+    assert "1.0×" not in text
+
+
 def test_close_activations_are_equivalent_within_the_margin_not_tied(tmp_path):
     results = synthetic(tmp_path, {"relu": [0.980, 0.975, 0.982, 0.978], "tanh": [0.979, 0.977, 0.981, 0.976]})
     text = analysis_text(results, analyse(results))

@@ -31,6 +31,16 @@ def test_summarize_t_interval_matches_scipy():
     assert wider.ci_low < s.ci_low and wider.ci_high > s.ci_high
 
 
+def test_summarize_cuts_the_interval_to_the_values_an_accuracy_can_take():
+    """Two seeds far apart give a t interval past 100%; the summary stops it at 1 and keeps the low end."""
+    values = [0.9731, 0.9791]
+    low, high = sps.t.interval(0.95, 1, loc=np.mean(values), scale=np.std(values, ddof=1) / math.sqrt(2))
+    assert high > 1
+    s = summarize(values, bounds=(0.0, 1.0))
+    assert s.ci_high == 1.0 and s.ci_low == pytest.approx(low)
+    assert summarize(values).ci_high == pytest.approx(high)
+
+
 @pytest.mark.parametrize("values", [[], [0.9]])
 def test_summarize_too_few_values_has_no_interval(values):
     s = summarize(values)

@@ -301,9 +301,13 @@ def _facts(results: Results, table, label: str, best: str, w: Words) -> list[Tex
     grad = {lab: table.get("init", {}).get("grad_norm", {}).get(lab, {}).get("linear1") for lab in (label, best)}
     g, gb = grad[label], grad[best]
     if g is not None and gb and label != best:
-        key = "measured.grad_smaller" if g < gb else "measured.grad_larger"
-        facts.append(w(key, g=f"{g:.3g}", factor=f"{(gb / g if g < gb else g / gb) if g else math.inf:.1f}",
-                       best=Code(best), gb=f"{gb:.3g}"))
+        factor = (gb / g if g < gb else g / gb) if g else math.inf
+        shared = dict(g=f"{g:.3g}", best=Code(best), gb=f"{gb:.3g}")
+        if f"{factor:.1f}" == "1.0":
+            facts.append(w("measured.grad_same", **shared))
+        else:
+            key = "measured.grad_smaller" if g < gb else "measured.grad_larger"
+            facts.append(w(key, factor=f"{factor:.1f}", **shared))
     elif g is not None:
         facts.append(w("measured.grad", g=f"{g:.3g}"))
     ratio = table.get("init", {}).get("grad_ratio_first_last", {}).get(label, {}).get("all")

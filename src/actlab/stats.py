@@ -48,6 +48,11 @@ METRICS: dict[str, tuple[str, bool, bool]] = {
 }
 
 
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """The values a metric can take: accuracies lie in [0, 1], losses and times are not negative."""
+    return (0.0, 1.0) if metric.endswith("acc") else (0.0, math.inf)
+
+
 def metric_value(run: ModelRun, metric: str) -> float | None:
     """One number per model for `metric`, as it counts in comparisons; None when the run has none
     (a failed run has no loss or convergence speed worth comparing, only the accuracy it reached)."""
@@ -95,9 +100,12 @@ def no_spread(x: np.ndarray) -> bool:
     return len(x) > 0 and float(np.ptp(x)) <= 1e-9 * max(1.0, float(np.max(np.abs(x))))
 
 
-def summarize(values: list[float], confidence: float = 0.95, method: str = "t", seed: int = 0) -> Summary:
+def summarize(values: list[float], confidence: float = 0.95, method: str = "t", seed: int = 0,
+              bounds: tuple[float, float] = (-math.inf, math.inf)) -> Summary:
     """Mean, std and a confidence interval: Student t, or a seeded BCa bootstrap (`method="bootstrap"`).
-    With no spread there is no interval to estimate (NaN), rather than one of zero width."""
+    With no spread there is no interval to estimate (NaN), rather than one of zero width. The interval
+    is cut to `bounds`, the values the quantity can take: with 2 seeds a t interval of an accuracy can
+    otherwise reach past 100%."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     mean = float(x.mean()) if n else math.nan
@@ -110,6 +118,8 @@ def summarize(values: list[float], confidence: float = 0.95, method: str = "t", 
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     else:
         low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=std / math.sqrt(n))
+    if not math.isnan(low):
+        low, high = max(float(low), bounds[0]), min(float(high), bounds[1])
     return Summary(n, mean, std, float(low), float(high), float(x.min()) if n else math.nan,
                    float(x.max()) if n else math.nan)
 
@@ -376,7 +386,8 @@ def epoch_curves(results: Results, metric: str, confidence: float = 0.95) -> dic
             for row in run.epochs:
                 if row.get(metric) is not None and math.isfinite(row[metric]):
                     by_epoch.setdefault(int(row["epoch"]), []).append(row[metric])
-        curves[label] = [{"epoch": e, **asdict(summarize(v, confidence))} for e, v in sorted(by_epoch.items())]
+        curves[label] = [{"epoch": e, **asdict(summarize(v, confidence, bounds=metric_bounds(metric)))}
+                         for e, v in sorted(by_epoch.items())]
     return curves
 
 
@@ -398,14 +409,15 @@ def analyse(results: Results, confidence: float = 0.95, method: str = "t",
         if not any(values.values()) or (metric == "best_val_test_acc" and not checkpoints):
             continue
         finished = {label: list(values_by_seed(results, label, metric, True).values()) for label in results.labels}
-        summaries = {label: summarize(v, confidence, method) for label, v in values.items()}
+        summaries = {label: summarize(v, confidence, method, bounds=metric_bounds(metric)) for label, v in values.items()}
         order = sorted((label for label in values if values[label]), key=lambda label: summaries[label].mean,
                        reverse=higher)
         tests = compare(results, metric, margin_points / 100)
         out["metrics"][metric] = {
             "description": description, "higher_is_better": higher, "order": order,
             "summary": {label: asdict(s) for label, s in summaries.items()},
-            "as_finished": {label: asdict(summarize(v, confidence, method)) for label, v in finished.items()},
+            "as_finished": {label: asdict(summarize(v, confidence, method, bounds=metric_bounds(metric)))
+                            for label, v in finished.items()},
             "pairwise": [asdict(t) for t in tests],
             "groups": letter_groups(order, tests) if any(t.verdict != "not_tested" for t in tests) else None,
         }

@@ -139,7 +139,7 @@ def at_edge(point: dict[str, float], grid: dict[str, list[float]]) -> dict[str, 
 def summary_of(values: list[float]) -> dict[str, float]:
     from actlab.stats import summarize
 
-    s = summarize(values)
+    s = summarize(values, bounds=(0.0, 1.0))  # validation accuracies
     return {"n": s.n, "mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high}
 
 
