@@ -115,6 +115,16 @@ def test_a_gradient_norm_within_five_percent_is_not_called_larger_or_smaller(tmp
     assert "1.0×" not in text
 
 
+def test_counts_of_pairs_read_as_english_for_one_pair_and_for_several(tmp_path):
+    two = synthetic(tmp_path / "two", {"relu": [0.980, 0.975, 0.982], "tanh": [0.979, 0.977, 0.981]})
+    three = synthetic(tmp_path / "three", {"relu": [0.980, 0.975, 0.982], "tanh": [0.979, 0.977, 0.981],
+                                           "elu": [0.978, 0.976, 0.980]})
+    one_pair, three_pairs = analysis_text(two, analyse(two)), analysis_text(three, analyse(three))
+    assert "Holm-corrected over 1 pair, α = 0.05" in one_pair and "With 3 seeds and 1 pair, " in one_pair
+    assert "Holm-corrected over 3 pairs, α = 0.05" in three_pairs and "above α/3 = 0.0167" in three_pairs
+    assert "1 pairs" not in one_pair
+
+
 def test_close_activations_are_equivalent_within_the_margin_not_tied(tmp_path):
     results = synthetic(tmp_path, {"relu": [0.980, 0.975, 0.982, 0.978], "tanh": [0.979, 0.977, 0.981, 0.976]})
     text = analysis_text(results, analyse(results))

@@ -130,7 +130,7 @@ def _verdicts(results: Results, analysis: dict[str, Any], m: dict[str, Any], wha
     """The best mean, the groups, then one sentence per pair, best pairs first."""
     order, best, pairs = m["order"], m["order"][0], m["pairwise"]
     lead = [w("analysis.lead", seeds=w.count("seed", len(analysis["seeds"])), best=Code(best), what=what,
-              value=mean_ci(w, m["summary"][best]), pairs=len(tested_pairs(m)), alpha=str(ALPHA),
+              value=mean_ci(w, m["summary"][best]), pairs=w.count("pair", len(tested_pairs(m))), alpha=str(ALPHA),
               margin=f"{analysis['equivalence_margin_points']:g}")]
     if m["groups"]:
         lead.append(w("analysis.groups", groups=group_text(order, m["groups"], w)))
@@ -211,7 +211,7 @@ def _rank_test_advice(analysis: dict[str, Any], m: dict[str, Any], w: Words) -> 
     n, pairs, need = len(analysis["seeds"]), len(tested_pairs(m)), analysis["rank_test_min_seeds"]
     if not tested_pairs(m) or n >= need:
         return []
-    return [w("advice.rank_tests", n=w.count("seed", n), pairs=pairs, pmin=f"{2 / 2 ** n:.4f}",
+    return [w("advice.rank_tests", n=w.count("seed", n), pairs=w.count("pair", pairs), m=pairs, pmin=f"{2 / 2 ** n:.4f}",
               alpha_h=f"{ALPHA / max(1, pairs):.4f}", k=need, exact=SIGN_FLIP_MAX_N)]
 
 
