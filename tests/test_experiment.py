@@ -105,3 +105,32 @@ def test_recipes_give_the_same_numbers_stacked_or_not(data_dir, tmp_path):
     assert env["trained_alone"] == {"rrelu seed 0": "rrelu draws random numbers in training",
                                     "rrelu seed 1": "rrelu draws random numbers in training"}
     assert [len(g) for g in env["stacked"]] == [6]
+
+
+def test_an_interruption_while_a_checkpoint_is_written_counts_only_models_a_resume_keeps(
+        data_dir, tmp_path, monkeypatch):
+    """A model counts as saved once its checkpoint is on disk: the interrupted message, results.json
+    and the resume agree on how many models are kept."""
+    from actlab import experiment
+    from actlab.errors import Interrupted
+
+    config = resolve_config(overrides={"data_dir": str(data_dir), "out": str(tmp_path / "run"), "workers": 1,
+                                       "activations": ["relu", "tanh"], **QUICK}, env={})
+    written = []
+    save = experiment.save_checkpoint
+
+    def interrupted_on_the_second(*args):
+        if written:
+            raise KeyboardInterrupt
+        save(*args)
+        written.append(args[0])
+
+    monkeypatch.setattr(experiment, "save_checkpoint", interrupted_on_the_second)
+    with pytest.raises(Interrupted, match="1 of 4 models are trained and saved"):
+        actlab.run(config, show_progress=False, log=lambda line: None)
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())["runs"]
+    assert sum(r["status"] == "ok" for r in saved) == 1 and len(list((tmp_path / "run" / "checkpoints").iterdir())) == 1
+    monkeypatch.setattr(experiment, "save_checkpoint", save)
+    lines = []
+    actlab.run(config, show_progress=False, log=lines.append)
+    assert lines[0].endswith("1 of 4 models are already trained, 3 to train")

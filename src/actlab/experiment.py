@@ -8,6 +8,7 @@ models are planned into groups (`plan_groups`: one model each, or stacks of many
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import json
@@ -268,25 +269,28 @@ def _train(config: Config, device: torch.device, dataset, results: Results, grou
     Ctrl-C and SIGTERM become `Interrupted`, with the finished models on disk."""
     folder, records = results.run_dir, results.runs
     board = str(folder / "tensorboard") if config.run.tensorboard else None
-    tasks = [Task(tuple(g), tuple(records[i] for i in g), config.to_flat(), str(dataset.folder), str(device), board)
-             for g in groups]
+    # copies, as a worker process gets: a model enters `results` when `finished` has saved it, never before
+    tasks = [Task(tuple(g), tuple(copy.deepcopy(records[i]) for i in g), config.to_flat(), str(dataset.folder),
+                  str(device), board) for g in groups]
     worker_peaks: list[float] = []
     lost: list[str] = []
 
     def finished(trained: Trained) -> None:
-        record = results.runs[trained.index] = trained.record
+        record = trained.record
         if trained.lost:
+            results.runs[trained.index] = record
             lost.append(f"{record.label} seed {record.seed}: {trained.error}")
             write_results(results)
             log(f"{record.label} seed {record.seed}: lost, {trained.error}")
             return
         if trained.error:
             raise ActlabError(trained.error)
-        worker_peaks.append(trained.peak_mb)
-        write_results(results)
-        if config.run.checkpoints:
+        if config.run.checkpoints:  # before the model counts as saved: a resume keeps only models with one
             save_checkpoint(folder / "checkpoints" / checkpoint_name(record.label, record.seed), record,
                             trained.final_state, trained.best_state, results.config)
+        results.runs[trained.index] = record
+        worker_peaks.append(trained.peak_mb)
+        write_results(results)
         acc = record.final_test_acc
         log(f"{record.label} seed {record.seed}: {record.status}, test acc "
             f"{'–' if acc is None else f'{acc:.2%}'}, {record.train_seconds:.1f} s")

@@ -35,9 +35,11 @@ class ModelRun:
     """One model (activation × seed): its per-epoch metrics and how it ended.
 
     `status` is `ok`, `failed_to_learn` (finished, but its best accuracy stayed below twice chance),
-    `diverged@epoch N` (the loss blew up in epoch N), `interrupted@epoch N`, `lost` (its worker
-    process died), or `pending`. Runs that finished or failed count in comparisons; the failed ones
-    at the accuracy they reached (`accuracy_reached`). Interrupted, lost and pending runs do not.
+    `diverged@epoch N` (the loss blew up in epoch N), `interrupted@epoch N` (what `train_group` leaves
+    on a record when Ctrl-C stops it), `lost` (its worker process died), or `pending` (a run folder's
+    model that is not trained and saved yet, interrupted ones included). Runs that finished or failed
+    count in comparisons; the failed ones at the accuracy they reached (`accuracy_reached`).
+    Interrupted, lost and pending runs do not.
     """
 
     label: str
