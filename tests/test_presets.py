@@ -68,13 +68,13 @@ def test_mnist_output_activation_on_the_full_test_set(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_mnist_selu_snn_over_three_seeds(data_dir, tmp_path):
-    """The SELU paper's MNIST MLP: SELU ahead of ReLU in every seed (about 3 minutes)."""
-    results = run_preset("mnist-selu-snn", data_dir, tmp_path, seeds=3)
-    relu = {r.seed: r for r in results.by_label("relu")}
-    selu = {r.seed: r for r in results.by_label("selu")}
-    for seed in (0, 1, 2):
-        assert relu[seed].status == selu[seed].status == "ok"
-        assert 0.895 <= relu[seed].best_test_acc <= 0.915, (seed, relu[seed].best_test_acc)
-        assert 0.910 <= selu[seed].best_test_acc <= 0.928, (seed, selu[seed].best_test_acc)
-        assert selu[seed].best_test_acc > relu[seed].best_test_acc
+def test_mnist_selu_snn_seed_0(data_dir, tmp_path):
+    """The SELU paper's MNIST MLP as the preset runs it (seed 0, about 80 s): both in their bands,
+    SELU ahead at the preset's lr. docs/presets.md has seeds 0-2, measured by the command it names;
+    one seed here keeps the suite inside CI's time."""
+    results = run_preset("mnist-selu-snn", data_dir, tmp_path)
+    (relu,), (selu,) = results.by_label("relu"), results.by_label("selu")
+    assert relu.seed == selu.seed == 0 and relu.status == selu.status == "ok"
+    assert 0.895 <= relu.best_test_acc <= 0.915, relu.best_test_acc
+    assert 0.910 <= selu.best_test_acc <= 0.928, selu.best_test_acc
+    assert selu.best_test_acc > relu.best_test_acc
