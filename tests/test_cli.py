@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+import actlab.workers
 from actlab.cli import main
 from actlab.config import KEYS, Config, resolve_config, tomllib
 from actlab.results import METRIC_COLUMNS, SUMMARY_COLUMNS, load_results
@@ -69,7 +70,11 @@ def test_resolved_config_reruns_to_the_same_numbers(tmp_path, data_dir, capsys):
     assert strip(first) == strip(second)
 
 
-def test_worker_processes_give_the_same_numbers_as_one_process(tmp_path, data_dir, capsys):
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_worker_processes_give_the_same_numbers_as_one_process(tmp_path, data_dir, monkeypatch, method):
+    """Forked (the default on a Linux CPU) or spawned, workers train what one process trains."""
+    monkeypatch.setattr(actlab.workers, "start_method", lambda tasks, threads: method)
+
     def metrics(path):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(open(path / "metrics.csv"))]
 

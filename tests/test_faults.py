@@ -74,7 +74,8 @@ def finished(out: Path) -> list[dict]:
 
 
 def children(pid: int) -> list[int]:
-    """The worker processes `pid` spawned (not multiprocessing's resource tracker), read from /proc."""
+    """The worker processes of `pid` (forked or spawned; not multiprocessing's resource tracker),
+    read from /proc."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -82,7 +83,7 @@ def children(pid: int) -> list[int]:
             command = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == pid and b"spawn_main" in command:
+        if int(fields[1]) == pid and b"resource_tracker" not in command:
             out.append(int(stat.parent.name))
     return out
 

@@ -8,8 +8,10 @@ models are planned into groups (`plan_groups`: one model each, or stacks of many
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
+import importlib
 import io
 import json
 import math
@@ -17,6 +19,7 @@ import os
 import platform
 import shlex
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -296,7 +299,7 @@ def _train(config: Config, device: torch.device, dataset, results: Results, grou
             f"{'–' if acc is None else f'{acc:.2%}'}, {record.train_seconds:.1f} s")
 
     try:
-        run_tasks(tasks, workers, threads, show_progress, finished)
+        run_tasks(tasks, workers, threads, show_progress, finished, on_idle=_import_report_in_background)
     except KeyboardInterrupt as stop:
         done = sum(r.counts for r in records)
         raise Interrupted(f"interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}: {done} of "
@@ -306,6 +309,17 @@ def _train(config: Config, device: torch.device, dataset, results: Results, grou
         write_results(results)
     results.environment.update(peak_memory(device, worker_peaks if workers > 1 else []))
     return lost
+
+
+def _import_report_in_background() -> None:
+    """Import the report's modules (matplotlib, SciPy: about 2 s) on a core the last models left free,
+    instead of after training; `run` imports them again, which waits for this import or redoes it if
+    it failed."""
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module("actlab.report")
+
+    threading.Thread(target=load, name="actlab-report-import", daemon=True).start()
 
 
 def resume_command(results: Results) -> str:
