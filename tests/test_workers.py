@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 import pytest
 import torch
@@ -17,8 +18,21 @@ def tasks_on(device: str) -> list[Task]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is chosen on Linux only")
-def test_single_threaded_cpu_workers_are_forked_on_linux():
+def test_single_threaded_cpu_workers_are_forked_on_linux(monkeypatch):
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # as in `actlab run` (Ray tests leave threads here)
     assert start_method(tasks_on("cpu"), threads=1) == "fork"
+
+
+def test_a_process_with_other_python_threads_spawns():
+    """A notebook kernel's threads, say: one may hold a lock a forked worker would wait on."""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert start_method(tasks_on("cpu"), threads=1) == "spawn"
+    finally:
+        stop.set()
+        thread.join()
 
 
 def test_workers_that_may_run_openmp_threads_or_use_a_gpu_are_spawned():
@@ -28,5 +42,6 @@ def test_workers_that_may_run_openmp_threads_or_use_a_gpu_are_spawned():
 
 
 def test_a_process_that_has_touched_cuda_spawns(monkeypatch):
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     assert start_method(tasks_on("cpu"), threads=1) == "spawn"

@@ -179,9 +179,12 @@ def run_tasks(tasks: list[Task], workers: int, threads: int, show_progress: bool
     from `on_done` stops every worker at once; models finished before are already handed over.
     `on_idle` is called once, when a worker has no task left while others still train: a core is
     free from then on."""
-    progress = Progress(show_progress, sum(len(t.records) for t in tasks),
-                        what if workers == 1 else f"{what} in {workers} processes")
+    # the workers start before any progress bar, whose monitor thread would rule out forking them
+    pool = _start_workers(min(workers, len(tasks)), threads, start_method(tasks, threads)) if workers > 1 else []
+    progress = None
     try:
+        progress = Progress(show_progress, sum(len(t.records) for t in tasks),
+                            what if workers == 1 else f"{what} in {workers} processes")
         if workers == 1:
             torch.set_num_threads(threads)
             for task in tasks:
@@ -189,9 +192,11 @@ def run_tasks(tasks: list[Task], workers: int, threads: int, show_progress: bool
                     on_done(trained)
                     progress.finished(1)
         else:
-            _run_in_processes(tasks, workers, threads, progress, on_done, on_idle)
+            _run_in_processes(tasks, pool, progress, on_done, on_idle)
     finally:
-        progress.close()
+        _stop_workers(pool)
+        if progress is not None:
+            progress.close()
         _CACHE["data"].clear()  # one seed's tensors (on a GPU, device memory) are not kept past the run
 
 
@@ -202,34 +207,30 @@ class _Worker:
     task: Task | None = None
 
 
-def _run_in_processes(tasks: list[Task], workers: int, threads: int, progress: Progress, on_done, on_idle) -> None:
+def _run_in_processes(tasks: list[Task], pool: list[_Worker], progress: Progress, on_done, on_idle) -> None:
     pending = deque(tasks)
-    pool = _start_workers(min(workers, len(tasks)), threads, start_method(tasks, threads))
-    try:
-        for worker in pool:
-            _hand_out(worker, pending)
-        while busy := [w for w in pool if w.task is not None]:
-            ready = multiprocessing.connection.wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
-            for slot, worker in enumerate(pool):
-                if worker.task is None or not (worker.conn in ready or worker.process.sentinel in ready):
-                    continue
-                results = _receive(worker, slot, progress)
-                if results is None:
-                    continue
-                worker.task = None
-                for trained in results:
-                    on_done(trained)
-                progress.finished(len(results))
-                if worker.process.is_alive():
-                    _hand_out(worker, pending)
-                if on_idle and worker.task is None and any(w.task is not None for w in pool):
-                    on_idle()
-                    on_idle = None
-        for task in pending:  # every worker died before these could start
-            for trained in _lost(task, "no worker process was left to train it"):
+    for worker in pool:
+        _hand_out(worker, pending)
+    while busy := [w for w in pool if w.task is not None]:
+        ready = multiprocessing.connection.wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+        for slot, worker in enumerate(pool):
+            if worker.task is None or not (worker.conn in ready or worker.process.sentinel in ready):
+                continue
+            results = _receive(worker, slot, progress)
+            if results is None:
+                continue
+            worker.task = None
+            for trained in results:
                 on_done(trained)
-    finally:
-        _stop_workers(pool)
+            progress.finished(len(results))
+            if worker.process.is_alive():
+                _hand_out(worker, pending)
+            if on_idle and worker.task is None and any(w.task is not None for w in pool):
+                on_idle()
+                on_idle = None
+    for task in pending:  # every worker died before these could start
+        for trained in _lost(task, "no worker process was left to train it"):
+            on_done(trained)
 
 
 def _receive(worker: _Worker, slot: int, progress: Progress) -> list[Trained] | None:
@@ -274,11 +275,14 @@ def start_method(tasks: list[Task], threads: int) -> str:
     A forked worker has torch, actlab and the loaded data set from this process at once (about 3 s
     less per run on 2 cores than spawning, which imports torch and reads the data again). Fork only
     on Linux (macOS system libraries do not survive it), for CPU tasks in a process that has not
-    touched CUDA (a CUDA context does not survive it), and for single-threaded workers: a forked
-    child must not start an OpenMP thread team, whose threads stayed behind in this process.
+    touched CUDA (a CUDA context does not survive it), for single-threaded workers (a forked child
+    must not start an OpenMP thread team, whose threads stayed behind in this process), and from a
+    process whose only Python thread is this one (a notebook kernel's or a server's threads may
+    hold locks a forked child would wait on forever).
     """
     if (sys.platform.startswith("linux") and threads == 1 and all(t.device == "cpu" for t in tasks)
-            and not torch.cuda.is_initialized() and "fork" in multiprocessing.get_all_start_methods()):
+            and threading.active_count() == 1 and not torch.cuda.is_initialized()
+            and "fork" in multiprocessing.get_all_start_methods()):
         return "fork"
     return "spawn"
 
@@ -293,8 +297,8 @@ def _start_workers(count: int, threads: int, method: str = "spawn") -> list[_Wor
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
     try:
         with _main_script_hidden(), warnings.catch_warnings():
-            # Python 3.12+ warns about fork in a process with threads. Here those are torch's idle
-            # intra-op threads (and a progress bar's monitor): a worker never uses either.
+            # Python 3.12+ warns about fork in a process with threads. With one Python thread,
+            # those are torch's idle intra-op threads, which a single-threaded worker never uses.
             warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
             for _ in range(count):
                 parent_end, child_end = context.Pipe()
