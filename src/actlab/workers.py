@@ -4,10 +4,10 @@ and Ray tasks hand their training to.
 A `Task` is one group of models to train together (a group of one on a CPU worker, a stack on a GPU),
 self-contained so that a spawned process or a Ray task needs nothing else; `train_task` trains it
 where it is called and returns one `Trained` result per model. `run_tasks` runs a list of tasks: in
-this process with one worker, else in a pool of worker processes (forked on a Linux CPU, else spawned)
-that hands each worker one task at a time over a pipe. The pool knows which task each worker holds, so a worker that dies (the OOM
-killer, `kill -9`) costs exactly its own models, reported as lost, while the others go on; a worker
-whose parent has gone exits quietly. Progress is drawn here, in the parent, for every worker.
+this process with one worker, else in a pool of worker processes (forked on a Linux CPU, else
+spawned) that hands each worker one task at a time over a pipe. The pool knows which task each worker
+holds, so a worker that dies (the OOM killer, `kill -9`) costs exactly its own models, reported as
+lost, while the others go on; a worker whose parent has gone exits quietly. Progress is drawn here, in the parent, for every worker.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def _task_data(task: Task, config, device: torch.device) -> dict:
 
 
 def resident_peak_mb() -> float:
-    """This process's own peak resident memory (VmHWM: reset at exec, unlike ru_maxrss)."""
+    """This process's peak resident memory (VmHWM: reset at exec, unlike ru_maxrss; a forked
+    worker's counts the pages it shares with its parent)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
