@@ -7,7 +7,8 @@ where it is called and returns one `Trained` result per model. `run_tasks` runs 
 this process with one worker, else in a pool of worker processes (forked on a Linux CPU, else
 spawned) that hands each worker one task at a time over a pipe. The pool knows which task each worker
 holds, so a worker that dies (the OOM killer, `kill -9`) costs exactly its own models, reported as
-lost, while the others go on; a worker whose parent has gone exits quietly. Progress is drawn here, in the parent, for every worker.
+lost, while the others go on; a worker whose parent has gone exits quietly. Progress is drawn here,
+in the parent, for every worker.
 """
 
 from __future__ import annotations
