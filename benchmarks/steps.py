@@ -4,12 +4,11 @@
     python benchmarks/steps.py --preset mnist-classic-four --activation tanh --threads 2
 
 For each preset it trains one model for one epoch in this process, once with `backprop =
-"autograd"` and once with `backprop = "auto"` (the hand-written pass and the direct fused-Adam
-step, see actlab/backprop.py), interleaved and repeated, and prints the best epoch time of each
+"autograd"` and once with `backprop = "auto"` (the hand-written pass, see actlab/backprop.py; both
+step the same optimizer, actlab/optimizers.py), interleaved and repeated, and prints the best epoch time of each
 (training steps only, as `metrics.csv` records them), their ratio, and whether the two gave the
 same test accuracy and loss. `--breakdown` also times the parts of one epoch's hand-written steps:
-the batch gather, the forward and backward pass, and the optimizer step (through
-`optimizer.step()` and through the direct fused-kernel call).
+the batch gather, the forward and backward pass, and the optimizer step.
 """
 
 from __future__ import annotations
@@ -20,11 +19,12 @@ import time
 import torch
 
 import actlab
-from actlab.backprop import flat_optimizer_step, hand_step
+from actlab.backprop import hand_step
 from actlab.data import load_dataset
 from actlab.models import ModelStack
+from actlab.optimizers import FlatOptimizer
 from actlab.results import ModelRun
-from actlab.train import build_model, epoch_steps, make_optimizer, prepare_data, train_model
+from actlab.train import build_model, epoch_steps, prepare_data, train_model
 
 
 def epoch_seconds(config: actlab.Config, dataset, activation: str) -> tuple[float, dict]:
@@ -40,29 +40,26 @@ def step_breakdown(config: actlab.Config, dataset, activation: str) -> dict[str,
     synchronously, so timers around each part measure it)."""
     device = torch.device("cpu")
     data = prepare_data(dataset, config, 0, device)
-    parts = {"gather": 0.0, "forward+backward": 0.0, "optimizer.step()": 0.0, "direct kernel": 0.0}
+    parts = {"gather": 0.0, "forward+backward": 0.0, "optimizer step": 0.0}
     steps, _ = epoch_steps(len(data.y_train), config.optim)
-    for route in ("optimizer.step()", "direct kernel"):
-        model = build_model(ModelRun(activation, activation, "logits", 0), config, data.x_train.shape[1], device)
-        stack = ModelStack([model], [0], [torch.Generator().manual_seed(0)])
-        optimizer = make_optimizer([stack.flat], config.optim, device)
-        step = hand_step(stack)
-        optimizer_step = optimizer.step if route == "optimizer.step()" else flat_optimizer_step(optimizer, stack.flat)
-        perm = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(0))
-        size = config.optim.batch_size
-        for i in range(steps):
-            t0 = time.perf_counter()
-            idx = perm[i * size:(i + 1) * size]
-            x, y = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
-            t1 = time.perf_counter()
-            step([x], y, stack.dropout_noise(len(idx)))
-            t2 = time.perf_counter()
-            optimizer_step()
-            t3 = time.perf_counter()
-            if route == "optimizer.step()":
-                parts["gather"] += t1 - t0
-                parts["forward+backward"] += t2 - t1
-            parts[route] += t3 - t2
+    model = build_model(ModelRun(activation, activation, "logits", 0), config, data.x_train.shape[1], device)
+    stack = ModelStack([model], [0], [torch.Generator().manual_seed(0)])
+    optimizer = FlatOptimizer(stack.flat, config.optim)
+    step = hand_step(stack)
+    perm = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(0))
+    size = config.optim.batch_size
+    for i in range(steps):
+        t0 = time.perf_counter()
+        idx = perm[i * size:(i + 1) * size]
+        x, y = data.x_train.index_select(0, idx), data.y_train.index_select(0, idx)
+        t1 = time.perf_counter()
+        step([x], y, stack.dropout_noise(len(idx)))
+        t2 = time.perf_counter()
+        optimizer.step()
+        t3 = time.perf_counter()
+        parts["gather"] += t1 - t0
+        parts["forward+backward"] += t2 - t1
+        parts["optimizer step"] += t3 - t2
     return {k: 1000 * v / steps for k, v in parts.items()}
 
 

@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from actlab.activations import parse_layers
-from actlab.backprop import (ACTIVATION_BACKWARD, FUSED_KERNELS, backward_kernel, flat_optimizer_step,
-                             hand_backprop_applies, hand_step)
+from actlab.backprop import ACTIVATION_BACKWARD, backward_kernel, hand_backprop_applies, hand_step
 from actlab.config import resolve_config
 from actlab.models import ModelStack, build_mlp
 from actlab.results import ModelRun
@@ -161,47 +160,3 @@ def test_models_trained_by_hand_come_back_as_ordinary_modules(mnist):
     storages = {p.untyped_storage().data_ptr() for p in hand_model.parameters()}
     assert len(storages) == len(list(hand_model.parameters()))
     assert [n for n, _ in hand_model.named_parameters()] == [n for n, _ in auto_model.named_parameters()]
-
-
-def optimizer_runs(make, steps=60, schedule=True):
-    """The flat tensor after `steps` steps of random gradients, via optimizer.step and via
-    flat_optimizer_step, with the learning rate changing every 10 steps."""
-    out = []
-    for fast in (False, True):
-        torch.manual_seed(0)
-        flat = nn.Parameter(torch.randn(1000))
-        optimizer = make([flat])
-        schedule_ = torch.optim.lr_scheduler.StepLR(optimizer, 10, 0.5) if schedule else None
-        step = flat_optimizer_step(optimizer, flat) if fast else optimizer.step
-        for i in range(steps):
-            flat.grad = torch.randn(1000)
-            step()
-            if schedule_ and i % 10 == 9:
-                schedule_.step()
-        out.append((flat.detach().clone(), optimizer.state_dict()))
-    return out
-
-
-@pytest.mark.parametrize("make", [lambda p: torch.optim.Adam(p, lr=1e-2, fused=True),
-                                  lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=0.1, fused=True),
-                                  lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1, fused=True),
-                                  lambda p: torch.optim.Adam(p, lr=1e-2, amsgrad=True, fused=True),
-                                  lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9, foreach=True)])
-def test_flat_optimizer_step_gives_optimizer_steps_numbers_and_state(make):
-    (public, public_state), (fast, fast_state) = optimizer_runs(make)
-    assert torch.equal(fast, public)
-    assert public_state["param_groups"] == fast_state["param_groups"]
-    for key, value in public_state["state"][0].items():
-        assert torch.equal(fast_state["state"][0][key], value), key
-
-
-def test_flat_optimizer_step_falls_back_when_the_kernel_refuses_the_call(monkeypatch):
-    calls = []
-
-    def refusing(*args, **kwargs):
-        calls.append(1)
-        raise TypeError("unexpected keyword argument")
-    monkeypatch.setattr(torch, "_actlab_refusing_kernel", refusing, raising=False)
-    monkeypatch.setitem(FUSED_KERNELS, False, "_actlab_refusing_kernel")
-    (public, _), (fast, _) = optimizer_runs(lambda p: torch.optim.Adam(p, lr=1e-2, fused=True))
-    assert torch.equal(fast, public) and calls == [1]  # tried once, then the public step every time

@@ -10,7 +10,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from actlab.activations import parse_activation
+from actlab.config import resolve_config
 from actlab.models import INITS, OUTPUTS, OutputActivation, build_mlp, init_linear, linear_layers, loss_fn
+from actlab.optimizers import FlatOptimizer
 
 RELU = parse_activation("relu")
 TANH = parse_activation("tanh")
@@ -355,19 +357,23 @@ def test_dropout_noise_is_torchs_dropout_drawn_from_the_models_own_generator(kin
 
 def test_keeping_some_models_carries_their_weights_and_optimizer_state():
     stack = _stack(["relu", "tanh", "sigmoid"], [0, 0, 0])
-    optimizer = torch.optim.Adam([stack.flat], lr=0.1)
+    optimizer = FlatOptimizer(stack.flat, resolve_config(overrides={"optimizer": "adam", "lr": 0.1}, env={}).optim)
     stack.flat.grad = torch.randn_like(stack.flat)
     optimizer.step()
     tanh_weights = [p.detach().clone() for p in stack.models[1].parameters()]
-    state = {k: v.clone() for k, v in optimizer.state[stack.flat].items()}
+    state = {k: v.clone() for k, v in optimizer.state.items()}
     index = stack.positions([1])
     left = stack.release(0)
     kept = stack.keep([1, 2], optimizer)
-    assert optimizer.param_groups[0]["params"] == [kept.flat] and len(kept) == 2
+    assert optimizer.flat is kept.flat and len(kept) == 2
     assert all(torch.equal(p, q) for p, q in zip(kept.models[0].parameters(), tanh_weights))
     n = len(index)
-    assert torch.equal(optimizer.state[kept.flat]["exp_avg"][kept.positions([0])], state["exp_avg"][index])
+    assert torch.equal(optimizer.state["exp_avg"][kept.positions([0])], state["exp_avg"][index])
+    assert torch.equal(optimizer.state["step"], state["step"])
     assert kept.flat.numel() == 2 * n
+    kept.flat.grad = torch.randn_like(kept.flat)
+    optimizer.step()  # the kept models go on from their own state
+    assert torch.equal(optimizer.state["step"], torch.tensor(2.0))
     with torch.no_grad():
         kept.flat.zero_()
     assert all(p.abs().sum() > 0 for p in left.parameters())  # the released model keeps its own weights

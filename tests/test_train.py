@@ -11,6 +11,7 @@ from actlab.config import resolve_config
 from actlab.results import ModelRun
 from actlab.train import evaluate, prepare_data, resolve_device, train_group, train_model
 from actlab.models import loss_fn
+from actlab.optimizers import FlatOptimizer
 
 
 def small_config(**overrides):
@@ -154,32 +155,35 @@ def test_drop_last_averages_over_the_examples_seen(mnist):
 
 
 def test_optimisers_and_schedules_follow_the_config():
-    from actlab.train import make_optimizer, make_schedule
+    from actlab.optimizers import FlatOptimizer, learning_rate
 
-    params = [torch.nn.Parameter(torch.zeros(3))]
-    rms = make_optimizer(params, resolve_config(overrides={"optimizer": "rmsprop", "momentum": 0.5, "lr": 0.01,
-                                                           "weight_decay": 1e-4}, env={}).optim, torch.device("cpu"))
-    assert isinstance(rms, torch.optim.RMSprop) and rms.defaults["momentum"] == 0.5
-    assert rms.defaults["weight_decay"] == 1e-4
-    adamw = make_optimizer(params, resolve_config(overrides={"optimizer": "adamw"}, env={}).optim, torch.device("cpu"))
-    assert adamw.defaults["weight_decay"] == 0.0  # what the config says, not torch's 0.01
+    flat = torch.nn.Parameter(torch.zeros(3))
+    rms = FlatOptimizer(flat, resolve_config(overrides={"optimizer": "rmsprop", "momentum": 0.5, "lr": 0.01,
+                                                        "weight_decay": 1e-4}, env={}).optim)
+    assert (rms.kind, rms.momentum, rms.weight_decay, rms.lr) == ("rmsprop", 0.5, 1e-4, 0.01)
+    adamw = FlatOptimizer(flat, resolve_config(overrides={"optimizer": "adamw"}, env={}).optim)
+    assert adamw.weight_decay == 0.0  # what the config says, not torch's 0.01
     o = resolve_config(overrides={"optimizer": "sgd", "lr": 1.0, "schedule": "step", "step_size": 2, "gamma": 0.5},
                        env={}).optim
-    sgd = make_optimizer(params, o, torch.device("cpu"))
-    schedule = make_schedule(sgd, o)
-    lrs = []
-    for _ in range(5):
-        lrs.append(sgd.param_groups[0]["lr"])
-        sgd.step()
-        schedule.step()
-    assert lrs == [1.0, 1.0, 0.5, 0.5, 0.25]
+    assert [learning_rate(o, epoch) for epoch in range(5)] == [1.0, 1.0, 0.5, 0.5, 0.25]
     o = resolve_config(overrides={"optimizer": "sgd", "lr": 1.0, "schedule": "cosine", "epochs": 4}, env={}).optim
-    sgd = make_optimizer(params, o, torch.device("cpu"))
-    schedule = make_schedule(sgd, o)
-    for _ in range(4):
-        sgd.step()
-        schedule.step()
-    assert sgd.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(o, 2) == pytest.approx(0.5) and learning_rate(o, 4) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_schedule_sets_each_epochs_learning_rate(mnist):
+    config = small_config(epochs=3, optimizer="sgd", lr=0.2, schedule="step", step_size=1, gamma=0.5)
+    seen = []
+    original = FlatOptimizer.step
+
+    def step(self):
+        seen.append(self.lr)
+        original(self)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FlatOptimizer, "step", step)
+        train(config, mnist)
+    per_epoch = len(seen) // 3
+    assert sorted(set(seen), reverse=True) == [0.2, 0.1, 0.05]
+    assert seen[:per_epoch] == [0.2] * per_epoch and seen[-per_epoch:] == [0.05] * per_epoch
 
 
 def test_learnable_activations_train_and_report_their_values(mnist):

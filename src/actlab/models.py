@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from actlab.activations import ActivationSpec
+
+if TYPE_CHECKING:
+    from actlab.optimizers import FlatOptimizer
 
 OUTPUTS = {
     "logits": "raw logits, cross-entropy loss (the usual classifier)",
@@ -244,17 +248,13 @@ class ModelStack:
                 setattr(module, name, nn.Parameter(p.detach().clone()))
         return self.models[m]
 
-    def keep(self, kept: list[int], optimizer: torch.optim.Optimizer | None = None) -> ModelStack:
+    def keep(self, kept: list[int], optimizer: FlatOptimizer | None = None) -> ModelStack:
         """A stack of the models `kept` (the others must be released first), carrying their share
-        of `optimizer`'s state over to the new flat tensor, which replaces the old in the optimizer."""
+        of `optimizer`'s state over to the new flat tensor, which the optimizer steps from then on."""
         stack = ModelStack([self.models[m] for m in kept], [self.seeds[m] for m in kept],
                            [self.generators[m] for m in kept])
         if optimizer is not None:
-            index = self.positions(kept)
-            state = optimizer.state.pop(self.flat, {})
-            optimizer.param_groups[0]["params"] = [stack.flat]
-            optimizer.state[stack.flat] = {k: v[index] if torch.is_tensor(v) and v.shape == self.flat.shape else v
-                                           for k, v in state.items()}
+            optimizer.keep(self.positions(kept), stack.flat)
         return stack
 
     def dropout_noise(self, batch: int) -> list[tuple[torch.Tensor, torch.Tensor | None] | None]:

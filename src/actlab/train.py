@@ -27,11 +27,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from actlab.activations import parse_layers
-from actlab.backprop import flat_optimizer_step, hand_backprop_applies, hand_step
+from actlab.backprop import hand_backprop_applies, hand_step
 from actlab.data import Dataset, Split, seeded_subset, validation_split
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
 from actlab.errors import ActlabError
 from actlab.models import ModelStack, apply_per_model, build_mlp, loss_fn, stack_forward
+from actlab.optimizers import FlatOptimizer, learning_rate
 from actlab.results import ModelRun, mark_failed_to_learn, safe_name
 
 if TYPE_CHECKING:  # the configuration is passed down; train never reads or builds one
@@ -136,30 +137,6 @@ def prepare_data(dataset: Dataset, config: Config, seed: int, device: torch.devi
     return DeviceData(x_train, y_train, x_val, y_val, x_test, y_test, stats)
 
 
-def make_optimizer(params, o: OptimConfig, device: torch.device) -> torch.optim.Optimizer:
-    """SGD and RMSprop (foreach) or Adam/AdamW (fused where this torch supports it on the device)."""
-    params = list(params)
-    if o.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
-                               weight_decay=o.weight_decay, foreach=True)
-    if o.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, foreach=True)
-    cls = torch.optim.Adam if o.optimizer == "adam" else torch.optim.AdamW
-    try:
-        return cls(params, lr=o.lr, weight_decay=o.weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        return cls(params, lr=o.lr, weight_decay=o.weight_decay, foreach=True)
-
-
-def make_schedule(optimizer: torch.optim.Optimizer, o: OptimConfig):
-    """The per-epoch learning-rate schedule, or None."""
-    if o.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=o.epochs)
-    if o.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=o.step_size, gamma=o.gamma)
-    return None
-
-
 def build_model(record: ModelRun, config: Config, in_features: int, device: torch.device) -> nn.Sequential:
     """The network `record` names, with the initial weights its seed gives it."""
     m = config.model
@@ -227,8 +204,7 @@ def train_group(records: list[ModelRun], data: dict[int, DeviceData], config: Co
     members = [_member(records[i], data[records[i].seed], config, device, tensorboard_dir)
                for i in sorted(range(len(records)), key=lambda i: records[i].seed)]  # one seed side by side
     stack = ModelStack([m.model for m in members], [m.record.seed for m in members], [m.noise for m in members])
-    optimizer = make_optimizer([stack.flat], o, device)
-    schedule = make_schedule(optimizer, o)  # before the step functions take optimizer.step: it wraps it
+    optimizer = FlatOptimizer(stack.flat, o)
     for member in members:
         _diagnose(member, "init", config)
     orders = {seed: torch.Generator().manual_seed(seed) for seed in stack.seeds}  # same seed → same batch order
@@ -243,8 +219,7 @@ def train_group(records: list[ModelRun], data: dict[int, DeviceData], config: Co
                                                            lambda *a: progress and progress(desc, *a))
             leaving = [k for k, i in enumerate(live)
                        if _end_epoch(members[i], epoch, seconds / len(live), losses[k], accs[k], diverged[k], config)]
-            if schedule is not None:
-                schedule.step()
+            optimizer.lr = learning_rate(o, epoch)
             if len(leaving) == len(live):
                 break
             if leaving:
@@ -284,7 +259,7 @@ def _diagnose(member: Member, stage: str, config: Config) -> None:
                                                 loss_fn(member.record.output))]
 
 
-def _train_epoch(stack: ModelStack, optimizer, data: dict[int, DeviceData], config: Config, device: torch.device,
+def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, DeviceData], config: Config, device: torch.device,
                  orders: dict, epoch: int, progress) -> tuple[list[float], list[float], list[bool], float]:
     """One pass over the training split for every model of the stack; returns per model the mean
     loss and accuracy over the examples seen, whether it diverged, and the pass's seconds."""
@@ -292,7 +267,6 @@ def _train_epoch(stack: ModelStack, optimizer, data: dict[int, DeviceData], conf
     start = time.perf_counter()
     step = hand_step(stack) if config.run.backprop == "auto" and hand_backprop_applies(stack, config.run.precision) \
         else autograd_step(stack, autocast(device, config))
-    optimizer_step = flat_optimizer_step(optimizer, stack.flat)
     n = len(data[stack.seeds[0]].y_train)
     steps, seen_per_epoch = epoch_steps(n, o)
     perms = {seed: torch.randperm(n, generator=orders[seed]).to(device) for seed in data}
@@ -310,7 +284,7 @@ def _train_epoch(stack: ModelStack, optimizer, data: dict[int, DeviceData], conf
         y = ys[0] if len(stack) == 1 else torch.cat([y.expand(end - first, -1) for y, (_, first, end)
                                                      in zip(ys, stack.blocks)])
         out, losses = step(xs, y, stack.dropout_noise(len(ys[0])))
-        optimizer_step()
+        optimizer.step()
         loss_sum += losses * len(ys[0])
         correct += (out.argmax(-1) == y).sum(-1)
         if (i + 1) % CHECK_EVERY == 0 or i + 1 == steps:

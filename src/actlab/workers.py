@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib
 import io
 import multiprocessing
 import multiprocessing.connection
@@ -295,10 +294,6 @@ def _start_workers(count: int, threads: int, method: str = "spawn") -> list[_Wor
     a worker never sees the terminal's SIGINT, even while a spawned one is still importing torch; this
     process handles it."""
     context = multiprocessing.get_context(method)
-    if method == "fork":
-        # torch.optim imports torch._dynamo on first use (2-3 s): import it here, once per process,
-        # and every worker forked from now on has it
-        importlib.import_module("torch._dynamo")
     pool = []
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
