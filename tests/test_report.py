@@ -420,3 +420,46 @@ def test_a_tuned_report_says_each_activation_trains_at_its_own_values(tmp_path):
     assert "`relu` trains at its tuned `lr=0.01`; `tanh` trains at its tuned `lr=0.001`" in md
     assert "same initial weights and saw the same batches, so the activation is the only setting" not in md
     assert "`relu`'s chosen `lr` = 0.01 is at the high end of the grid" in md
+
+
+def _pid_writer(path: Path, fail_in_child: bool = False):
+    parent = os.getpid()
+
+    def job():
+        if fail_in_child and os.getpid() != parent:
+            raise RuntimeError("this figure fails in the child")
+        path.write_text(str(os.getpid()))
+    return job
+
+
+def test_a_second_process_draws_half_the_figures_and_the_first_waits_for_it(tmp_path):
+    from actlab.plots import draw_side_by_side
+
+    here, there = tmp_path / "here", tmp_path / "there"
+    draw_side_by_side([_pid_writer(here)], [_pid_writer(there)])
+    assert int(here.read_text()) == os.getpid()
+    assert int(there.read_text()) != os.getpid()  # written by the child, and whole before the call returned
+
+
+def test_figures_the_second_process_failed_to_draw_are_drawn_by_the_first(tmp_path):
+    from actlab.plots import draw_side_by_side
+
+    there = tmp_path / "there"
+    draw_side_by_side([], [_pid_writer(there, fail_in_child=True)])
+    assert int(there.read_text()) == os.getpid()
+
+
+def test_no_second_process_while_another_thread_runs(tmp_path):
+    import threading
+
+    from actlab.plots import draw_side_by_side
+
+    there, release = tmp_path / "there", threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        draw_side_by_side([], [_pid_writer(there)])
+    finally:
+        release.set()
+        other.join()
+    assert int(there.read_text()) == os.getpid()  # a fork could copy a lock that thread holds

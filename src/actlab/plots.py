@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -78,6 +83,42 @@ def _save(fig, path: Path) -> None:
     fig.savefig(buffer, format="png", metadata={"Software": None})  # the same run draws the same bytes
     plt.close(fig)
     atomic_write(path, buffer.getvalue())
+
+
+def draw_side_by_side(here: list[Callable[[], object]], there: list[Callable[[], object]]) -> None:
+    """Draw the figures `here` in this process while a forked child draws `there`: a report's figures
+    take 2-3 s on one core, and a run's report waits for them. Each figure is written atomically, so
+    the child's files are whole once it exits. Where a fork is not safe (not Linux, or another Python
+    thread is running), or the child fails, this process draws `there` itself."""
+    child = _fork_drawing(there) if sys.platform.startswith("linux") and threading.active_count() == 1 else None
+    try:
+        for job in here:
+            job()
+    finally:
+        done = child is not None and os.waitpid(child, 0)[1] == 0
+    if not done:
+        for job in there:
+            job()
+
+
+def _fork_drawing(jobs: list[Callable[[], object]]) -> int | None:
+    """The pid of a child that runs `jobs` and exits with 0 when all succeeded, or None."""
+    with warnings.catch_warnings():  # Python 3.12+: torch's idle intra-op threads make this process "multi-threaded"
+        warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
+        try:
+            pid = os.fork()
+        except OSError:
+            return None
+    if pid:
+        return pid
+    code = 1
+    try:
+        torch.set_num_threads(1)  # an OpenMP thread team does not survive a fork
+        for job in jobs:
+            job()
+        code = 0
+    finally:  # no interpreter teardown: it would flush the parent's buffered output a second time
+        os._exit(code)
 
 
 def plot_metric(results: Results, metric: str, path: Path, w: Words) -> bool:

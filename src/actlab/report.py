@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from actlab.activations import parse_layers
 from actlab.analysis import (analysis_blocks, diagnostic_means, mean_ci, method_text, p_text, pct, primary_metric,
                              published_blocks, pts, tuning_blocks)
 from actlab.messages import Words
-from actlab.plots import (labels_for, plot_activations, plot_diagnostics, plot_final_bars, plot_robustness, plot_run,
-                          plot_sensitivity)
+from actlab.plots import (draw_side_by_side, labels_for, plot_activations, plot_diagnostics, plot_final_bars,
+                          plot_robustness, plot_run, plot_sensitivity)
 from actlab.render import Block, Code, Heading, Image, Paragraph, Table, authored, joined, to_html, to_markdown
 from actlab.files import atomic_write
 from actlab.results import ModelRun, Results, json_safe, load_results, write_results
@@ -85,21 +86,24 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
 
 
 def _draw_plots(results: Results, analysis: dict[str, Any], metric: str, table, plots: Path, w: Words) -> None:
-    """The curves, the final-accuracy bars, the diagnostics per layer and the activations' shapes."""
-    plot_run(results, plots, w)
+    """The curves, the final-accuracy bars, the diagnostics per layer and the activations' shapes;
+    the last two (about half the drawing time) in a second process where one can be forked."""
+    here: list[Callable[[], object]] = [lambda: plot_run(results, plots, w)]
     if analysis["metrics"].get(metric, {}).get("order"):
         summary = analysis["metrics"][metric]["summary"]
         values = {label: list(values_by_seed(results, label, metric).values()) for label in results.labels}
-        plot_final_bars(summary, values, w.plain("plot.final_bars", what=w.plain(f"metric.{metric}")),
-                        plots / "final_accuracy.png", w)
-    if table:
-        plot_diagnostics(table, ("init", "final"), plots / "diagnostics.png", w)
+        title = w.plain("plot.final_bars", what=w.plain(f"metric.{metric}"))
+        here.append(lambda: plot_final_bars(summary, values, title, plots / "final_accuracy.png", w))
+    if results.tuning:
+        here += [lambda: plot_sensitivity(results.tuning, plots / "sensitivity.png", w),
+                 lambda: plot_robustness(results.tuning, plots / "robustness.png", w)]
     activations = list(dict.fromkeys(r.activation for r in results.runs))
     specs = [spec for a in activations for spec in _as_list(parse_layers(a))]
-    plot_activations(list({s.label: s for s in specs}.values()), plots / "activations.png", -5, 5, w=w)
-    if results.tuning:
-        plot_sensitivity(results.tuning, plots / "sensitivity.png", w)
-        plot_robustness(results.tuning, plots / "robustness.png", w)
+    there: list[Callable[[], object]] = [
+        lambda: plot_activations(list({s.label: s for s in specs}.values()), plots / "activations.png", -5, 5, w=w)]
+    if table:
+        there.append(lambda: plot_diagnostics(table, ("init", "final"), plots / "diagnostics.png", w))
+    draw_side_by_side(here, there)
 
 
 def _summary_line(results: Results, analysis: dict[str, Any], w: Words) -> Paragraph:
