@@ -77,6 +77,8 @@ def hand_step(stack: ModelStack) -> Callable:
     depths = len(stack.weights) - 1
     activations = [[hidden[d].activation for hidden in stack.hidden] for d in range(depths)]
     kernels = [[backward_kernel(a) for a in layer] for layer in activations]
+    if len(stack) == 1 and not stack.drops and all(layer[0] is not None for layer in kernels):
+        return _one_model_step(stack, [layer[0] for layer in activations], [layer[0] for layer in kernels])
     shared = [_shared_activation(layer) for layer in activations]
     by_autograd: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # (depth, model) → (z, h)
     forwards = [[_forward_one(a, k, d, m, by_autograd) for m, (a, k) in enumerate(zip(activations[d], kernels[d]))]
@@ -100,6 +102,39 @@ def hand_step(stack: ModelStack) -> Callable:
                 g = _activation_backward(stack, depth - 1, activations[depth - 1], kernels[depth - 1],
                                          shared[depth - 1], tape, g, by_autograd)
         return logits, losses
+    return step
+
+
+def _one_model_step(stack: ModelStack, activations: list[nn.Module], kernels: list[Callable]) -> Callable:
+    """`hand_step` for one model without dropout whose activations all have listed kernels: the same
+    kernels on the same tensors, called in a straight line. At 784-128-128-10 and batch 64 a step is
+    short enough that the general step's bookkeeping (tape, per-model dispatch) is a measurable
+    share of it (`python benchmarks/steps.py`)."""
+    weights, biases = stack.weights, stack.biases
+    transposed = [w.t() for w in weights]  # views of the flat tensor: they see every update
+    weight_grads, bias_grads = stack.weight_grads, stack.bias_grads
+    forwards = [a.forward for a in activations]
+    one = torch.ones((), device=stack.flat.device)
+
+    @torch.no_grad()
+    def step(xs: list[torch.Tensor], y: torch.Tensor, noise) -> tuple[torch.Tensor, torch.Tensor]:
+        x = xs[0]
+        z = torch.addmm(biases[0], x, transposed[0])
+        pre, post = [], []
+        for depth, forward in enumerate(forwards, start=1):
+            h = forward(z)
+            pre.append(z)
+            post.append(h)
+            z = torch.addmm(biases[depth], h, transposed[depth])
+        losses, g = _cross_entropy_and_gradient(z, y, one)
+        for depth in range(len(forwards), 0, -1):
+            h = post[depth - 1]
+            torch.sum(g, 0, out=bias_grads[depth])
+            torch.mm(g.t(), h, out=weight_grads[depth])
+            g = kernels[depth - 1](activations[depth - 1], pre[depth - 1], h, g.mm(weights[depth]))
+        torch.sum(g, 0, out=bias_grads[0])
+        torch.mm(g.t(), x, out=weight_grads[0])
+        return z, losses
     return step
 
 
