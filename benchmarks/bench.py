@@ -2,6 +2,7 @@
 
     python benchmarks/bench.py                                   # both CPU presets, 1 seed
     python benchmarks/bench.py --preset mnist-classic-four --seeds 1 5 --json out.json
+    python benchmarks/bench.py --preset mnist-classic-four --seeds 1 --repeats 5   # median and range
 
 In one process, on the same machine, for each preset and seed count it times
   (a) the write-ups' pipeline: a torchvision-style Dataset returning one PIL image at a time,
@@ -20,6 +21,10 @@ process's threads (scikit-learn is the optional `bench` extra: pip install -e '.
 seconds, models·epochs per second, the ratios a/b (speed-up over the DataLoader pipeline), b/c
 (distance from the floor) and d/b per model-epoch (speed-up over scikit-learn), with the CPU's
 flags (AVX2 / AVX-512 / bf16): the machines differ. Every figure goes to a JSON file.
+
+On a shared machine one measurement says little: the GEMM rate, actlab's time and scikit-learn's
+each move by tens of percent from minute to minute. `--repeats N` measures the floor's rates, (b)
+and (d) N times, one after another, and prints the median of each ratio with its range.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -204,52 +210,68 @@ def main(argv: list[str] | None = None) -> int:
                         help="epochs of the per-sample pipeline actually measured (default 1)")
     parser.add_argument("--peer-epochs", type=int, default=2,
                         help="epochs of scikit-learn's MLPClassifier measured (default 2; 0 = skip)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="times to measure (b), (c) and (d), one after another, for the median ratio and its "
+                             "range (default 1)")
     parser.add_argument("--json", default=None, help="write the figures here (default benchmarks/results/)")
     args = parser.parse_args(argv)
 
     rows = []
     device = torch.device(args.device)
-    flops, bandwidth = gemm_flops_per_second(device), memory_bytes_per_second(device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
-          f"{platform.processor() or platform.machine()}: fp32 GEMM {flops / 1e9:.0f} GFLOP/s, "
-          f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; {cpu_flags_text()}")
+          f"{platform.processor() or platform.machine()}; {cpu_flags_text()}")
     for preset in args.preset:
         base = actlab.resolve_config(preset=preset, overrides={"device": args.device})
         dataset = load_dataset(base.data.dataset, Path(base.data.data_dir) if base.data.data_dir else None)
         per_epoch = dataloader_seconds_per_epoch(base, dataset, args.dataloader_epochs)
-        peer = sklearn_seconds_per_epoch(base, dataset, args.peer_epochs) if args.peer_epochs else None
         for seeds in args.seeds:
             config = actlab.config.replace(base, seeds=seeds)
             model_epochs = len(config.variants) * seeds * config.optim.epochs
             a = per_epoch * model_epochs
-            b, env = actlab_seconds(config)
-            c = floor_seconds(config, len(dataset.train), len(dataset.test), flops, bandwidth)
-            row = {"preset": preset, "seeds": seeds, "device": args.device, "model_epochs": model_epochs,
-                   "dataloader_s_per_model_epoch": per_epoch, "dataloader_s": a, "actlab_s": b, **c,
-                   "dataloader_model_epochs_per_s": model_epochs / a, "actlab_model_epochs_per_s": model_epochs / b,
-                   "a_over_b": a / b, "b_over_c": b / c["floor_s"], "workers": env.get("workers"),
-                   "sklearn_s_per_epoch": peer, "actlab_s_per_model_epoch": b / model_epochs,
-                   "d_over_b_per_model_epoch": peer / (b / model_epochs) if peer else None,
-                   "peak_memory_mb": env.get("peak_memory_mb"),
-                   "peak_worker_memory_mb": env.get("peak_worker_memory_mb"),
-                   "peak_gpu_memory_mb": env.get("peak_gpu_memory_mb")}
-            rows.append(row)
-            print(f"{preset:22s} seeds={seeds}  (a) per-sample DataLoader {a:7.1f} s ({per_epoch:.2f} s/model-epoch, "
-                  f"{args.dataloader_epochs} epoch measured)  (b) actlab {b:6.1f} s ({model_epochs / b:.2f} "
-                  f"model-epochs/s, {env.get('workers')} workers, peak memory {_peak(env)})  (c) floor "
-                  f"{c['floor_s']:6.1f} s ({c['compute_s']:.1f} compute + {c['memory_s']:.1f} optimizer traffic)  "
-                  f"a/b = {a / b:.1f}x  b/c = {b / c['floor_s']:.2f}" + (
-                      f"  (d) scikit-learn MLPClassifier {peer:.2f} s/epoch, actlab {b / model_epochs:.2f} s per "
-                      f"model-epoch: d/b = {peer / (b / model_epochs):.1f}x" if peer else ""))
-            sys.stdout.flush()
+            repeats = []
+            for repeat in range(1, args.repeats + 1):  # the floor's rates, actlab and the peer side by side
+                flops, bandwidth = gemm_flops_per_second(device), memory_bytes_per_second(device)
+                b, env = actlab_seconds(config)
+                peer = sklearn_seconds_per_epoch(base, dataset, args.peer_epochs) if args.peer_epochs else None
+                c = floor_seconds(config, len(dataset.train), len(dataset.test), flops, bandwidth)
+                row = {"preset": preset, "seeds": seeds, "repeat": repeat, "device": args.device,
+                       "model_epochs": model_epochs, "gemm_flops_per_s": flops, "copy_bytes_per_s": bandwidth,
+                       "dataloader_s_per_model_epoch": per_epoch, "dataloader_s": a, "actlab_s": b, **c,
+                       "dataloader_model_epochs_per_s": model_epochs / a, "actlab_model_epochs_per_s": model_epochs / b,
+                       "a_over_b": a / b, "b_over_c": b / c["floor_s"], "workers": env.get("workers"),
+                       "sklearn_s_per_epoch": peer, "actlab_s_per_model_epoch": b / model_epochs,
+                       "d_over_b_per_model_epoch": peer / (b / model_epochs) if peer else None,
+                       "peak_memory_mb": env.get("peak_memory_mb"),
+                       "peak_worker_memory_mb": env.get("peak_worker_memory_mb"),
+                       "peak_gpu_memory_mb": env.get("peak_gpu_memory_mb")}
+                repeats.append(row)
+                print(f"{preset:22s} seeds={seeds}" + (f" #{repeat}" if args.repeats > 1 else "") +
+                      f"  fp32 GEMM {flops / 1e9:.0f} GFLOP/s, copy {bandwidth / 1e9:.1f} GB/s  (a) per-sample "
+                      f"DataLoader {a:7.1f} s ({per_epoch:.2f} s/model-epoch, {args.dataloader_epochs} epoch measured)  "
+                      f"(b) actlab {b:6.1f} s ({model_epochs / b:.2f} model-epochs/s, {env.get('workers')} workers, "
+                      f"peak memory {_peak(env)})  (c) floor {c['floor_s']:6.1f} s ({c['compute_s']:.1f} compute + "
+                      f"{c['memory_s']:.1f} optimizer traffic)  a/b = {a / b:.1f}x  b/c = {b / c['floor_s']:.2f}" + (
+                          f"  (d) scikit-learn MLPClassifier {peer:.2f} s/epoch, actlab {b / model_epochs:.2f} s per "
+                          f"model-epoch: d/b = {peer / (b / model_epochs):.1f}x" if peer else ""))
+                sys.stdout.flush()
+            rows += repeats
+            if args.repeats > 1:
+                print(f"{preset:22s} seeds={seeds}  median of {args.repeats}: " + ",  ".join(
+                    f"{name} {_median_range([r[key] for r in repeats if r[key] is not None], unit)}"
+                    for name, key, unit in (("(b)", "actlab_s", " s"), ("b/c", "b_over_c", ""),
+                                            ("d/b", "d_over_b_per_model_epoch", "x"))
+                    if any(r[key] is not None for r in repeats)))
     out = Path(args.json) if args.json else Path(__file__).parent / "results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    env = {"gemm_flops_per_s": flops, "copy_bytes_per_s": bandwidth, "torch": torch.__version__,
-           "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cpu_flags": cpu_flags_text(),
-           "platform": platform.platform(), "actlab": actlab.__version__}
+    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+           "cpu_flags": cpu_flags_text(), "platform": platform.platform(), "actlab": actlab.__version__}
     out.write_text(json.dumps({"environment": env, "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
+
+
+def _median_range(values: list[float], unit: str) -> str:
+    return f"{statistics.median(values):.2f}{unit} ({min(values):.2f}-{max(values):.2f})"
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import pytest
 from scipy import stats as sps
 
 from actlab.results import ModelRun, Results, json_safe
-from actlab.stats import (ALPHA, METRICS, PairedTest, analyse, compare, dz_interval, holm, letter_groups,
+from actlab.stats import (ALPHA, METRICS, PairedTest, analyse, clopper_pearson, compare, dz_interval, holm,
+                          letter_groups,
                           metric_value, paired_test, paired_values, rank_test_min_seeds, seeds_for_power,
                           sign_flip_p, still_improving, summarize, tost)
 
@@ -321,3 +322,36 @@ def test_untested_pairs_are_in_no_holm_family():
     tests = {(t.a, t.b): t for t in compare(results_from(finals), "final_test_acc", margin=0.005)}
     assert tests["a", "c"].verdict == "not_tested" and tests["a", "c"].p_sign_flip is None
     assert tests["a", "b"].p_sign_flip_holm == pytest.approx(tests["a", "b"].p_sign_flip)  # one tested pair
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6, 10, 57])
+def test_the_exact_failure_interval_is_scipys_binomtest_interval(n):
+    for k in range(n + 1):
+        ci = sps.binomtest(k, n).proportion_ci(0.95, "exact")
+        low, high = clopper_pearson(k, n)
+        assert (low, high) == (pytest.approx(ci.low, rel=1e-9, abs=1e-12), pytest.approx(ci.high, rel=1e-9, abs=1e-12))
+
+
+def test_the_analysis_of_a_one_seed_run_does_not_import_scipy_stats(tmp_path):
+    """scipy.stats takes about a second to import; one seed allows no test or interval that needs it."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from actlab.results import ModelRun, Results
+from actlab.stats import analyse
+runs = []
+for label, final in (("relu", 0.97), ("tanh", 0.975)):
+    run = ModelRun(label, label, "logits", 0)
+    run.epochs = [{"epoch": 1, "train_loss": 0.3, "train_acc": 0.9, "val_loss": None, "val_acc": None,
+                   "test_loss": 0.2, "test_acc": final, "seconds": 1.0}]
+    run.status = "ok"
+    runs.append(run)
+out = analyse(Results(".", {}, {}, runs))
+assert out["runs"]["relu"]["failure_ci"] == [0.0, 0.975], out["runs"]["relu"]
+print("scipy.stats" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

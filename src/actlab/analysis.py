@@ -15,8 +15,6 @@ import math
 import statistics
 from typing import Any
 
-from scipy import stats as sps
-
 from actlab.activations import activation_family
 from actlab.messages import Words
 from actlab.presets import PRESETS
@@ -451,6 +449,8 @@ def _per_epoch_comparison(results: Results, published: dict[str, list[float]], w
     if n == 1:
         sentences.append(w("published.expectation_one"))
     elif total:
+        from scipy import stats as sps
+
         share = (n - 1) / (n + 1)
         p = sps.binomtest(inside, total, share).pvalue
         sentences.append(w("published.expectation", n=n, share=pct(share, 0), expected=f"{share * total:.1f}",
@@ -462,6 +462,8 @@ def _per_epoch_comparison(results: Results, published: dict[str, list[float]], w
 
 def _one_batch_comparison(results: Results, published: dict[str, float], w: Words) -> list[Block]:
     """Accuracies the write-up measured on one batch of 64, against the binomial range our accuracy gives."""
+    from scipy import stats as sps
+
     rows = []
     for label, figure in published.items():
         ours = [r.final_test_acc for r in results.by_label(label) if r.status == "ok" and r.final_test_acc is not None]

@@ -14,7 +14,9 @@ The exact sign-flip permutation test (n ≤ 10) and the Wilcoxon signed-rank tes
 the t-test. Groups are a compact letter display built from the verdicts: two activations share a
 letter unless one is significantly better, so no grouping contradicts a pair. Runs that failed (never
 learned, or diverged) count at the accuracy they reached; the as-finished summaries leave them out.
-SciPy supplies every distribution; nothing here hand-rolls a p-value.
+SciPy supplies every distribution; nothing here hand-rolls a p-value. `scipy.stats` is imported
+where a test or interval needs it, not with this module: it takes about a second, and the report of
+a one-seed run needs none of it (only the failure rates' exact interval, from `scipy.special`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import optimize
-from scipy import stats as sps
+from scipy import special
 
 from actlab.results import ModelRun, Results
 
@@ -113,10 +114,14 @@ def summarize(values: list[float], confidence: float = 0.95, method: str = "t", 
     if n < 2 or std == 0:
         low = high = math.nan
     elif method == "bootstrap":
+        from scipy import stats as sps
+
         res = sps.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=9999,
                             method="BCa", rng=np.random.default_rng(seed))
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     else:
+        from scipy import stats as sps
+
         low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=std / math.sqrt(n))
     if not math.isnan(low):
         low, high = max(float(low), bounds[0]), min(float(high), bounds[1])
@@ -176,6 +181,9 @@ def dz_interval(t: float, n: int, confidence: float = 0.95) -> tuple[float, floa
     """Confidence interval of d_z from the noncentral t distribution of the paired t statistic; where
     SciPy's noncentral t cannot be evaluated (|t| in the hundreds), the large-sample normal
     approximation of d_z's standard error, sqrt(1/n + d_z²/(2(n−1)))."""
+    from scipy import optimize
+    from scipy import stats as sps
+
     df, tail, dz = n - 1, (1 - confidence) / 2, t / math.sqrt(n)
 
     def noncentrality(target: float) -> float | None:
@@ -203,6 +211,8 @@ def dz_interval(t: float, n: int, confidence: float = 0.95) -> tuple[float, floa
 def tost(d: np.ndarray, margin: float, alpha: float = ALPHA) -> tuple[float, float, float] | None:
     """Two one-sided t-tests that the mean difference lies within ±margin: (p, interval low, high),
     the interval at 1 − 2α; None without spread."""
+    from scipy import stats as sps
+
     n, mean = len(d), float(d.mean())
     if n < 2 or no_spread(d):
         return None
@@ -220,6 +230,8 @@ def paired_test(a: str, b: str, xa: list[float], xb: list[float], margin: float 
     n = len(d)
     if n < 2:
         return PairedTest(a, b, n, float(d.mean()) if n else None, *[None] * 11)
+    from scipy import stats as sps
+
     mean, sd = float(d.mean()), 0.0 if no_spread(d) else float(d.std(ddof=1))
     p_flip = sign_flip_p(d)
     p_w = 1.0 if no_spread(d) and not np.any(np.round(d, 12)) else float(sps.wilcoxon(xa, xb).pvalue)
@@ -241,6 +253,8 @@ def paired_test(a: str, b: str, xa: list[float], xb: list[float], margin: float 
 def seeds_for_power(dz: float | None, alpha: float, power: float = POWER) -> int | None:
     """The fewest seeds at which a two-sided paired t-test at `alpha` has `power` against an effect of
     size `dz`; None when more than `MAX_SEEDS_ADVISED` (or no effect) would be needed."""
+    from scipy import stats as sps
+
     if dz is None or not math.isfinite(dz) or dz == 0:
         return None
 
@@ -340,6 +354,15 @@ def _letter(k: int) -> str:
 
 # --- whole runs ----------------------------------------------------------------------------------
 
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper–Pearson) interval of a proportion k/n: the beta quantiles that
+    `scipy.stats.binomtest(k, n).proportion_ci(confidence, "exact")` finds by root search."""
+    tail = (1 - confidence) / 2
+    low = 0.0 if k == 0 else float(special.betaincinv(k, n - k + 1, tail))
+    high = 1.0 if k == n else float(special.betaincinv(k + 1, n - k, 1 - tail))
+    return low, high
+
+
 def failure_counts(results: Results) -> dict[str, dict[str, Any]]:
     """Per activation: runs, how they ended, and the failure rate with its exact (Clopper–Pearson)
     95% interval over the runs that count."""
@@ -348,13 +371,13 @@ def failure_counts(results: Results) -> dict[str, dict[str, Any]]:
         runs = results.by_label(label)
         counted = [r for r in runs if r.counts]
         failures = sum(r.failed for r in counted)
-        interval = sps.binomtest(failures, len(counted)).proportion_ci(0.95, "exact") if counted else None
+        interval = clopper_pearson(failures, len(counted)) if counted else None
         out[label] = {"runs": len(runs), "ok": sum(r.status == "ok" for r in runs),
                       "failed_to_learn": sum(r.status == "failed_to_learn" for r in runs),
                       "diverged": sum(r.status.startswith("diverged") for r in runs),
                       "unfinished": len(runs) - len(counted), "failures": failures,
                       "failure_rate": failures / len(counted) if counted else None,
-                      "failure_ci": [interval.low, interval.high] if interval else None,
+                      "failure_ci": list(interval) if interval else None,
                       "still_improving": sum(still_improving(r) for r in runs)}
     return out
 
