@@ -8,12 +8,15 @@ For each preset it trains one model for one epoch in this process, once with `ba
 step the same optimizer, actlab/optimizers.py), interleaved and repeated, and prints the best epoch time of each
 (training steps only, as `metrics.csv` records them), their ratio, and whether the two gave the
 same test accuracy and loss. `--breakdown` also times the parts of one epoch's hand-written steps:
-the batch gather, the forward and backward pass, and the optimizer step.
+the batch gather, the forward and backward pass, and the optimizer step, then the forward and
+backward pass of the general step against the straight-line one that a single model without
+dropout takes (`hand_step(..., straight_line=False)`), best of 15 interleaved rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
@@ -60,7 +63,17 @@ def step_breakdown(config: actlab.Config, dataset, activation: str) -> dict[str,
         parts["gather"] += t1 - t0
         parts["forward+backward"] += t2 - t1
         parts["optimizer step"] += t3 - t2
-    return {k: 1000 * v / steps for k, v in parts.items()}
+    parts = {k: 1000 * v / steps for k, v in parts.items()}
+    x, y = data.x_train[:size], data.y_train[:size]
+    best = {"general step": math.inf, "straight-line step": math.inf}
+    for _ in range(15):  # the two forward+backward functions interleaved, best of 15 × 300 steps
+        for name, straight in (("general step", False), ("straight-line step", True)):
+            one = hand_step(stack, straight_line=straight)
+            start = time.perf_counter()
+            for _ in range(300):
+                one([x], y, stack.dropout_noise(size))
+            best[name] = min(best[name], (time.perf_counter() - start) / 300 * 1000)
+    return {**parts, **best}
 
 
 def main(argv: list[str] | None = None) -> int:

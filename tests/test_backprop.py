@@ -160,3 +160,20 @@ def test_models_trained_by_hand_come_back_as_ordinary_modules(mnist):
     storages = {p.untyped_storage().data_ptr() for p in hand_model.parameters()}
     assert len(storages) == len(list(hand_model.parameters()))
     assert [n for n, _ in hand_model.named_parameters()] == [n for n, _ in auto_model.named_parameters()]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "leaky_relu:0.2", "relu+tanh", "selu"])
+def test_the_straight_line_step_gives_the_general_steps_numbers_bit_for_bit(mnist, activation):
+    x = mnist.train.images[:64].float().div(255)
+    y = mnist.train.labels[:64]
+    torch.manual_seed(0)
+    model = build_mlp(784, [32, 16], parse_layers(activation))
+    stack = one_model_stack(model)
+    out = []
+    for straight in (True, False):
+        step = hand_step(stack, straight_line=straight)
+        stack.flat.grad.zero_()
+        logits, losses = step([x], y, stack.dropout_noise(64))
+        out.append((logits, losses, stack.flat.grad.clone()))
+    assert all(torch.equal(a, b) for a, b in zip(*out))
+    assert out[0][2].abs().sum() > 0

@@ -70,14 +70,15 @@ def _shared_activation(activations: list[nn.Module]) -> nn.Module | None:
     return first if len(activations) > 1 and same and backward_kernel(first) else None
 
 
-def hand_step(stack: ModelStack) -> Callable:
+def hand_step(stack: ModelStack, straight_line: bool = True) -> Callable:
     """A function (inputs per seed block, labels, dropout noise) → (logits, loss per model) that also
     fills the stack's flat gradient; the caller steps the optimizer. For one model the tensors have
-    no model dimension (its plain matrix products); for a stack they are models × batch × …"""
+    no model dimension (its plain matrix products); for a stack they are models × batch × …
+    `straight_line=False` keeps one model off its straight-line step (to compare the two)."""
     depths = len(stack.weights) - 1
     activations = [[hidden[d].activation for hidden in stack.hidden] for d in range(depths)]
     kernels = [[backward_kernel(a) for a in layer] for layer in activations]
-    if len(stack) == 1 and not stack.drops and all(layer[0] is not None for layer in kernels):
+    if straight_line and len(stack) == 1 and not stack.drops and all(layer[0] is not None for layer in kernels):
         return _one_model_step(stack, [layer[0] for layer in activations], [layer[0] for layer in kernels])
     shared = [_shared_activation(layer) for layer in activations]
     by_autograd: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # (depth, model) → (z, h)
