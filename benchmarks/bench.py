@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                 repeats.append(row)
                 print(f"{preset:22s} seeds={seeds}" + (f" #{repeat}" if args.repeats > 1 else "") +
                       f"  fp32 GEMM {flops / 1e9:.0f} GFLOP/s, copy {bandwidth / 1e9:.1f} GB/s  (a) per-sample "
-                      f"DataLoader {a:7.1f} s ({per_epoch:.2f} s/model-epoch, {args.dataloader_epochs} epoch measured)  "
+                      f"DataLoader {a:7.1f} s ({per_epoch:.2f} s/model-epoch, {args.dataloader_epochs} epoch "
+                      f"measured)  "
                       f"(b) actlab {b:6.1f} s ({model_epochs / b:.2f} model-epochs/s, {env.get('workers')} workers, "
                       f"peak memory {_peak(env)})  (c) floor {c['floor_s']:6.1f} s ({c['compute_s']:.1f} compute + "
                       f"{c['memory_s']:.1f} optimizer traffic)  a/b = {a / b:.1f}x  b/c = {b / c['floor_s']:.2f}" + (

@@ -5,12 +5,13 @@
 
 For each preset it trains one model for one epoch in this process, once with `backprop =
 "autograd"` and once with `backprop = "auto"` (the hand-written pass, see actlab/backprop.py; both
-step the same optimizer, actlab/optimizers.py), interleaved and repeated, and prints the best epoch time of each
-(training steps only, as `metrics.csv` records them), their ratio, and whether the two gave the
-same test accuracy and loss. `--breakdown` also times the parts of one epoch's hand-written steps:
-the batch gather, the forward and backward pass, and the optimizer step, then the forward and
-backward pass of the general step against the straight-line one that a single model without
-dropout takes (`hand_step(..., straight_line=False)`), best of 15 interleaved rounds.
+step the same optimizer, actlab/optimizers.py), interleaved and repeated, and prints the best epoch
+time of each (training steps only, as `metrics.csv` records them), their ratio, and whether the two
+gave the same test accuracy and loss. `--breakdown` also times the parts of one epoch's hand-written
+steps: the batch gather, the forward and backward pass, and the optimizer step; then, best of 15
+rounds on one batch, the pass's matrix products alone, and the general step against the
+straight-line one that a single model without dropout takes (`hand_step(..., straight_line=False)`),
+interleaved.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def step_breakdown(config: actlab.Config, dataset, activation: str) -> dict[str,
         parts["optimizer step"] += t3 - t2
     parts = {k: 1000 * v / steps for k, v in parts.items()}
     x, y = data.x_train[:size], data.y_train[:size]
+    parts["matrix products alone"] = 1000 * _matmul_seconds(stack, x)
+    if hand_step(stack).__qualname__ == hand_step(stack, straight_line=False).__qualname__:
+        return parts  # this model takes the general step: no straight-line step to compare
     best = {"general step": math.inf, "straight-line step": math.inf}
     for _ in range(15):  # the two forward+backward functions interleaved, best of 15 × 300 steps
         for name, straight in (("general step", False), ("straight-line step", True)):
@@ -74,6 +78,28 @@ def step_breakdown(config: actlab.Config, dataset, activation: str) -> dict[str,
                 one([x], y, stack.dropout_noise(size))
             best[name] = min(best[name], (time.perf_counter() - start) / 300 * 1000)
     return {**parts, **best}
+
+
+def _matmul_seconds(stack: ModelStack, x: torch.Tensor, rounds: int = 15, steps: int = 300) -> float:
+    """Best seconds per step of a step's matrix products alone (forward, weight and input gradients),
+    on tensors of the step's shapes."""
+    weights, biases = stack.weights, stack.biases
+    outputs = [torch.empty(len(x), w.shape[0]) for w in weights]
+    best = math.inf
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(steps):
+            h = x
+            for w, b, out in zip(weights, biases, outputs):
+                h = torch.addmm(b, h, w.t(), out=out)
+            ins = [x, *outputs[:-1]]
+            g = outputs[-1]
+            for depth in range(len(weights) - 1, -1, -1):
+                torch.mm(g.t(), ins[depth], out=stack.weight_grads[depth])
+                if depth:
+                    g = g.mm(weights[depth])
+        best = min(best, (time.perf_counter() - start) / steps)
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,8 +50,10 @@ def main() -> None:
     args = parser.parse_args()
     wrap(actlab.workers, "_start_workers", lambda *a: stamp("starting the workers"),
          lambda *a: stamp("workers started"))
-    wrap(actlab.workers, "train_group", lambda records, *a: stamp(f"training {records[0].label} seed {records[0].seed}"),
-         lambda records, *a: stamp(f"trained {records[0].label} seed {records[0].seed}"))
+    def name(records) -> str:
+        return f"{records[0].label} seed {records[0].seed}"
+    wrap(actlab.workers, "train_group", lambda records, *a: stamp(f"training {name(records)}"),
+         lambda records, *a: stamp(f"trained {name(records)}"))
     wrap(actlab.experiment, "atomic_write", lambda path, *a: str(path).endswith("environment.json")
          and stamp("environment.json written (at the end: the report's modules are imported)"))
     with tempfile.TemporaryDirectory() as folder:

@@ -134,3 +134,27 @@ def test_an_interruption_while_a_checkpoint_is_written_counts_only_models_a_resu
     lines = []
     actlab.run(config, show_progress=False, log=lines.append)
     assert lines[0].endswith("1 of 4 models are already trained, 3 to train")
+
+
+def test_a_run_with_progress_bars_leaves_one_thread_so_its_report_draws_on_two_cores(data_dir, tmp_path):
+    """tqdm's monitor thread or the report's import thread, left running, would keep the report's
+    figures in one process (a fork copies only the forking thread)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import threading
+import actlab, actlab.plots as plots
+forked = []
+fork = plots._fork_drawing
+plots._fork_drawing = lambda jobs: forked.append(fork(jobs)) or forked[-1]
+config = actlab.resolve_config(overrides={{"data_dir": {str(data_dir)!r}, "out": {str(tmp_path / "run")!r},
+    "train_subset": 2000, "test_subset": 1000, "epochs": 1, "hidden": [32], "activations": ["relu", "tanh", "elu"],
+    "workers": 2, "device": "cpu"}}, env={{}})
+actlab.run(config, show_progress=True, log=lambda line: None)
+print(len([pid for pid in forked if pid]), [t.name for t in threading.enumerate()])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1 ['MainThread']"
+    assert (tmp_path / "run" / "plots" / "diagnostics.png").is_file()

@@ -432,7 +432,16 @@ def _pid_writer(path: Path, fail_in_child: bool = False):
     return job
 
 
-def test_a_second_process_draws_half_the_figures_and_the_first_waits_for_it(tmp_path):
+@pytest.fixture
+def one_thread(monkeypatch):
+    """As in a run, where actlab leaves no second thread (tests/test_experiment.py): threads other
+    tests of this session left behind would keep draw_side_by_side from forking."""
+    import threading
+
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+
+
+def test_a_second_process_draws_half_the_figures_and_the_first_waits_for_it(tmp_path, one_thread):
     from actlab.plots import draw_side_by_side
 
     here, there = tmp_path / "here", tmp_path / "there"
@@ -441,7 +450,7 @@ def test_a_second_process_draws_half_the_figures_and_the_first_waits_for_it(tmp_
     assert int(there.read_text()) != os.getpid()  # written by the child, and whole before the call returned
 
 
-def test_figures_the_second_process_failed_to_draw_are_drawn_by_the_first(tmp_path):
+def test_figures_the_second_process_failed_to_draw_are_drawn_by_the_first(tmp_path, one_thread):
     from actlab.plots import draw_side_by_side
 
     there = tmp_path / "there"
@@ -463,3 +472,18 @@ def test_no_second_process_while_another_thread_runs(tmp_path):
         release.set()
         other.join()
     assert int(there.read_text()) == os.getpid()  # a fork could copy a lock that thread holds
+
+
+def test_the_second_process_ignores_ctrl_c_which_the_first_handles(tmp_path, one_thread):
+    import signal
+
+    from actlab.plots import draw_side_by_side
+
+    parent, there = os.getpid(), tmp_path / "there"
+
+    def interrupted_then_draws():
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGINT)  # as the terminal's Ctrl-C reaches the whole process group
+        there.write_text(str(os.getpid()))
+    draw_side_by_side([], [interrupted_then_draws])
+    assert int(there.read_text()) != parent  # the child went on and drew it

@@ -334,13 +334,13 @@ def _download(opener: urllib.request.OpenerDirector, url: str, target: Path, md5
     The body goes to a temp file beside `target`, renamed only once verified, so the cache never
     holds a partial or wrong file; the temp file goes on any failure, Ctrl-C included.
     """
-    from tqdm import tqdm
+    from actlab.progress import bar_class
 
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, opener.open(url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name,
+            with bar_class()(total=total, unit="B", unit_scale=True, desc=target.name,
                       disable=not show_progress, leave=False) as bar:
                 got_md5, size = _copy_body(response, out, bar.update)
         problem = _archive_problem(Path(tmp), got_md5, md5, sha256)

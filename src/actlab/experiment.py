@@ -298,8 +298,10 @@ def _train(config: Config, device: torch.device, dataset, results: Results, grou
         log(f"{record.label} seed {record.seed}: {record.status}, test acc "
             f"{'–' if acc is None else f'{acc:.2%}'}, {record.train_seconds:.1f} s")
 
+    importing: list[threading.Thread] = []
     try:
-        run_tasks(tasks, workers, threads, show_progress, finished, on_idle=_import_report_in_background)
+        run_tasks(tasks, workers, threads, show_progress, finished,
+                  on_idle=lambda: importing.append(_import_report_in_background()))
     except KeyboardInterrupt as stop:
         done = sum(r.counts for r in records)
         raise Interrupted(f"interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}: {done} of "
@@ -307,19 +309,22 @@ def _train(config: Config, device: torch.device, dataset, results: Results, grou
                           f"`{resume_command(results)}`", getattr(stop, "signum", 2)) from None
     finally:
         write_results(results)
+    for thread in importing:  # the report waits for these modules anyway, and forks only with one thread left
+        thread.join()
     results.environment.update(peak_memory(device, worker_peaks if workers > 1 else []))
     return lost
 
 
-def _import_report_in_background() -> None:
-    """Import the report's modules (matplotlib, SciPy: about 2 s) on a core the last models left free,
-    instead of after training; `run` imports them again, which waits for this import or redoes it if
-    it failed."""
+def _import_report_in_background() -> threading.Thread:
+    """Import the report's modules (matplotlib, SciPy: 1-2 s) on a core the last models left free,
+    instead of after training; `run` imports them again, which finds them or redoes a failed import."""
     def load() -> None:
         with contextlib.suppress(Exception):
             importlib.import_module("actlab.report")
 
-    threading.Thread(target=load, name="actlab-report-import", daemon=True).start()
+    thread = threading.Thread(target=load, name="actlab-report-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def resume_command(results: Results) -> str:

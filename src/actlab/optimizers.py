@@ -8,8 +8,9 @@ bookkeeping (hooks, profiler labels, grad-mode switches) that costs a share of a
 arithmetic is torch.optim's, operation for operation: Adam and AdamW call torch's fused kernel
 (`torch._fused_adam_` / `_fused_adamw_`, what `fused=True` runs) where this torch has it for the
 device, else torch's single-tensor Adam; SGD and RMSprop are torch's single-tensor updates. The state
-starts as torch.optim's does, on the first step. tests/test_optimizers.py checks every optimizer and
-schedule against torch.optim, tensor for tensor.
+starts as torch.optim's does, on the first step, and the schedules update the rate as torch's
+schedulers do. tests/test_optimizers.py checks every optimizer and schedule against torch.optim,
+tensor for tensor and rate for rate.
 """
 
 from __future__ import annotations
@@ -109,9 +110,12 @@ class FlatOptimizer:
 
 def learning_rate(o: OptimConfig, epochs_done: int) -> float:
     """The learning rate after `epochs_done` epochs: constant, cosine annealing to 0 over the run, or
-    multiplied by `gamma` every `step_size` epochs (torch's CosineAnnealingLR and StepLR)."""
-    if o.schedule == "cosine":
-        return o.lr * (1 + math.cos(math.pi * epochs_done / o.epochs)) / 2
-    if o.schedule == "step":
-        return o.lr * o.gamma ** (epochs_done // o.step_size)
-    return o.lr
+    multiplied by `gamma` every `step_size` epochs. Each epoch's rate comes from the previous one by
+    the update torch's CosineAnnealingLR and StepLR apply, so the rates are theirs to the last bit."""
+    lr = o.lr
+    for epoch in range(1, epochs_done + 1):
+        if o.schedule == "cosine":
+            lr = (1 + math.cos(math.pi * epoch / o.epochs)) / (1 + math.cos(math.pi * (epoch - 1) / o.epochs)) * lr
+        elif o.schedule == "step" and epoch % o.step_size == 0:
+            lr = lr * o.gamma
+    return lr

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -102,22 +103,31 @@ def draw_side_by_side(here: list[Callable[[], object]], there: list[Callable[[],
 
 
 def _fork_drawing(jobs: list[Callable[[], object]]) -> int | None:
-    """The pid of a child that runs `jobs` and exits with 0 when all succeeded, or None."""
+    """The pid of a child that runs `jobs` and exits with 0 when all succeeded, or None. The child
+    ignores Ctrl-C (the parent handles it, and waits for the child), and never returns into the
+    parent's code: it ends in `os._exit`, without the interpreter's teardown, which would flush the
+    parent's buffered output a second time."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # no Ctrl-C between fork and try
     with warnings.catch_warnings():  # Python 3.12+: torch's idle intra-op threads make this process "multi-threaded"
         warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
         try:
             pid = os.fork()
         except OSError:
-            return None
-    if pid:
+            pid = None
+    if pid != 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return pid
     code = 1
     try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         torch.set_num_threads(1)  # an OpenMP thread team does not survive a fork
         for job in jobs:
             job()
         code = 0
-    finally:  # no interpreter teardown: it would flush the parent's buffered output a second time
+    finally:
         os._exit(code)
 
 

@@ -35,6 +35,7 @@ import torch
 from actlab.config import config_from_flat
 from actlab.data import Dataset, load_dataset
 from actlab.errors import ActlabError
+from actlab.progress import bar_class
 from actlab.results import ModelRun
 from actlab.train import prepare_data, train_group
 
@@ -143,9 +144,7 @@ class Progress:
         self.overall = self._bar(total=total, desc=what, unit="model", position=0) if enabled else None
 
     def _bar(self, **kwargs):
-        from tqdm.auto import tqdm
-
-        return tqdm(leave=False, file=sys.stderr, dynamic_ncols=True, **kwargs)
+        return bar_class()(leave=False, file=sys.stderr, dynamic_ncols=True, **kwargs)
 
     def step(self, slot: int, desc: str, done: int, total: int, postfix: str) -> None:
         """Worker `slot` has done `done` of `total` steps of the models `desc` names."""
@@ -181,7 +180,7 @@ def run_tasks(tasks: list[Task], workers: int, threads: int, show_progress: bool
     from `on_done` stops every worker at once; models finished before are already handed over.
     `on_idle` is called once, when a worker has no task left while others still train: a core is
     free from then on."""
-    # the workers start before any progress bar, whose monitor thread would rule out forking them
+    # the workers start before the progress bars: nothing but this thread may run when they fork
     pool = _start_workers(min(workers, len(tasks)), threads, start_method(tasks, threads)) if workers > 1 else []
     progress = None
     try:
