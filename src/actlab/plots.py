@@ -15,8 +15,6 @@ import io
 import os
 import signal
 import sys
-import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import torch  # noqa: E402
 
 from actlab.activations import ActivationSpec, curve  # noqa: E402
 from actlab.files import atomic_write  # noqa: E402
+from actlab.forks import fork_is_safe, fork_warning_silenced  # noqa: E402
 from actlab.messages import Words  # noqa: E402
 from actlab.results import Results  # noqa: E402
 
@@ -89,9 +88,9 @@ def _save(fig, path: Path) -> None:
 def draw_side_by_side(here: list[Callable[[], object]], there: list[Callable[[], object]]) -> None:
     """Draw the figures `here` in this process while a forked child draws `there`: a report's figures
     take 2-3 s on one core, and a run's report waits for them. Each figure is written atomically, so
-    the child's files are whole once it exits. Where a fork is not safe (not Linux, or another Python
-    thread is running), or the child fails, this process draws `there` itself."""
-    child = _fork_drawing(there) if sys.platform.startswith("linux") and threading.active_count() == 1 else None
+    the child's files are whole once it exits. Where a fork is not safe (`actlab.forks`), or the child
+    fails, this process draws `there` itself."""
+    child = _fork_drawing(there) if fork_is_safe() else None
     try:
         for job in here:
             job()
@@ -110,8 +109,7 @@ def _fork_drawing(jobs: list[Callable[[], object]]) -> int | None:
     sys.stdout.flush()
     sys.stderr.flush()
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # no Ctrl-C between fork and try
-    with warnings.catch_warnings():  # Python 3.12+: torch's idle intra-op threads make this process "multi-threaded"
-        warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
+    with fork_warning_silenced():
         try:
             pid = os.fork()
         except OSError:

@@ -2,9 +2,7 @@
 
 tqdm starts a monitor thread with its first bar (a disabled one included) and keeps it after the
 last bar closes. actlab refreshes its bars itself, and a second thread would stop a run from
-forking its worker processes and its second report process: a fork copies only the forking thread,
-so a lock another thread held would stay held in the child (`actlab.workers.start_method`,
-`actlab.plots.draw_side_by_side`).
+forking its worker processes and its second report process (`actlab.forks`).
 """
 
 from __future__ import annotations

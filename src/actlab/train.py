@@ -259,8 +259,9 @@ def _diagnose(member: Member, stage: str, config: Config) -> None:
                                                 loss_fn(member.record.output))]
 
 
-def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, DeviceData], config: Config, device: torch.device,
-                 orders: dict, epoch: int, progress) -> tuple[list[float], list[float], list[bool], float]:
+def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, DeviceData], config: Config,
+                 device: torch.device, orders: dict, epoch: int,
+                 progress) -> tuple[list[float], list[float], list[bool], float]:
     """One pass over the training split for every model of the stack; returns per model the mean
     loss and accuracy over the examples seen, whether it diverged, and the pass's seconds."""
     o = config.optim

@@ -24,7 +24,6 @@ import resource
 import signal
 import sys
 import threading
-import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -35,6 +34,7 @@ import torch
 from actlab.config import config_from_flat
 from actlab.data import Dataset, load_dataset
 from actlab.errors import ActlabError
+from actlab.forks import fork_is_safe, fork_warning_silenced
 from actlab.progress import bar_class
 from actlab.results import ModelRun
 from actlab.train import prepare_data, train_group
@@ -275,15 +275,11 @@ def start_method(tasks: list[Task], threads: int) -> str:
 
     A forked worker has torch, actlab and the loaded data set from this process at once (about 3 s
     less per run on 2 cores than spawning, which imports torch and reads the data again). Fork only
-    on Linux (macOS system libraries do not survive it), for CPU tasks in a process that has not
-    touched CUDA (a CUDA context does not survive it), for single-threaded workers (a forked child
-    must not start an OpenMP thread team, whose threads stayed behind in this process), and from a
-    process whose only Python thread is this one (a notebook kernel's or a server's threads may
-    hold locks a forked child would wait on forever).
+    where `actlab.forks` allows it (Linux, one Python thread), for CPU tasks in a process that has
+    not touched CUDA (a CUDA context does not survive it), and for single-threaded workers (a forked
+    child must not start an OpenMP thread team, whose threads stayed behind in this process).
     """
-    if (sys.platform.startswith("linux") and threads == 1 and all(t.device == "cpu" for t in tasks)
-            and threading.active_count() == 1 and not torch.cuda.is_initialized()
-            and "fork" in multiprocessing.get_all_start_methods()):
+    if fork_is_safe() and threads == 1 and all(t.device == "cpu" for t in tasks) and not torch.cuda.is_initialized():
         return "fork"
     return "spawn"
 
@@ -297,10 +293,7 @@ def _start_workers(count: int, threads: int, method: str = "spawn") -> list[_Wor
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
     try:
-        with _main_script_hidden(), warnings.catch_warnings():
-            # Python 3.12+ warns about fork in a process with threads. With one Python thread,
-            # those are torch's idle intra-op threads, which a single-threaded worker never uses.
-            warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
+        with _main_script_hidden(), fork_warning_silenced():
             for _ in range(count):
                 parent_end, child_end = context.Pipe()
                 process = context.Process(target=_worker_main, args=(child_end, threads, os.getpid()), daemon=True)
