@@ -11,13 +11,15 @@ gave the same test accuracy and loss. `--breakdown` also times the parts of one 
 steps: the batch gather, the forward and backward pass, and the optimizer step; then, best of 15
 rounds on one batch, the pass's matrix products alone, and the general step against the
 straight-line one that a single model without dropout takes (`hand_step(..., straight_line=False)`),
-interleaved.
+interleaved; and one evaluation of the test split in chunks of 10,000 against 1,000 examples
+(`eval_batch_size`), interleaved.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import time
 
 import torch
@@ -28,7 +30,7 @@ from actlab.data import load_dataset
 from actlab.models import ModelStack
 from actlab.optimizers import FlatOptimizer
 from actlab.results import ModelRun
-from actlab.train import build_model, epoch_steps, prepare_data, train_model
+from actlab.train import build_model, epoch_steps, evaluate, prepare_data, train_model
 
 
 def epoch_seconds(config: actlab.Config, dataset, activation: str) -> tuple[float, dict]:
@@ -80,6 +82,18 @@ def step_breakdown(config: actlab.Config, dataset, activation: str) -> dict[str,
     return {**parts, **best}
 
 
+def evaluation_ms(model, x: torch.Tensor, y: torch.Tensor, chunks=(10000, 1000), rounds: int = 15) -> dict[int, float]:
+    """Median milliseconds of one evaluation of (x, y) (`actlab.train.evaluate`) per chunk size,
+    the sizes interleaved round by round."""
+    times: dict[int, list[float]] = {chunk: [] for chunk in chunks}
+    for _ in range(rounds):
+        for chunk in chunks:
+            start = time.perf_counter()
+            evaluate(model, x, y, torch.nn.functional.cross_entropy, chunk)
+            times[chunk].append(1000 * (time.perf_counter() - start))
+    return {chunk: statistics.median(t) for chunk, t in times.items()}
+
+
 def _matmul_seconds(stack: ModelStack, x: torch.Tensor, rounds: int = 15, steps: int = 300) -> float:
     """Best seconds per step of a step's matrix products alone (forward, weight and input gradients),
     on tensors of the step's shapes."""
@@ -129,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.breakdown:
             parts = step_breakdown(base, dataset, args.activation)
             print(" " * 23 + "ms per hand-written step: " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()))
+            data = prepare_data(dataset, base, 0, torch.device("cpu"))
+            model = build_model(ModelRun(args.activation, args.activation, "logits", 0), base, data.x_train.shape[1],
+                                torch.device("cpu"))
+            print(" " * 23 + "ms per test evaluation (median of 15, interleaved): " + ", ".join(
+                f"chunks of {chunk} {ms:.1f}" for chunk, ms in evaluation_ms(model, data.x_test, data.y_test).items()))
     return 0
 
 

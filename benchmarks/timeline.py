@@ -54,6 +54,7 @@ def main() -> None:
         return f"{records[0].label} seed {records[0].seed}"
     wrap(actlab.workers, "train_group", lambda records, *a: stamp(f"training {name(records)}"),
          lambda records, *a: stamp(f"trained {name(records)}"))
+    wrap(actlab.experiment, "run_tasks", lambda *a: None, lambda *a: stamp("every worker has ended"))
     wrap(actlab.experiment, "atomic_write", lambda path, *a: str(path).endswith("environment.json")
          and stamp("environment.json written (at the end: the report's modules are imported)"))
     with tempfile.TemporaryDirectory() as folder:

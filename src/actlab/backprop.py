@@ -30,21 +30,21 @@ SELU_SCALE = 1.0507009873554804934193349852946
 # `forward` is not mistaken for its parent)
 ACTIVATION_BACKWARD: dict[type, Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
     nn.Identity: lambda m, z, h, g: g,
-    nn.ReLU: lambda m, z, h, g: aten.threshold_backward(g, h, 0),
-    nn.LeakyReLU: lambda m, z, h, g: aten.leaky_relu_backward(g, z, m.negative_slope, False),
-    nn.Sigmoid: lambda m, z, h, g: aten.sigmoid_backward(g, h),
-    nn.Tanh: lambda m, z, h, g: aten.tanh_backward(g, h),
-    nn.ELU: lambda m, z, h, g: aten.elu_backward(g, m.alpha, 1, 1, False, z),
-    nn.SELU: lambda m, z, h, g: aten.elu_backward(g, SELU_ALPHA, SELU_SCALE, 1, False, z),
-    nn.CELU: lambda m, z, h, g: aten.elu_backward(g, m.alpha, 1, 1 / m.alpha, False, z),
-    nn.GELU: lambda m, z, h, g: aten.gelu_backward(g, z, approximate=m.approximate),
-    nn.SiLU: lambda m, z, h, g: aten.silu_backward(g, z),
-    nn.Mish: lambda m, z, h, g: aten.mish_backward(g, z),
-    nn.Softplus: lambda m, z, h, g: aten.softplus_backward(g, z, m.beta, m.threshold),
-    nn.Hardtanh: lambda m, z, h, g: aten.hardtanh_backward(g, z, m.min_val, m.max_val),
-    nn.ReLU6: lambda m, z, h, g: aten.hardtanh_backward(g, z, 0, 6),
-    nn.Hardswish: lambda m, z, h, g: aten.hardswish_backward(g, z),
-    nn.Hardsigmoid: lambda m, z, h, g: aten.hardsigmoid_backward(g, z),
+    nn.ReLU: lambda m, z, h, g: aten.threshold_backward.default(g, h, 0),
+    nn.LeakyReLU: lambda m, z, h, g: aten.leaky_relu_backward.default(g, z, m.negative_slope, False),
+    nn.Sigmoid: lambda m, z, h, g: aten.sigmoid_backward.default(g, h),
+    nn.Tanh: lambda m, z, h, g: aten.tanh_backward.default(g, h),
+    nn.ELU: lambda m, z, h, g: aten.elu_backward.default(g, m.alpha, 1, 1, False, z),
+    nn.SELU: lambda m, z, h, g: aten.elu_backward.default(g, SELU_ALPHA, SELU_SCALE, 1, False, z),
+    nn.CELU: lambda m, z, h, g: aten.elu_backward.default(g, m.alpha, 1, 1 / m.alpha, False, z),
+    nn.GELU: lambda m, z, h, g: aten.gelu_backward.default(g, z, approximate=m.approximate),
+    nn.SiLU: lambda m, z, h, g: aten.silu_backward.default(g, z),
+    nn.Mish: lambda m, z, h, g: aten.mish_backward.default(g, z),
+    nn.Softplus: lambda m, z, h, g: aten.softplus_backward.default(g, z, m.beta, m.threshold),
+    nn.Hardtanh: lambda m, z, h, g: aten.hardtanh_backward.default(g, z, m.min_val, m.max_val),
+    nn.ReLU6: lambda m, z, h, g: aten.hardtanh_backward.default(g, z, 0, 6),
+    nn.Hardswish: lambda m, z, h, g: aten.hardswish_backward.default(g, z),
+    nn.Hardsigmoid: lambda m, z, h, g: aten.hardsigmoid_backward.default(g, z),
 }
 
 
@@ -159,15 +159,15 @@ def _cross_entropy_and_gradient(logits: torch.Tensor, y: torch.Tensor,
     kernels F.cross_entropy and its backward run (per-example losses summed, for a stack)."""
     if logits.dim() == 2:
         log_probs = torch.log_softmax(logits, 1)
-        loss, total = aten.nll_loss_forward(log_probs, y, None, 1, -100)  # 1: mean reduction
-        g = aten.nll_loss_backward(one, log_probs, y, None, 1, -100, total)
-        return loss.view(1), aten._log_softmax_backward_data(g, log_probs, 1, log_probs.dtype)
+        loss, total = aten.nll_loss_forward.default(log_probs, y, None, 1, -100)  # 1: mean reduction
+        g = aten.nll_loss_backward.default(one, log_probs, y, None, 1, -100, total)
+        return loss.view(1), torch._log_softmax_backward_data(g, log_probs, 1, log_probs.dtype)
     target = y.reshape(-1)
     log_probs = torch.log_softmax(logits.reshape(-1, logits.shape[-1]), 1)
-    per_example, total = aten.nll_loss_forward(log_probs, target, None, 0, -100)  # 0: no reduction
+    per_example, total = aten.nll_loss_forward.default(log_probs, target, None, 0, -100)  # 0: no reduction
     scale = torch.full((), 1.0 / y.shape[1], device=logits.device)  # each model's mean over its batch
-    g = aten.nll_loss_backward(scale, log_probs, target, None, 2, -100, total)  # 2: sum reduction
-    g = aten._log_softmax_backward_data(g, log_probs, 1, log_probs.dtype)
+    g = aten.nll_loss_backward.default(scale, log_probs, target, None, 2, -100, total)  # 2: sum reduction
+    g = torch._log_softmax_backward_data(g, log_probs, 1, log_probs.dtype)
     return per_example.view(y.shape).mean(1), g.view(logits.shape)
 
 

@@ -354,7 +354,7 @@ class RunConfig:
     workers: int = key(0, _int(0), "processes training models in parallel; 0 = one per CPU core on CPU, "
                        "1 on a GPU")
     threads: int = key(0, _int(0), "torch CPU threads per worker; 0 = cores ÷ workers")
-    eval_batch_size: int = key(10000, _int(1), "examples per no-grad evaluation pass")
+    eval_batch_size: int = key(1000, _int(1), "examples per no-grad evaluation pass")
     diagnostics: bool = _bool_key(True, "measure dead units, saturation and gradient flow at init and per epoch")
     tensorboard: bool = _bool_key(False, "write TensorBoard event files under <run>/tensorboard/: metrics per "
                                   "epoch, activation and weight-gradient histograms per layer")

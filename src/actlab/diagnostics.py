@@ -61,6 +61,12 @@ def _device_of(module: nn.Module) -> torch.device:
 
 def hidden_layer_io(model: nn.Sequential, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, nn.Module]]:
     """(pre-activation, activation output, activation module) of each hidden layer for input x."""
+    return _forward_recording(model, x)[0]
+
+
+def _forward_recording(model: nn.Sequential,
+                       x: torch.Tensor) -> tuple[list[tuple[torch.Tensor, torch.Tensor, nn.Module]], torch.Tensor]:
+    """`hidden_layer_io` and the model's output, from one forward pass."""
     layers = []
     h, pre = x, None  # pre: the output of the Linear layer just before, if the last module was one
     for module in model:
@@ -71,7 +77,7 @@ def hidden_layer_io(model: nn.Sequential, x: torch.Tensor) -> list[tuple[torch.T
         if pre is not None and type(module).__name__ != "OutputActivation":
             layers.append((pre, h, module))
         pre = None
-    return layers
+    return layers, h
 
 
 def dead_unit_fraction(outputs: torch.Tensor, eps: float = DEAD_EPS) -> float:
@@ -96,9 +102,12 @@ def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss) -> lis
     model.eval()
     try:
         rows: list[tuple[str, str, float]] = []
+        with torch.enable_grad():  # one forward pass for the layers' statistics and the weight gradients
+            layers, output = _forward_recording(model, x)
+            grads = torch.autograd.grad(loss(output, y), [m.weight for m in linears])
         with torch.no_grad():
-            for i, (pre, out, act) in enumerate(hidden_layer_io(model, x), start=1):
-                layer = f"hidden{i}"
+            for i, (pre, out, act) in enumerate(layers, start=1):
+                layer, pre, out = f"hidden{i}", pre.detach(), out.detach()
                 rows += [(layer, "dead_fraction", dead_unit_fraction(out)),
                          (layer, "saturated_fraction", saturated_fraction(pre, act)),
                          (layer, "max_derivative", max_derivative(act, pre.shape[1])),
@@ -107,8 +116,6 @@ def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss) -> lis
                     rows.append((layer, f"param_{name}", float(param.mean())))
                     if param.numel() > 1:
                         rows.append((layer, f"param_{name}_std", float(param.std())))
-        with torch.enable_grad():
-            grads = torch.autograd.grad(loss(model(x), y), [m.weight for m in linears])
     finally:
         model.train(was_training)
     norms = [float(g.norm()) for g in grads]

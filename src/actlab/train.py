@@ -271,29 +271,33 @@ def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, De
     n = len(data[stack.seeds[0]].y_train)
     steps, seen_per_epoch = epoch_steps(n, o)
     perms = {seed: torch.randperm(n, generator=orders[seed]).to(device) for seed in data}
+    labels = {seed: data[seed].y_train.index_select(0, perm) for seed, perm in perms.items()}  # in batch order
     for model in stack.models:
         model.train()
     loss_sum = torch.zeros(len(stack), device=device)
-    correct = torch.zeros(len(stack), device=device, dtype=torch.long)
+    # each step's predictions, compared with the labels once at the end: one kernel per step, not four
+    predicted = torch.empty(len(stack), seen_per_epoch, device=device, dtype=torch.long)
     diverged = [False] * len(stack)
+    seen = 0
     for i in range(steps):
-        xs, ys = [], []
-        for seed, first, end in stack.blocks:
-            idx = perms[seed][i * o.batch_size:(i + 1) * o.batch_size]
-            xs.append(data[seed].x_train.index_select(0, idx))
-            ys.append(data[seed].y_train.index_select(0, idx))
+        batch = slice(i * o.batch_size, (i + 1) * o.batch_size)
+        xs = [data[seed].x_train.index_select(0, perms[seed][batch]) for seed, _, _ in stack.blocks]
+        ys = [labels[seed][batch] for seed, _, _ in stack.blocks]
         y = ys[0] if len(stack) == 1 else torch.cat([y.expand(end - first, -1) for y, (_, first, end)
                                                      in zip(ys, stack.blocks)])
         out, losses = step(xs, y, stack.dropout_noise(len(ys[0])))
         optimizer.step()
-        loss_sum += losses * len(ys[0])
-        correct += (out.argmax(-1) == y).sum(-1)
+        loss_sum.add_(losses, alpha=len(ys[0]))
+        torch.argmax(out, -1, out=predicted[0, batch] if len(stack) == 1 else predicted[:, batch])
+        seen += len(ys[0])
         if (i + 1) % CHECK_EVERY == 0 or i + 1 == steps:
-            running = (loss_sum / min((i + 1) * o.batch_size, seen_per_epoch)).tolist()
+            running = (loss_sum / seen).tolist()
             diverged = [d or not math.isfinite(r) or r > DIVERGED_LOSS for d, r in zip(diverged, running)]
             progress((epoch - 1) * steps + i + 1, o.epochs * steps, f"epoch {epoch}, loss {min(running):.4f}")
             if all(diverged):
                 break
+    truth = torch.stack([labels[seed][:seen] for seed, first, end in stack.blocks for _ in range(first, end)])
+    correct = (predicted[:, :seen] == truth).sum(-1)
     seconds = time.perf_counter() - start
     return ([v / seen_per_epoch for v in loss_sum.tolist()], [c / seen_per_epoch for c in correct.tolist()],
             diverged, seconds)
