@@ -158,3 +158,20 @@ print(len([pid for pid in forked if pid]), [t.name for t in threading.enumerate(
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1 ['MainThread']"
     assert (tmp_path / "run" / "plots" / "diagnostics.png").is_file()
+
+
+def test_the_report_is_prepared_while_models_train_and_left_alone_once_they_are_done(tmp_path):
+    import threading
+
+    from actlab.experiment import _prepare_report_in_background
+    from test_report import synthetic
+
+    results = synthetic(tmp_path, {"relu": [0.98], "tanh": [0.975]})
+    drawn: set = set()
+    _prepare_report_in_background(results, ["en", "zh"], drawn, threading.Event()).join()
+    assert drawn == {tmp_path / "plots" / "activations.png", tmp_path / "plots" / "zh" / "activations.png"}
+    assert all(path.exists() for path in drawn)
+    done, later = threading.Event(), set()
+    done.set()
+    _prepare_report_in_background(results, ["en"], later, done).join()
+    assert later == set()  # after training, the report's second process draws it sooner

@@ -487,3 +487,39 @@ def test_the_second_process_ignores_ctrl_c_which_the_first_handles(tmp_path, one
         there.write_text(str(os.getpid()))
     draw_side_by_side([], [interrupted_then_draws])
     assert int(there.read_text()) != parent  # the child went on and drew it
+
+
+def test_figures_drawn_ahead_are_not_drawn_again_and_the_report_is_whole(tmp_path, monkeypatch):
+    from actlab import report
+
+    results = synthetic(tmp_path, {"relu": [0.98, 0.979, 0.981], "tanh": [0.975, 0.976, 0.974]})
+    drawn = report.draw_ahead(results, ["en"])
+    assert drawn == {tmp_path / "plots" / "activations.png"} and (tmp_path / "plots" / "activations.png").stat().st_size
+    monkeypatch.setattr(report, "plot_activations", lambda *a, **k: pytest.fail("drawn twice"))
+    md = build_report(results, drawn=drawn)[0].read_text()
+    assert "plots/activations.png" in md and (tmp_path / "plots" / "diagnostics.png").exists()
+
+
+def test_the_gradient_norm_axis_is_labelled_in_plain_numbers(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from actlab import plots
+
+    labels: list[str] = []
+    save = plots._save
+
+    def recording(fig, path):
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if ax.get_yscale() == "log":
+                labels.extend(t.get_text() for t in ax.get_yticklabels(minor=False) + ax.get_yticklabels(minor=True))
+        save(fig, path)
+    monkeypatch.setattr(plots, "_save", recording)
+    monkeypatch.setattr(plots, "fork_is_safe", lambda: False)  # every figure in this process, to be seen here
+    results = synthetic(tmp_path, {"relu": [0.98, 0.979, 0.981], "tanh": [0.975, 0.976, 0.974]},
+                        diag={"relu": 0.03, "tanh": 0.6})
+    build_report(results)
+    shown = [t for t in labels if t]
+    assert shown and all(re.fullmatch(r"\d+(\.\d+)?", t) for t in shown), shown
+    assert "0.1" in shown
+    plt.close("all")

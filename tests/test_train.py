@@ -9,7 +9,7 @@ import torch
 
 from actlab.config import resolve_config
 from actlab.results import ModelRun
-from actlab.train import evaluate, prepare_data, resolve_device, train_group, train_model
+from actlab.train import build_model, evaluate, prepare_data, resolve_device, train_group, train_model
 from actlab.models import loss_fn
 from actlab.optimizers import FlatOptimizer
 
@@ -302,3 +302,21 @@ def test_bf16_is_refused_where_the_cpu_would_only_emulate_it(monkeypatch, tmp_pa
     assert len(err) == 1 and "precision = bf16: this CPU has no native bfloat16" in err[0]
     monkeypatch.setattr("actlab.train.cpu_flags", lambda: {"avx512f", "avx512_bf16"})
     check_precision("bf16", CPU)  # a CPU that computes bf16 natively takes it
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_the_training_accuracy_and_loss_count_every_example_once(mnist, stacked):
+    """With a step too small to move any weight (lr 1e-30 rounds away), an epoch's training accuracy
+    and loss are those of the initial network on the whole training split: every batch, the last
+    short one (3000 = 46 × 64 + 56) included, is counted once, for each model of a stack."""
+    config = small_config(epochs=1, optimizer="sgd", lr=1e-30, activations=["relu", "tanh"])
+    data = prepare_data(mnist, config, 0, torch.device("cpu"))
+    records = [ModelRun(a, a, "logits", 0) for a in ("relu", "tanh")]
+    initial = [build_model(r, config, data.x_train.shape[1], torch.device("cpu")) for r in records]
+    groups = [records] if stacked else [[r] for r in records]
+    for group in groups:
+        train_group(group, {0: data}, config, torch.device("cpu"))
+    for record, model in zip(records, initial):
+        loss, acc = evaluate(model, data.x_train, data.y_train, loss_fn("logits"), 1000)
+        assert record.epochs[0]["train_acc"] == acc
+        assert record.epochs[0]["train_loss"] == pytest.approx(loss, rel=1e-5)

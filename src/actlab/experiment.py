@@ -253,13 +253,13 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
         write_normalization(folder, config, dataset)
     if kept:
         log(f"resuming {folder}: {len(kept)} of {len(records)} models are already trained, {len(todo)} to train")
-    lost = _train(config, device, dataset, results, groups, workers, threads, show_progress, log)
+    lost, drawn = _train(config, device, dataset, results, groups, workers, threads, show_progress, log)
     from actlab.report import build_report  # plotting and statistics: only the parent needs them
 
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
-    build_report(results, log=log)
+    build_report(results, log=log, drawn=drawn)
     if config.run.lang != "en":
-        build_report(results, lang=config.run.lang, log=log)
+        build_report(results, lang=config.run.lang, log=log, drawn=drawn)
     if lost:
         raise ActlabError(f"{len(lost)} of {len(records)} models were lost ({'; '.join(lost)}); the other models "
                           f"are saved in {folder}: run `{resume_command(results)}` to train just the lost ones")
@@ -267,9 +267,10 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
 
 
 def _train(config: Config, device: torch.device, dataset, results: Results, groups: list[list[int]], workers: int,
-           threads: int, show_progress: bool, log) -> list[str]:
-    """Train the groups, writing each model to the run folder as it finishes; returns what was lost.
-    Ctrl-C and SIGTERM become `Interrupted`, with the finished models on disk."""
+           threads: int, show_progress: bool, log) -> tuple[list[str], frozenset[Path]]:
+    """Train the groups, writing each model to the run folder as it finishes; returns what was lost
+    and the report's figures drawn meanwhile (`_prepare_report_in_background`). Ctrl-C and SIGTERM
+    become `Interrupted`, with the finished models on disk."""
     folder, records = results.run_dir, results.runs
     board = str(folder / "tensorboard") if config.run.tensorboard else None
     # copies, as a worker process gets: a model enters `results` when `finished` has saved it, never before
@@ -298,31 +299,42 @@ def _train(config: Config, device: torch.device, dataset, results: Results, grou
         log(f"{record.label} seed {record.seed}: {record.status}, test acc "
             f"{'–' if acc is None else f'{acc:.2%}'}, {record.train_seconds:.1f} s")
 
-    importing: list[threading.Thread] = []
+    preparing: list[threading.Thread] = []
+    drawn: set[Path] = set()
+    langs = ["en"] + ([config.run.lang] if config.run.lang != "en" else [])
+    trained = threading.Event()
     try:
         run_tasks(tasks, workers, threads, show_progress, finished,
-                  on_idle=lambda: importing.append(_import_report_in_background()))
+                  on_idle=lambda: preparing.append(_prepare_report_in_background(results, langs, drawn, trained)))
     except KeyboardInterrupt as stop:
         done = sum(r.counts for r in records)
         raise Interrupted(f"interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}: {done} of "
                           f"{len(records)} models are trained and saved in {folder}; resume with "
                           f"`{resume_command(results)}`", getattr(stop, "signum", 2)) from None
     finally:
+        trained.set()
         write_results(results)
-    for thread in importing:  # the report waits for these modules anyway, and forks only with one thread left
+    for thread in preparing:  # the report waits for this work anyway, and forks only with one thread left
         thread.join()
     results.environment.update(peak_memory(device, worker_peaks if workers > 1 else []))
-    return lost
+    return lost, frozenset(drawn)
 
 
-def _import_report_in_background() -> threading.Thread:
-    """Import the report's modules (matplotlib, SciPy: 1-2 s) on a core the last models left free,
-    instead of after training; `run` imports them again, which finds them or redoes a failed import."""
-    def load() -> None:
+def _prepare_report_in_background(results: Results, langs: list[str], drawn: set[Path],
+                                  trained: threading.Event) -> threading.Thread:
+    """On a core the last models left free, instead of after training: import the report's modules
+    (matplotlib, SciPy: 1-2 s), then, if models are still training, draw the figures that depend
+    only on the configuration (`report.draw_ahead`, which also readies matplotlib for the report's
+    other figures), adding them to `drawn`. Once training is over the report draws them faster, in
+    its second process. `run` imports the modules again, which finds them or redoes a failed
+    import, and the report draws whatever is not in `drawn`."""
+    def prepare() -> None:
         with contextlib.suppress(Exception):
-            importlib.import_module("actlab.report")
+            report = importlib.import_module("actlab.report")
+            if not trained.is_set():
+                drawn.update(report.draw_ahead(results, langs))
 
-    thread = threading.Thread(target=load, name="actlab-report-import", daemon=True)
+    thread = threading.Thread(target=prepare, name="actlab-report-prepare", daemon=True)
     thread.start()
     return thread
 

@@ -22,6 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -211,11 +212,22 @@ def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tupl
                          fontsize=10)
             if metric == "grad_norm":
                 ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(PlainLogFormatter())
+                ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
             ax.grid(axis="y", alpha=0.3)
             if row == 0 and col == 0 and labels:
                 ax.legend(fontsize=8)
     _save(fig, path)
     return path
+
+
+class PlainLogFormatter(ticker.LogFormatter):
+    """Log-axis tick labels as plain numbers (0.06, 0.1, 0.2) at the ticks matplotlib would label:
+    easier to read than 6×10⁻², and drawn without mathtext, which took over half of the
+    diagnostics figure's drawing time."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:g}" if super().__call__(x, pos) else ""
 
 
 def plot_run(results: Results, folder: Path, w: Words) -> list[Path]:

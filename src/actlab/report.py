@@ -30,14 +30,15 @@ from actlab.stats import DEFAULT_MARGIN_POINTS, analyse, pairwise_verdicts, valu
 
 
 def build_report(results: Results, ci: str | None = None, margin: float | None = None, lang: str = "en",
-                 log=None) -> tuple[Path, Path]:
+                 log=None, drawn: frozenset[Path] = frozenset()) -> tuple[Path, Path]:
     """Write stats.json, the report's plots, and the report in `lang` into the run folder: English as
     `report.md`/`report.html` with plots in `plots/`, another language as `report.<lang>.md`/`.html`
     with its plots in `plots/<lang>/`.
 
     `ci` is the confidence-interval method, `t` or `bootstrap`, and `margin` the equivalence margin
     in percentage points (defaults: the run's settings); `log` gets the one-line hint when Chinese
-    plots fall back to English for want of a font (default: stderr)."""
+    plots fall back to English for want of a font (default: stderr). `drawn` names figures already
+    drawn for this report (`draw_ahead`), which are not drawn again."""
     run_dir, w = results.run_dir, Words(lang)
     margin = margin if margin is not None else results.config.get("equivalence_margin", DEFAULT_MARGIN_POINTS)
     analysis = analyse(results, method=ci or results.config.get("ci", "t"), margin_points=margin)
@@ -50,9 +51,9 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
     metric = primary_metric(analysis)
     finished = bool(analysis["metrics"].get(metric, {}).get("order"))
     table = diagnostic_means(results)
-    plots = run_dir / "plots" if lang == "en" else run_dir / "plots" / lang
+    plots = plots_folder(run_dir, lang)
     with labels_for(w) as (plot_words, hint):
-        _draw_plots(results, analysis, metric, table, plots, plot_words)
+        _draw_plots(results, analysis, metric, table, plots, plot_words, drawn)
     if hint:
         (log or (lambda line: print(line, file=sys.stderr)))(f"actlab: {hint}")
     images = plots.relative_to(run_dir).as_posix()
@@ -85,9 +86,35 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
     return md_path, html_path
 
 
-def _draw_plots(results: Results, analysis: dict[str, Any], metric: str, table, plots: Path, w: Words) -> None:
-    """The curves, the final-accuracy bars, the diagnostics per layer and the activations' shapes;
-    the last two (about half the drawing time) in a second process where one can be forked."""
+def plots_folder(run_dir: Path, lang: str) -> Path:
+    """Where the report in `lang` keeps its figures."""
+    return run_dir / "plots" if lang == "en" else run_dir / "plots" / lang
+
+
+def draw_ahead(results: Results, langs: list[str]) -> frozenset[Path]:
+    """Draw the figures of the reports in `langs` that depend only on which activations the run
+    trains (their shapes), before the models are done: a run does it on the core its last models
+    leave free. Returns the files drawn, for `build_report(drawn=...)`."""
+    drawn = set()
+    for lang in langs:
+        with labels_for(Words(lang)) as (w, _):
+            path = plots_folder(results.run_dir, lang) / "activations.png"
+            _plot_run_activations(results, path, w)
+            drawn.add(path)
+    return frozenset(drawn)
+
+
+def _plot_run_activations(results: Results, path: Path, w: Words) -> None:
+    activations = list(dict.fromkeys(r.activation for r in results.runs))
+    specs = [spec for a in activations for spec in _as_list(parse_layers(a))]
+    plot_activations(list({s.label: s for s in specs}.values()), path, -5, 5, w=w)
+
+
+def _draw_plots(results: Results, analysis: dict[str, Any], metric: str, table, plots: Path, w: Words,
+                drawn: frozenset[Path]) -> None:
+    """The curves, the final-accuracy bars, the diagnostics per layer and the activations' shapes
+    (unless `drawn` has them); the last two (about half the drawing time) in a second process where
+    one can be forked."""
     here: list[Callable[[], object]] = [lambda: plot_run(results, plots, w)]
     if analysis["metrics"].get(metric, {}).get("order"):
         summary = analysis["metrics"][metric]["summary"]
@@ -97,10 +124,9 @@ def _draw_plots(results: Results, analysis: dict[str, Any], metric: str, table, 
     if results.tuning:
         here += [lambda: plot_sensitivity(results.tuning, plots / "sensitivity.png", w),
                  lambda: plot_robustness(results.tuning, plots / "robustness.png", w)]
-    activations = list(dict.fromkeys(r.activation for r in results.runs))
-    specs = [spec for a in activations for spec in _as_list(parse_layers(a))]
-    there: list[Callable[[], object]] = [
-        lambda: plot_activations(list({s.label: s for s in specs}.values()), plots / "activations.png", -5, 5, w=w)]
+    there: list[Callable[[], object]] = []
+    if plots / "activations.png" not in drawn:
+        there.append(lambda: _plot_run_activations(results, plots / "activations.png", w))
     if table:
         there.append(lambda: plot_diagnostics(table, ("init", "final"), plots / "diagnostics.png", w))
     draw_side_by_side(here, there)
