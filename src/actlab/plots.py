@@ -188,6 +188,15 @@ def plot_final_bars(summary: dict[str, dict], values: dict[str, list[float]], ti
     return path
 
 
+class PlainLogFormatter(ticker.LogFormatter):
+    """Log-axis tick labels as plain numbers (0.06, 0.1, 0.2) at the ticks matplotlib would label:
+    easier to read than 6×10⁻², and drawn without mathtext (the diagnostics figure took 0.80 s
+    instead of 0.91 s to draw)."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
 def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tuple[str, str], path: Path,
                      w: Words) -> Path:
     """Grouped bars per layer: dead units, saturation and gradient norm, at init and after training.
@@ -219,15 +228,6 @@ def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tupl
                 ax.legend(fontsize=8)
     _save(fig, path)
     return path
-
-
-class PlainLogFormatter(ticker.LogFormatter):
-    """Log-axis tick labels as plain numbers (0.06, 0.1, 0.2) at the ticks matplotlib would label:
-    easier to read than 6×10⁻², and drawn without mathtext, which took over half of the
-    diagnostics figure's drawing time."""
-
-    def __call__(self, x, pos=None):
-        return f"{x:g}" if super().__call__(x, pos) else ""
 
 
 def plot_run(results: Results, folder: Path, w: Words) -> list[Path]:
