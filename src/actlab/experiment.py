@@ -253,13 +253,13 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
         write_normalization(folder, config, dataset)
     if kept:
         log(f"resuming {folder}: {len(kept)} of {len(records)} models are already trained, {len(todo)} to train")
-    lost, drawn = _train(config, device, dataset, results, groups, workers, threads, show_progress, log)
+    langs = ["en"] + ([config.run.lang] if config.run.lang != "en" else [])  # the reports, English first
+    lost, drawn = _train(config, device, dataset, results, groups, workers, threads, show_progress, log, langs)
     from actlab.report import build_report  # plotting and statistics: only the parent needs them
 
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
-    build_report(results, log=log, drawn=drawn)
-    if config.run.lang != "en":
-        build_report(results, lang=config.run.lang, log=log, drawn=drawn)
+    for lang in langs:
+        build_report(results, lang=lang, log=log, drawn=drawn)
     if lost:
         raise ActlabError(f"{len(lost)} of {len(records)} models were lost ({'; '.join(lost)}); the other models "
                           f"are saved in {folder}: run `{resume_command(results)}` to train just the lost ones")
@@ -267,10 +267,10 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
 
 
 def _train(config: Config, device: torch.device, dataset, results: Results, groups: list[list[int]], workers: int,
-           threads: int, show_progress: bool, log) -> tuple[list[str], frozenset[Path]]:
+           threads: int, show_progress: bool, log, langs: list[str]) -> tuple[list[str], frozenset[Path]]:
     """Train the groups, writing each model to the run folder as it finishes; returns what was lost
-    and the report's figures drawn meanwhile (`_prepare_report_in_background`). Ctrl-C and SIGTERM
-    become `Interrupted`, with the finished models on disk."""
+    and the figures of the reports in `langs` drawn meanwhile (`_prepare_report_in_background`).
+    Ctrl-C and SIGTERM become `Interrupted`, with the finished models on disk."""
     folder, records = results.run_dir, results.runs
     board = str(folder / "tensorboard") if config.run.tensorboard else None
     # copies, as a worker process gets: a model enters `results` when `finished` has saved it, never before
@@ -301,7 +301,6 @@ def _train(config: Config, device: torch.device, dataset, results: Results, grou
 
     preparing: list[threading.Thread] = []
     drawn: set[Path] = set()
-    langs = ["en"] + ([config.run.lang] if config.run.lang != "en" else [])
     trained = threading.Event()
     try:
         run_tasks(tasks, workers, threads, show_progress, finished,

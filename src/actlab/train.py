@@ -278,7 +278,6 @@ def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, De
     # each step's predictions, compared with the labels once at the end: one kernel per step, not four
     predicted = torch.empty(len(stack), seen_per_epoch, device=device, dtype=torch.long)
     diverged = [False] * len(stack)
-    seen = 0
     for i in range(steps):
         batch = slice(i * o.batch_size, (i + 1) * o.batch_size)
         xs = [data[seed].x_train.index_select(0, perms[seed][batch]) for seed, _, _ in stack.blocks]
@@ -289,8 +288,8 @@ def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, De
         optimizer.step()
         loss_sum.add_(losses, alpha=len(ys[0]))
         torch.argmax(out, -1, out=predicted[0, batch] if len(stack) == 1 else predicted[:, batch])
-        seen += len(ys[0])
-        if (i + 1) % CHECK_EVERY == 0 or i + 1 == steps:
+        if (i + 1) % CHECK_EVERY == 0 or i + 1 == steps:  # the loop's last step always checks, so sets `seen`
+            seen = min((i + 1) * o.batch_size, seen_per_epoch)
             running = (loss_sum / seen).tolist()
             diverged = [d or not math.isfinite(r) or r > DIVERGED_LOSS for d, r in zip(diverged, running)]
             progress((epoch - 1) * steps + i + 1, o.epochs * steps, f"epoch {epoch}, loss {min(running):.4f}")
