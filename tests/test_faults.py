@@ -73,9 +73,10 @@ def finished(out: Path) -> list[dict]:
         return []
 
 
-def children(pid: int) -> list[int]:
+def children(pid: int, running: bool = False) -> list[int]:
     """The worker processes of `pid` (forked or spawned; not multiprocessing's resource tracker),
-    read from /proc."""
+    read from /proc; with `running`, only those on a CPU now (state R: training, not waiting in the
+    pipe for their next task)."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -83,9 +84,21 @@ def children(pid: int) -> list[int]:
             command = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == pid and b"resource_tracker" not in command:
+        if int(fields[1]) == pid and b"resource_tracker" not in command and (not running or fields[0] == "R"):
             out.append(int(stat.parent.name))
     return out
+
+
+def busy_worker(process: subprocess.Popen, timeout: float = 30) -> int:
+    """A worker of `process` that is training a model. Just after a model is saved, the worker that
+    trained it may still be waiting for its next task: killing that one would lose nothing."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, process.communicate()
+        if running := children(process.pid, running=True):
+            return running[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no worker was training within {timeout} s")
 
 
 def metrics(out: Path) -> dict:
@@ -132,9 +145,7 @@ def test_a_killed_worker_is_reported_lost_not_waited_for_and_the_rest_is_kept(da
     command = actlab(data_dir, out, epochs="40")
     process = start(command)
     wait_for_models(out, 1, process)
-    workers = children(process.pid)
-    assert workers, "no worker process found"
-    os.kill(workers[0], signal.SIGKILL)
+    os.kill(busy_worker(process), signal.SIGKILL)
     status, err = finish(process)
     line = assert_one_line(status, err, 1)
     assert "1 of 4 models were lost" in line and "was killed by SIGKILL" in line and "to train just the lost ones" in line
