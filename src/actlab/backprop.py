@@ -71,10 +71,12 @@ def _shared_activation(activations: list[nn.Module]) -> nn.Module | None:
 
 
 def hand_step(stack: ModelStack, straight_line: bool = True) -> Callable:
-    """A function (inputs per seed block, labels, dropout noise) → (logits, loss per model) that also
-    fills the stack's flat gradient; the caller steps the optimizer. For one model the tensors have
-    no model dimension (its plain matrix products); for a stack they are models × batch × …
-    `straight_line=False` keeps one model off its straight-line step (to compare the two)."""
+    """A function (inputs per seed block, labels, dropout noise, `out=None`) → (logits, loss per
+    model) that also fills the stack's flat gradient; the caller steps the optimizer. For one model
+    the tensors have no model dimension (its plain matrix products); for a stack they are models ×
+    batch × … The logits are written into `out` when it is given (the training loop's buffer for
+    the epoch, read once at its end). `straight_line=False` keeps one model off its straight-line
+    step (to compare the two)."""
     depths = len(stack.weights) - 1
     activations = [[hidden[d].activation for hidden in stack.hidden] for d in range(depths)]
     kernels = [[backward_kernel(a) for a in layer] for layer in activations]
@@ -90,8 +92,11 @@ def hand_step(stack: ModelStack, straight_line: bool = True) -> Callable:
         return shared[depth](z) if shared[depth] is not None else apply_per_model(forwards[depth], z)
 
     @torch.no_grad()
-    def step(xs: list[torch.Tensor], y: torch.Tensor, noise) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(xs: list[torch.Tensor], y: torch.Tensor, noise, out: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
         logits, tape = stack_forward(stack, xs, stack.weights, stack.biases, activate, noise)
+        if out is not None:
+            out.copy_(logits)
         losses, g = _cross_entropy_and_gradient(logits, y, one)
         for depth in range(depths, -1, -1):
             _layer_gradients(stack, depth, g, xs, tape)
@@ -110,23 +115,27 @@ def _one_model_step(stack: ModelStack, activations: list[nn.Module], kernels: li
     """`hand_step` for one model without dropout whose activations all have listed kernels: the same
     kernels on the same tensors, called in a straight line. At 784-128-128-10 and batch 64 a step is
     short enough that the general step's bookkeeping (tape, per-model dispatch) is a measurable
-    share of it (`python benchmarks/steps.py`)."""
+    share of it (`python benchmarks/steps.py`); its last product writes the logits straight into
+    `out`."""
     weights, biases = stack.weights, stack.biases
     transposed = [w.t() for w in weights]  # views of the flat tensor: they see every update
     weight_grads, bias_grads = stack.weight_grads, stack.bias_grads
     forwards = [a.forward for a in activations]
     one = torch.ones((), device=stack.flat.device)
 
+    last = len(forwards)
+
     @torch.no_grad()
-    def step(xs: list[torch.Tensor], y: torch.Tensor, noise) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(xs: list[torch.Tensor], y: torch.Tensor, noise, out: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
         x = xs[0]
-        z = torch.addmm(biases[0], x, transposed[0])
+        z = torch.addmm(biases[0], x, transposed[0], out=out if last == 0 else None)
         pre, post = [], []
         for depth, forward in enumerate(forwards, start=1):
             h = forward(z)
             pre.append(z)
             post.append(h)
-            z = torch.addmm(biases[depth], h, transposed[depth])
+            z = torch.addmm(biases[depth], h, transposed[depth], out=out if depth == last else None)
         losses, g = _cross_entropy_and_gradient(z, y, one)
         for depth in range(len(forwards), 0, -1):
             h = post[depth - 1]

@@ -164,12 +164,13 @@ def plan_groups(config: Config, device: torch.device, records: list[ModelRun],
 def model_bytes(config: Config) -> int:
     """Memory one model needs while it trains, roughly: its parameters with their gradients, the
     optimizer's state and the copies kept (best-validation weights, the checkpoint), plus one
-    training batch's and one evaluation batch's activations."""
+    training batch's and one evaluation batch's activations and an epoch's logits (the training
+    accuracy reads them once per epoch)."""
     sizes = [784, *config.model.hidden, 10]
     params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
     batch = config.optim.batch_size * sum(sizes) * 4 * 4
     evaluation = min(config.run.eval_batch_size, 70000) * max(sizes) * 4 * 3
-    return params * 4 * 7 + batch + evaluation
+    return params * 4 * 7 + batch + evaluation + 60000 * sizes[-1] * 4
 
 
 DATA_BYTES = 70000 * 785 * 4  # one seed's splits as float32 tensors: each worker holds one seed's at a time

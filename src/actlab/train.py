@@ -275,8 +275,10 @@ def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, De
     for model in stack.models:
         model.train()
     loss_sum = torch.zeros(len(stack), device=device)
-    # each step's predictions, compared with the labels once at the end: one kernel per step, not four
-    predicted = torch.empty(len(stack), seen_per_epoch, device=device, dtype=torch.long)
+    # each step writes its logits here, and the predictions are compared with the labels once at the
+    # end: no kernel per step for the accuracy
+    logits = torch.empty(len(stack), seen_per_epoch, stack.weights[-1].shape[-2], device=device)
+    into = logits[0].split(o.batch_size) if len(stack) == 1 else logits.split(o.batch_size, dim=1)
     diverged = [False] * len(stack)
     for i in range(steps):
         batch = slice(i * o.batch_size, (i + 1) * o.batch_size)
@@ -284,10 +286,9 @@ def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, De
         ys = [labels[seed][batch] for seed, _, _ in stack.blocks]
         y = ys[0] if len(stack) == 1 else torch.cat([y.expand(end - first, -1) for y, (_, first, end)
                                                      in zip(ys, stack.blocks)])
-        out, losses = step(xs, y, stack.dropout_noise(len(ys[0])))
+        _, losses = step(xs, y, stack.dropout_noise(len(ys[0])), into[i])
         optimizer.step()
         loss_sum.add_(losses, alpha=len(ys[0]))
-        torch.argmax(out, -1, out=predicted[0, batch] if len(stack) == 1 else predicted[:, batch])
         if (i + 1) % CHECK_EVERY == 0 or i + 1 == steps:  # the loop's last step always checks, so sets `seen`
             seen = min((i + 1) * o.batch_size, seen_per_epoch)
             running = (loss_sum / seen).tolist()
@@ -296,7 +297,7 @@ def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, De
             if all(diverged):
                 break
     truth = torch.stack([labels[seed][:seen] for seed, first, end in stack.blocks for _ in range(first, end)])
-    correct = (predicted[:, :seen] == truth).sum(-1)
+    correct = (logits[:, :seen].argmax(-1) == truth).sum(-1)
     seconds = time.perf_counter() - start
     return ([v / seen_per_epoch for v in loss_sum.tolist()], [c / seen_per_epoch for c in correct.tolist()],
             diverged, seconds)
@@ -342,19 +343,22 @@ def autograd_step(stack: ModelStack, precision) -> Callable:
             return layer.activation
         return lambda z: torch.func.functional_call(layer.activation, params, (z,))
 
-    def step(xs: list[torch.Tensor], y: torch.Tensor, noise) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(xs: list[torch.Tensor], y: torch.Tensor, noise, out: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
         weights, biases, act_params = stack.views(stack.flat, squeeze=True)  # differentiable: gradients reach `flat`
         functions = [[activation_of(layer, params) for layer, params in zip(hidden, acts)]
                      for hidden, acts in zip(stack.hidden, act_params)]
         with precision:
             logits, _ = stack_forward(stack, xs, weights, biases,
                                       lambda depth, z: apply_per_model([f[depth] for f in functions], z), noise)
-            out = logits if all(h is None for h in stack.heads) else \
+            outputs = logits if all(h is None for h in stack.heads) else \
                 apply_per_model([h or (lambda t: t) for h in stack.heads], logits)
-            losses = model_losses(out, y, stack.heads)
+            losses = model_losses(outputs, y, stack.heads)
         stack.flat.grad.zero_()
         losses.sum().backward()
-        return out.detach(), losses.detach()
+        if out is not None:
+            out.copy_(outputs.detach())
+        return outputs.detach(), losses.detach()
     return step
 
 
