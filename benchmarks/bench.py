@@ -14,13 +14,16 @@ In one process, on the same machine, for each preset and seed count it times
   (c) the floor, measured in the same run: the experiment's matmul FLOPs (forward and backward of
       every training step, plus the per-epoch evaluation passes) at the sustained fp32 GEMM rate of
       this machine (a large square matmul), plus the optimizer's state traffic (bytes per parameter
-      per step) at the measured memory bandwidth (a large copy);
+      per step) at the measured memory bandwidth (a large copy). Both rates are measured just
+      before and just after (b), and the floor uses the mean of the two: on a shared machine one
+      measurement taken beside the run says less about the minutes the run took;
 and (d) the peer a user would pick instead, scikit-learn's MLPClassifier: the same architecture,
 optimizer, learning rate, batch size and training data, `--peer-epochs` epochs with all of this
-process's threads (scikit-learn is the optional `bench` extra: pip install -e '.[bench]'). It prints
-seconds, models·epochs per second, the ratios a/b (speed-up over the DataLoader pipeline), b/c
-(distance from the floor) and d/b per model-epoch (speed-up over scikit-learn), with the CPU's
-flags (AVX2 / AVX-512 / bf16): the machines differ. Every figure goes to a JSON file.
+process's threads, measured before and after (b) like the floor's rates, the mean of the two
+(scikit-learn is the optional `bench` extra: pip install -e '.[bench]'). It prints seconds,
+models·epochs per second, the ratios a/b (speed-up over the DataLoader pipeline), b/c (distance
+from the floor) and d/b per model-epoch (speed-up over scikit-learn), with the CPU's flags (AVX2 /
+AVX-512 / bf16): the machines differ. Every figure goes to a JSON file.
 
 On a shared machine one measurement says little: the GEMM rate, actlab's time and scikit-learn's
 each move by tens of percent from minute to minute. `--repeats N` measures the floor's rates, (b)
@@ -201,6 +204,13 @@ def floor_seconds(config: actlab.Config, n_train: int, n_test: int, flops: float
             "memory_s": traffic / bandwidth, "floor_s": total_flops / flops + traffic / bandwidth}
 
 
+def machine_rates(device: torch.device, config: actlab.Config, dataset,
+                  peer_epochs: int) -> tuple[float, float, float | None]:
+    """(c)'s GEMM rate and copy bandwidth, and (d)'s seconds per epoch (None when skipped), measured now."""
+    peer = sklearn_seconds_per_epoch(config, dataset, peer_epochs) if peer_epochs else None
+    return gemm_flops_per_second(device), memory_bytes_per_second(device), peer
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", nargs="+", default=["mnist-classic-four", "fashion-relu-family"])
@@ -230,12 +240,17 @@ def main(argv: list[str] | None = None) -> int:
             a = per_epoch * model_epochs
             repeats = []
             for repeat in range(1, args.repeats + 1):  # the floor's rates, actlab and the peer side by side
-                flops, bandwidth = gemm_flops_per_second(device), memory_bytes_per_second(device)
+                before = machine_rates(device, base, dataset, args.peer_epochs)
                 b, env = actlab_seconds(config)
-                peer = sklearn_seconds_per_epoch(base, dataset, args.peer_epochs) if args.peer_epochs else None
+                after = machine_rates(device, base, dataset, args.peer_epochs)
+                flops, bandwidth = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+                peer = (before[2] + after[2]) / 2 if before[2] and after[2] else None
                 c = floor_seconds(config, len(dataset.train), len(dataset.test), flops, bandwidth)
                 row = {"preset": preset, "seeds": seeds, "repeat": repeat, "device": args.device,
                        "model_epochs": model_epochs, "gemm_flops_per_s": flops, "copy_bytes_per_s": bandwidth,
+                       "gemm_flops_per_s_before_after": [before[0], after[0]],
+                       "copy_bytes_per_s_before_after": [before[1], after[1]],
+                       "sklearn_s_per_epoch_before_after": [before[2], after[2]],
                        "dataloader_s_per_model_epoch": per_epoch, "dataloader_s": a, "actlab_s": b, **c,
                        "dataloader_model_epochs_per_s": model_epochs / a, "actlab_model_epochs_per_s": model_epochs / b,
                        "a_over_b": a / b, "b_over_c": b / c["floor_s"], "workers": env.get("workers"),
@@ -246,13 +261,14 @@ def main(argv: list[str] | None = None) -> int:
                        "peak_gpu_memory_mb": env.get("peak_gpu_memory_mb")}
                 repeats.append(row)
                 print(f"{preset:22s} seeds={seeds}" + (f" #{repeat}" if args.repeats > 1 else "") +
-                      f"  fp32 GEMM {flops / 1e9:.0f} GFLOP/s, copy {bandwidth / 1e9:.1f} GB/s  (a) per-sample "
+                      f"  fp32 GEMM {flops / 1e9:.0f} GFLOP/s ({before[0] / 1e9:.0f} before (b), {after[0] / 1e9:.0f} "
+                      f"after), copy {bandwidth / 1e9:.1f} GB/s ({before[1] / 1e9:.1f}, {after[1] / 1e9:.1f})  (a) per-sample "
                       f"DataLoader {a:7.1f} s ({per_epoch:.2f} s/model-epoch, {args.dataloader_epochs} epoch "
                       f"measured)  "
                       f"(b) actlab {b:6.1f} s ({model_epochs / b:.2f} model-epochs/s, {env.get('workers')} workers, "
                       f"peak memory {_peak(env)})  (c) floor {c['floor_s']:6.1f} s ({c['compute_s']:.1f} compute + "
                       f"{c['memory_s']:.1f} optimizer traffic)  a/b = {a / b:.1f}x  b/c = {b / c['floor_s']:.2f}" + (
-                          f"  (d) scikit-learn MLPClassifier {peer:.2f} s/epoch, actlab {b / model_epochs:.2f} s per "
+                          f"  (d) scikit-learn MLPClassifier {peer:.2f} s/epoch ({before[2]:.2f}, {after[2]:.2f}), actlab {b / model_epochs:.2f} s per "
                           f"model-epoch: d/b = {peer / (b / model_epochs):.1f}x" if peer else ""))
                 sys.stdout.flush()
             rows += repeats
