@@ -160,6 +160,36 @@ print(len([pid for pid in forked if pid]), [t.name for t in threading.enumerate(
     assert (tmp_path / "run" / "plots" / "diagnostics.png").is_file()
 
 
+def test_workers_train_with_what_they_start_with_frozen_and_the_caller_gets_its_collector_back(data_dir, tmp_path):
+    """A full collection in a worker would walk every object of torch and actlab (about 0.1 s, once
+    per model); `run` freezes the caller's objects only while it runs."""
+    import subprocess
+    import sys
+
+    script = f"""
+import gc, os
+import actlab, actlab.workers as workers
+train_group = workers.train_group
+def recording(*args, **kwargs):
+    with open({str(tmp_path / "frozen.txt")!r}, "a") as f:
+        f.write(f"{{os.getpid()}} {{gc.get_freeze_count()}}\\n")
+    return train_group(*args, **kwargs)
+workers.train_group = recording
+config = actlab.resolve_config(overrides={{"data_dir": {str(data_dir)!r}, "out": {str(tmp_path / "run")!r},
+    "train_subset": 2000, "test_subset": 1000, "epochs": 1, "hidden": [32], "activations": ["relu", "tanh"],
+    "workers": 2, "device": "cpu"}}, env={{}})
+during = []
+actlab.run(config, show_progress=False, log=lambda line: during.append(gc.get_freeze_count()))
+print(os.getpid(), min(during), gc.get_freeze_count())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    parent, during, after = map(int, out.stdout.split())
+    assert during > 0 and after == 0
+    rows = [line.split() for line in (tmp_path / "frozen.txt").read_text().splitlines()]
+    assert len(rows) == 2 and all(int(pid) != parent and int(count) > 0 for pid, count in rows)
+
+
 def test_the_report_is_prepared_while_models_train_and_left_alone_once_they_are_done(tmp_path):
     import threading
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
+import weakref
 
 import pytest
 import torch
 
 from actlab.results import ModelRun
-from actlab.workers import Task, start_method
+from actlab.workers import Task, objects_frozen, start_method
 
 
 def tasks_on(device: str) -> list[Task]:
@@ -45,3 +47,36 @@ def test_a_process_that_has_touched_cuda_spawns(monkeypatch):
     monkeypatch.setattr(threading, "active_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     assert start_method(tasks_on("cpu"), threads=1) == "spawn"
+
+
+class Node:
+    """An object that can sit in a reference cycle and be watched through a weak reference."""
+
+
+def test_objects_alive_when_the_block_starts_stay_out_of_collections_until_it_ends():
+    old = Node()
+    old.me = old  # a cycle: only the collector frees it
+    old_ref = weakref.ref(old)
+    with objects_frozen():
+        assert gc.get_freeze_count() > 0
+        new = Node()
+        new.me = new
+        new_ref = weakref.ref(new)
+        del old, new
+        gc.collect()
+        assert old_ref() is not None  # frozen with the block's start
+        assert new_ref() is None  # garbage made inside the block is collected as ever
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert old_ref() is None
+
+
+def test_a_process_that_freezes_objects_itself_keeps_its_freeze():
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        with objects_frozen():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

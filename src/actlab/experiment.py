@@ -33,7 +33,8 @@ from actlab.errors import ActlabError, Interrupted, Terminated
 from actlab.files import atomic_write
 from actlab.results import ModelRun, Results, load_results, safe_name, write_results
 from actlab.train import SPEED_FLAGS, check_precision, cpu_flags, prepare_data, resolve_device
-from actlab.workers import Task, Trained, progress_wanted, remember_dataset, resident_peak_mb, run_tasks
+from actlab.workers import (Task, Trained, objects_frozen, progress_wanted, remember_dataset, resident_peak_mb,
+                            run_tasks)
 
 
 def environment(device: torch.device, config: Config) -> dict:
@@ -224,8 +225,12 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     Ctrl-C or SIGTERM raise `Interrupted` once the models finished so far are on disk; models
     whose worker process died are marked `lost`, and the run ends in an `ActlabError` saying so.
     """
-    show_progress = progress_wanted() if show_progress is None else show_progress
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    with objects_frozen():
+        return _run(config, progress_wanted() if show_progress is None else show_progress,
+                    log or (lambda line: print(line, file=sys.stderr, flush=True)))
+
+
+def _run(config: Config, show_progress: bool, log) -> Results:
     device = resolve_device(config.run.device)
     check_precision(config.run.precision, device)
     check_memory(config, device)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import io
 import multiprocessing
 import multiprocessing.connection
@@ -66,6 +67,23 @@ class Trained:
 
 
 _CACHE: dict = {"datasets": {}, "data": {}}  # per process: loaded data sets, the current task's tensors
+
+
+@contextlib.contextmanager
+def objects_frozen():
+    """Keep the objects that exist now (torch's, actlab's, the caller's: about 250,000 in `actlab
+    run`) out of the garbage collector's full collections until the block ends. Each one otherwise
+    walks them all, 100-150 ms on a 2-core CPU, and a run sets off several: importing the report's
+    modules and building the report. Left alone where the process freezes objects itself or has
+    the collector off."""
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def remember_dataset(dataset: Dataset) -> None:
@@ -329,6 +347,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, threads: int, pare
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker would inherit `actlab run`'s handler
     _exit_with(parent)
     torch.set_num_threads(threads)
+    gc.freeze()  # what the worker starts with lives as long as it does: no full collection walks it (objects_frozen)
     try:
         while (task := conn.recv()) is not None:
             buffer = io.BytesIO()
