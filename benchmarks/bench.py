@@ -33,6 +33,7 @@ and (d) N times, one after another, and prints the median of each ratio with its
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -240,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             a = per_epoch * model_epochs
             repeats = []
             for repeat in range(1, args.repeats + 1):  # the floor's rates, actlab and the peer side by side
+                gc.collect()
                 before = machine_rates(device, base, dataset, args.peer_epochs)
                 b, env = actlab_seconds(config)
+                gc.collect()  # the full collection `run` leaves for later (about 0.13 s) lands here, not in (d)
                 after = machine_rates(device, base, dataset, args.peer_epochs)
                 flops, bandwidth = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
                 peer = (before[2] + after[2]) / 2 if before[2] and after[2] else None
