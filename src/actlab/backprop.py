@@ -122,8 +122,7 @@ def _one_model_step(stack: ModelStack, activations: list[nn.Module], kernels: li
     weight_grads, bias_grads = stack.weight_grads, stack.bias_grads
     forwards = [a.forward for a in activations]
     one = torch.ones((), device=stack.flat.device)
-
-    last = len(forwards)
+    last = len(forwards)  # the depth of the product that gives the logits
 
     @torch.no_grad()
     def step(xs: list[torch.Tensor], y: torch.Tensor, noise, out: torch.Tensor | None = None
