@@ -264,15 +264,17 @@ def main(argv: list[str] | None = None) -> int:
                        "peak_gpu_memory_mb": env.get("peak_gpu_memory_mb")}
                 repeats.append(row)
                 print(f"{preset:22s} seeds={seeds}" + (f" #{repeat}" if args.repeats > 1 else "") +
-                      f"  fp32 GEMM {flops / 1e9:.0f} GFLOP/s ({before[0] / 1e9:.0f} before (b), {after[0] / 1e9:.0f} "
-                      f"after), copy {bandwidth / 1e9:.1f} GB/s ({before[1] / 1e9:.1f}, {after[1] / 1e9:.1f})  (a) per-sample "
+                      f"  fp32 GEMM {flops / 1e9:.0f} GFLOP/s ({before[0] / 1e9:.0f} before (b), "
+                      f"{after[0] / 1e9:.0f} after), copy {bandwidth / 1e9:.1f} GB/s ({before[1] / 1e9:.1f}, "
+                      f"{after[1] / 1e9:.1f})  (a) per-sample "
                       f"DataLoader {a:7.1f} s ({per_epoch:.2f} s/model-epoch, {args.dataloader_epochs} epoch "
                       f"measured)  "
                       f"(b) actlab {b:6.1f} s ({model_epochs / b:.2f} model-epochs/s, {env.get('workers')} workers, "
                       f"peak memory {_peak(env)})  (c) floor {c['floor_s']:6.1f} s ({c['compute_s']:.1f} compute + "
                       f"{c['memory_s']:.1f} optimizer traffic)  a/b = {a / b:.1f}x  b/c = {b / c['floor_s']:.2f}" + (
-                          f"  (d) scikit-learn MLPClassifier {peer:.2f} s/epoch ({before[2]:.2f}, {after[2]:.2f}), actlab {b / model_epochs:.2f} s per "
-                          f"model-epoch: d/b = {peer / (b / model_epochs):.1f}x" if peer else ""))
+                          f"  (d) scikit-learn MLPClassifier {peer:.2f} s/epoch ({before[2]:.2f}, {after[2]:.2f}), "
+                          f"actlab {b / model_epochs:.2f} s per model-epoch: d/b = {peer / (b / model_epochs):.1f}x"
+                          if peer else ""))
                 sys.stdout.flush()
             rows += repeats
             if args.repeats > 1:
