@@ -132,11 +132,10 @@ def layer_histograms(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, los
     linears = [m for m in model if isinstance(m, nn.Linear)]
     model.eval()
     try:
-        with torch.no_grad():
-            tensors = {f"activations/hidden{i}": out.detach().cpu()
-                       for i, (_, out, _) in enumerate(hidden_layer_io(model, x), start=1)}
-        with torch.enable_grad():
-            grads = torch.autograd.grad(loss(model(x), y), [m.weight for m in linears])
+        with torch.enable_grad():  # one forward pass for the activations and the weight gradients, as `measure`
+            layers, output = _forward_recording(model, x)
+            grads = torch.autograd.grad(loss(output, y), [m.weight for m in linears])
+        tensors = {f"activations/hidden{i}": out.detach().cpu() for i, (_, out, _) in enumerate(layers, start=1)}
     finally:
         model.train(was_training)
     tensors.update({f"weight_grad/linear{i}": g.cpu() for i, g in enumerate(grads, start=1)})
