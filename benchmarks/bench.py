@@ -12,7 +12,8 @@ In one process, on the same machine, for each preset and seed count it times
       models × epochs; the per-epoch cost is the data pipeline's, whatever the activation;
   (b) `actlab.run` on the preset, end to end (data load, training, evaluation, files, plots);
   (c) the floor, measured in the same run: the experiment's matmul FLOPs (forward and backward of
-      every training step, plus the per-epoch evaluation passes) at the sustained fp32 GEMM rate of
+      every training step, the per-epoch evaluation passes, and the diagnostics' forward and backward
+      passes on their 2,000 images at init and after each epoch) at the sustained fp32 GEMM rate of
       this machine (a large square matmul), plus the optimizer's state traffic (bytes per parameter
       per step) at the measured memory bandwidth (a large copy). Both rates are measured just
       before and just after (b), and the floor uses the mean of the two: on a shared machine one
@@ -23,7 +24,10 @@ process's threads, measured before and after (b) like the floor's rates, the mea
 (scikit-learn is the optional `bench` extra: pip install -e '.[bench]'). It prints seconds,
 models·epochs per second, the ratios a/b (speed-up over the DataLoader pipeline), b/c (distance
 from the floor) and d/b per model-epoch (speed-up over scikit-learn), with the CPU's flags (AVX2 /
-AVX-512 / bf16): the machines differ. Every figure goes to a JSON file.
+AVX-512 / bf16): the machines differ. Beside d/b it prints d against actlab's training alone: the
+seconds the workers spent in training epochs (each model's `train_seconds`), shared over the
+workers, per model-epoch, without the evaluation, diagnostics, start-up, files and report that
+(b) includes and scikit-learn's epochs do not. Every figure goes to a JSON file.
 
 On a shared machine one measurement says little: the GEMM rate, actlab's time and scikit-learn's
 each move by tens of percent from minute to minute. `--repeats N` measures the floor's rates, (b)
@@ -51,6 +55,7 @@ from torch import nn
 import actlab
 from actlab.activations import parse_activation
 from actlab.data import load_dataset
+from actlab.diagnostics import DIAGNOSTIC_EXAMPLES
 from actlab.models import build_mlp
 
 
@@ -134,12 +139,14 @@ def cpu_flags_text() -> str:
     return f"CPU flags: {' '.join(flags) or 'unknown'} ({bf16})"
 
 
-def actlab_seconds(config: actlab.Config) -> tuple[float, dict]:
+def actlab_seconds(config: actlab.Config) -> tuple[float, dict, float]:
+    """(b): the run's wall seconds, its environment, and the seconds its workers spent in training
+    epochs (every model's `train_seconds`: the steps, without evaluation, diagnostics or files)."""
     with tempfile.TemporaryDirectory() as tmp:
         config = actlab.config.replace(config, out=str(Path(tmp) / "run"))
         start = time.perf_counter()
         results = actlab.run(config, show_progress=False, log=lambda line: None)
-        return time.perf_counter() - start, results.environment
+        return time.perf_counter() - start, results.environment, sum(r.train_seconds for r in results.runs)
 
 
 def _peak(env: dict) -> str:
@@ -192,11 +199,14 @@ def floor_seconds(config: actlab.Config, n_train: int, n_test: int, flops: float
     n_val = config.data.val_split if isinstance(config.data.val_split, int) else round(config.data.val_split * n_train)
     n_fit = (n_train - n_val) if not config.data.train_subset else min(config.data.train_subset, n_train - n_val)
     # forward 2·mac, weight gradients 2·mac, input gradients 2·mac except the first layer's
-    train_flops = n_fit * (2 * mac + 2 * mac + 2 * (mac - layers[0][0] * layers[0][1]))
+    pass_flops = 2 * mac + 2 * mac + 2 * (mac - layers[0][0] * layers[0][1])  # per example
     eval_flops = (n_test + n_val) * 2 * mac
     models = len(config.variants) * len(config.run.seeds)
     epochs = config.optim.epochs
-    total_flops = models * epochs * (train_flops + eval_flops)
+    # the diagnostics: the same forward and backward products on their fixed batch, at initialisation,
+    # after every epoch and for the best-validation checkpoint; that checkpoint's test pass besides
+    diagnostics = (1 + epochs + bool(n_val)) * DIAGNOSTIC_EXAMPLES * pass_flops if config.run.diagnostics else 0
+    total_flops = models * (epochs * (n_fit * pass_flops + eval_flops) + diagnostics + bool(n_val) * n_test * 2 * mac)
     params = sum(i * o + o for i, o in layers)
     steps = -(-n_fit // config.optim.batch_size)
     kind = config.optim.optimizer if config.optim.optimizer != "sgd" or not config.optim.momentum else "sgd+momentum"
@@ -243,12 +253,13 @@ def main(argv: list[str] | None = None) -> int:
             for repeat in range(1, args.repeats + 1):  # the floor's rates, actlab and the peer side by side
                 gc.collect()
                 before = machine_rates(device, base, dataset, args.peer_epochs)
-                b, env = actlab_seconds(config)
+                b, env, epoch_seconds = actlab_seconds(config)
                 gc.collect()  # the full collection `run` leaves for later (about 0.13 s) lands here, not in (d)
                 after = machine_rates(device, base, dataset, args.peer_epochs)
                 flops, bandwidth = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
                 peer = (before[2] + after[2]) / 2 if before[2] and after[2] else None
                 c = floor_seconds(config, len(dataset.train), len(dataset.test), flops, bandwidth)
+                steps_per_model_epoch = epoch_seconds / (env.get("workers") or 1) / model_epochs
                 row = {"preset": preset, "seeds": seeds, "repeat": repeat, "device": args.device,
                        "model_epochs": model_epochs, "gemm_flops_per_s": flops, "copy_bytes_per_s": bandwidth,
                        "gemm_flops_per_s_before_after": [before[0], after[0]],
@@ -259,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
                        "a_over_b": a / b, "b_over_c": b / c["floor_s"], "workers": env.get("workers"),
                        "sklearn_s_per_epoch": peer, "actlab_s_per_model_epoch": b / model_epochs,
                        "d_over_b_per_model_epoch": peer / (b / model_epochs) if peer else None,
+                       # training alone: the workers' epoch seconds shared over the workers, per model-epoch
+                       "actlab_training_s_per_model_epoch": steps_per_model_epoch,
+                       "d_over_training_per_model_epoch": peer / steps_per_model_epoch if peer else None,
                        "peak_memory_mb": env.get("peak_memory_mb"),
                        "peak_worker_memory_mb": env.get("peak_worker_memory_mb"),
                        "peak_gpu_memory_mb": env.get("peak_gpu_memory_mb")}
@@ -273,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"peak memory {_peak(env)})  (c) floor {c['floor_s']:6.1f} s ({c['compute_s']:.1f} compute + "
                       f"{c['memory_s']:.1f} optimizer traffic)  a/b = {a / b:.1f}x  b/c = {b / c['floor_s']:.2f}" + (
                           f"  (d) scikit-learn MLPClassifier {peer:.2f} s/epoch ({before[2]:.2f}, {after[2]:.2f}), "
-                          f"actlab {b / model_epochs:.2f} s per model-epoch: d/b = {peer / (b / model_epochs):.1f}x"
+                          f"actlab {b / model_epochs:.2f} s per model-epoch: d/b = {peer / (b / model_epochs):.1f}x; "
+                          f"training alone {steps_per_model_epoch:.2f} s per model-epoch "
+                          f"({epoch_seconds:.1f} worker-seconds of epochs): {peer / steps_per_model_epoch:.1f}x"
                           if peer else ""))
                 sys.stdout.flush()
             rows += repeats
@@ -281,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{preset:22s} seeds={seeds}  median of {args.repeats}: " + ",  ".join(
                     f"{name} {_median_range([r[key] for r in repeats if r[key] is not None], unit)}"
                     for name, key, unit in (("(b)", "actlab_s", " s"), ("b/c", "b_over_c", ""),
-                                            ("d/b", "d_over_b_per_model_epoch", "x"))
+                                            ("d/b", "d_over_b_per_model_epoch", "x"),
+                                            ("d/training alone", "d_over_training_per_model_epoch", "x"))
                     if any(r[key] is not None for r in repeats)))
     out = Path(args.json) if args.json else Path(__file__).parent / "results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
