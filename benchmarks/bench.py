@@ -205,7 +205,7 @@ def floor_seconds(config: actlab.Config, n_train: int, n_test: int, flops: float
     epochs = config.optim.epochs
     # the diagnostics: the same forward and backward products on their fixed batch, at initialisation,
     # after every epoch and for the best-validation checkpoint; that checkpoint's test pass besides
-    diagnostics = (1 + epochs + bool(n_val)) * DIAGNOSTIC_EXAMPLES * pass_flops if config.run.diagnostics else 0
+    diagnostics = (1 + epochs + bool(n_val)) * min(DIAGNOSTIC_EXAMPLES, n_fit) * pass_flops if config.run.diagnostics else 0
     total_flops = models * (epochs * (n_fit * pass_flops + eval_flops) + diagnostics + bool(n_val) * n_test * 2 * mac)
     params = sum(i * o + o for i, o in layers)
     steps = -(-n_fit // config.optim.batch_size)
