@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -528,3 +529,43 @@ def test_per_unit_is_for_learnable_activations_only():
 def test_an_expression_that_fails_on_input_is_caught_when_parsed():
     with pytest.raises(ActlabError, match=r"fails on a test input .*clamp\(x, -1, 1\)"):
         parse_activation("expr:clamp(x)")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("expr:1", "does not depend on x"),
+    ("expr:1/0", "fails on a test input .*division by zero"),
+    ("expr:x+9**9**9", "too large for a float"),  # Python's integers would take hours to compute it
+    ("expr:1/x", "gives inf at x = 0"),
+    ("leaky_relu:nan", "gives nan at x = -3"),
+    ("softplus:beta=0", "gives inf"),
+])
+def test_an_activation_a_network_cannot_train_with_is_refused_when_parsed(text, message):
+    """Each of these passed the parser before and then crashed in the diagnostics, hung, or made
+    every model diverge: the run must not start."""
+    started = time.perf_counter()
+    with pytest.raises(ActlabError, match=message):
+        parse_activation(text)
+    assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("terms", [150, 1500, 100_000])  # deeper than Python's recursion limit from 1,000 on
+def test_a_very_long_expression_is_one_error(terms):
+    with pytest.raises(ActlabError, match="too long or too deeply nested"):
+        parse_activation("expr:" + "+".join(["x"] * terms))
+    assert parse_activation("expr:" + "+".join(["x"] * 40)).make()(torch.ones(2)).tolist() == [40.0, 40.0]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("os:system", "fails on a test batch .*TypeError"),
+    ("math:sqrt", "fails on a test batch"),
+    ("torch.nn:Linear", "fails on a test batch .*in_features"),
+    ("torch:sum", r"returns shape \(\) for a test batch of shape \(7, 1\)"),
+])
+def test_a_user_activation_that_is_not_a_tensor_function_is_refused_when_parsed(text, message):
+    with pytest.raises(ActlabError, match=message):
+        parse_activation(text)
+
+
+def test_a_user_activation_from_torch_still_parses():
+    assert torch.equal(parse_activation("torch:tanh").make()(torch.ones(2, 3)), torch.tanh(torch.ones(2, 3)))
+    assert isinstance(parse_activation("torch.nn:Tanh").make(), nn.Tanh)

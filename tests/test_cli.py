@@ -190,6 +190,30 @@ def test_a_finished_run_folder_is_resumed_not_overwritten(tmp_path, data_dir, ca
     assert (out / "results.json").read_bytes() == before
 
 
+@pytest.mark.parametrize("value", ['"high"', "NaN", "true"])
+def test_a_hand_edited_value_in_results_json_is_one_line_everywhere(tmp_path, data_dir, capsys, value):
+    """show, report and a resume each name the file and the value, instead of failing in a table
+    or a statistic; a resume's message says what works, since rerunning into the folder cannot."""
+    out = tmp_path / "run"
+    flags = quick_flags(data_dir, out, activations="relu", epochs="1")
+    assert main(["run", *flags]) == 0
+    path = out / "results.json"
+    path.write_text(re.sub(r'"test_acc": [0-9.]+', f'"test_acc": {value}', path.read_text(), count=1))
+    for command in (["show", str(out)], ["report", str(out)]):
+        code, _, err = run_cli(capsys, command)
+        assert_one_line_error(code, err, rf"results.json is damaged \(run 'relu' seed 0: epochs\[0\].test_acc = ")
+    code, _, err = run_cli(capsys, ["run", *flags])
+    assert_one_line_error(code, err, r"results.json is damaged .*cannot be resumed: restore the file, or give a new --out")
+
+
+def test_a_data_folder_missing_one_file_names_it(mnist_copy, tmp_path, capsys):
+    (mnist_copy / "t10k-labels-idx1-ubyte.gz").unlink()
+    code, _, err = run_cli(capsys, ["run", "--data-dir", str(mnist_copy.parent), "--download", "false",
+                                    "--out", str(tmp_path / "r")])
+    assert_one_line_error(code, err, r"lacks t10k-labels-idx1-ubyte.gz\)")
+    assert "train-images" not in err.split("lacks")[1]
+
+
 def test_listing_commands(capsys, data_dir, tmp_path):
     code, out, _ = run_cli(capsys, ["presets"])
     assert code == 0 and all(name in out for name in

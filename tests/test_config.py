@@ -59,6 +59,8 @@ def test_seed_and_seed_count():
     ({"epochs": "0"}, r"epochs = 0 \(--epochs\): must be an integer ≥ 1"),
     ({"hidden": "-3"}, r"hidden = \[-3\] \(--hidden\): must be a list of layer widths ≥ 1"),
     ({"lr": "-1"}, r"lr = -1 \(--lr\): must be a number in \(0, ∞\)"),
+    ({"lr": "inf"}, r"lr = inf \(--lr\): must be a number in \(0, ∞\)"),  # ∞ is outside, as the text says
+    ({"weight_decay": "inf"}, r"weight_decay = inf \(--weight-decay\): must be a number in \[0, ∞\)"),
     ({"activations": "reluu"}, r"unknown activation 'reluu'; did you mean"),
     ({"optimizer": "adamm"}, r"optimizer = 'adamm' \(--optimizer\): must be one of: sgd, adam, adamw, rmsprop \(did you mean 'adam'\?\)"),
     ({"dataset": "cifar"}, r"dataset = 'cifar' \(--dataset\): must be one of: mnist, fashion-mnist"),

@@ -174,8 +174,93 @@ def test_an_absurd_size_is_refused_before_allocating(data_dir, tmp_path):
     started = time.time()
     status, err = finish(start(actlab(data_dir, tmp_path / "run", "--hidden", "2000000000")))
     line = assert_one_line(status, err, 1)
-    assert "hidden = [2000000000] needs about" in line and "TB of memory" in line and "available" in line
+    assert "hidden = [2000000000]" in line and "TB of memory" in line and "use smaller layers" in line
     assert time.time() - started < 30 and not (tmp_path / "run").exists()
+
+
+def test_the_memory_check_names_what_needs_the_memory(monkeypatch):
+    """The estimate blames what sets it, and a batch never holds more than the training split: a
+    batch size above the split's size needs no more memory than the whole split."""
+    import torch
+
+    from actlab import experiment
+    from actlab.config import resolve_config
+    from actlab.errors import ActlabError
+
+    capped = resolve_config(overrides={"train_subset": 2000, "batch_size": 10 ** 9})
+    assert experiment.model_bytes(capped) == experiment.model_bytes(resolve_config(overrides={
+        "train_subset": 2000, "batch_size": 2000}))
+    big_batch = resolve_config(overrides={"hidden": [16], "batch_size": 60000})
+    monkeypatch.setattr(experiment, "available_bytes", lambda device: experiment.DATA_BYTES + 10 ** 6)
+    with pytest.raises(ActlabError, match=r"batch_size = 60000 .*use a smaller --batch-size"):
+        experiment.check_memory(big_batch, torch.device("cpu"))
+    with pytest.raises(ActlabError, match=r"hidden = \[4096, 4096\] .*use smaller layers"):
+        experiment.check_memory(resolve_config(overrides={"hidden": [4096, 4096]}), torch.device("cpu"))
+
+
+def test_an_out_that_cannot_be_created_is_one_line(data_dir, tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("mine")
+    line = assert_one_line(*finish(start(actlab(data_dir, blocker / "run"))), 1)
+    assert line.startswith("actlab: error: cannot create the folder ") and "--out" in line, line
+    assert blocker.read_text() == "mine"
+
+
+def test_a_config_that_is_a_folder_or_not_utf8_is_one_line(data_dir, tmp_path):
+    line = assert_one_line(*finish(start(actlab(data_dir, tmp_path / "run", "--config", str(tmp_path)))), 1)
+    assert "is a folder" in line, line
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'[experiment]\nname = "caf\xe9"\n')
+    line = assert_one_line(*finish(start(actlab(data_dir, tmp_path / "run", "--config", str(latin)))), 1)
+    assert "not UTF-8" in line and "latin.toml" in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def without_root_override(command: list[str]) -> list[str]:
+    """`command` as a user whom file permissions bind: root reads any file, so under root the
+    command runs with the capabilities that let it do so dropped (setpriv, util-linux)."""
+    if os.geteuid() != 0:
+        return command
+    drop = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", *command]
+
+
+def test_unreadable_data_is_one_line_that_does_not_say_delete_it(mnist_copy, tmp_path):
+    """A file or folder the user cannot read is a permissions problem, not a corrupt download:
+    the advice must not be to delete a good file."""
+    data = mnist_copy.parent
+    image = mnist_copy / "t10k-images-idx3-ubyte.gz"
+    image.chmod(0)
+    try:
+        line = assert_one_line(*finish(start(without_root_override(actlab(data, tmp_path / "a", "--download",
+                                                                          "false")))), 1)
+        assert "t10k-images-idx3-ubyte.gz: cannot be read (permission denied)" in line and "chmod" in line, line
+        assert "delete" not in line
+    finally:
+        image.chmod(0o644)
+    mnist_copy.chmod(0)
+    try:
+        line = assert_one_line(*finish(start(without_root_override(actlab(data, tmp_path / "b", "--download",
+                                                                          "false")))), 1)
+        assert f"data folder {mnist_copy} cannot be read (permission denied)" in line, line
+    finally:
+        mnist_copy.chmod(0o755)
+
+
+def test_a_flag_is_taken_only_as_spelled(data_dir, tmp_path):
+    """argparse would read `--epoch 2` as `--epochs 2`; a typo must not change what runs unnoticed."""
+    code, err = finish(start(actlab(data_dir, tmp_path / "run", "--epoch", "2")))
+    assert code == 2 and "unrecognized arguments: --epoch 2" in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_while_actlab_starts_is_one_line(data_dir, tmp_path):
+    """A scheduler may stop a job at once: the signal lands while torch is still importing."""
+    process = start(actlab(data_dir, tmp_path / "run"))
+    time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGTERM)
+    code, err = finish(process)
+    assert "Traceback" not in err and code in (143, -signal.SIGTERM), (code, err)
 
 
 def test_an_out_that_is_a_file_or_holds_other_things_is_one_line(data_dir, tmp_path):

@@ -162,6 +162,12 @@ def test_sweep_runs_list_export_and_report_on_a_subset(tmp_path, data_dir, capsy
     assert len(rows) == 12 and {"hash", "status", "hidden", "lr", "activations", "final_test_acc"} <= set(rows[0])
     assert main(["runs", "export", str(out), "--format", "csv", "--where", "activations=tanh"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 6
+    nested = tmp_path / "exports" / "new" / "runs.csv"  # a folder that does not exist yet is made
+    assert main(["runs", "export", str(out), "--output", str(nested)]) == 0 and len(nested.read_text().splitlines()) == 13
+    capsys.readouterr()
+    assert main(["runs", "export", str(out), "--output", str(export / "runs.csv")]) == 1  # under a file
+    err = capsys.readouterr().err
+    assert err.startswith("actlab: error: cannot create the folder ") and len(err.splitlines()) == 1, err
     assert main(["report", str(out), "--where", "hidden=32"]) == 0
     md = (out / "report-hidden=32" / "report.md").read_text()
     assert "Over 3 seeds" in md and "| `relu` | 3/3 |" in md

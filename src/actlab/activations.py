@@ -187,10 +187,23 @@ def _import_user(label: str, path: str, attr: str) -> ActivationSpec:
         raise ActlabError(f"activation {label!r}: cannot import {attr!r} from {path!r} ({exc}); "
                           f"give a function or nn.Module class as package.module:name") from None
     if isinstance(target, type) and issubclass(target, nn.Module):
-        return ActivationSpec(label, label, (), target)
-    if callable(target):
-        return ActivationSpec(label, label, (), lambda: _FunctionModule(target, label))
-    raise ActlabError(f"activation {label!r}: {path}.{attr} is neither a function nor an nn.Module class")
+        spec = ActivationSpec(label, label, (), target)
+    elif callable(target):
+        spec = ActivationSpec(label, label, (), lambda: _FunctionModule(target, label))
+    else:
+        raise ActlabError(f"activation {label!r}: {path}.{attr} is neither a function nor an nn.Module class")
+    x = torch.linspace(-3, 3, 7)[:, None]  # a batch of 7 examples of one unit
+    try:
+        y = spec.make()(x)
+    except Exception as exc:  # the user's code: whatever it raises, the run must not start with it
+        raise ActlabError(f"activation {label!r} fails on a test batch ({type(exc).__name__}: {exc}); give a "
+                          f"function of a tensor, or an nn.Module class built without arguments, that returns "
+                          f"a tensor of the input's shape") from None
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        got = f"shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ActlabError(f"activation {label!r} returns {got} for a test batch of shape {tuple(x.shape)}; an "
+                          f"activation must return a tensor of its input's shape")
+    return spec
 
 
 def parse_activation(text: str) -> ActivationSpec:
@@ -201,11 +214,17 @@ def parse_activation(text: str) -> ActivationSpec:
     key = ALIASES.get(key, key)
     if key == "expr":
         compile_expression(params)  # every problem with the expression is reported here, once
+        x = torch.linspace(-3, 3, 7, requires_grad=True)
         try:
-            Expression(params)(torch.linspace(-3, 3, 7))
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ActlabError(f"expression {params!r} fails on a test input ({exc}); check the functions' "
+            y = Expression(params)(x)
+        except (TypeError, ValueError, RuntimeError, ArithmeticError) as exc:
+            why = "a number in it is too large for a float" if isinstance(exc, OverflowError) else exc
+            raise ActlabError(f"expression {params!r} fails on a test input ({why}); check the functions' "
                               f"arguments, e.g. clamp(x, -1, 1)") from None
+        if not y.requires_grad:
+            raise ActlabError(f"expression {params!r} does not depend on x, so no gradient passes through it; "
+                              f"write it in terms of x, e.g. expr:x*sigmoid(x)")
+        _check_finite(label, y.detach(), x.detach())
         return ActivationSpec(label, "expr", (("text", params),), Expression, "expression", deterministic=True)
     if key not in REGISTRY:
         if params.isidentifier() and ("." in head or importlib.util.find_spec(head.strip())):
@@ -218,12 +237,24 @@ def parse_activation(text: str) -> ActivationSpec:
     entry = REGISTRY[key]
     spec = ActivationSpec(label, key, _parse_params(label, key, entry, params), entry.factory, entry.family,
                           entry.learnable, entry.deterministic)
+    x = torch.linspace(-3, 3, 7)
     try:
-        spec.make().eval()(torch.linspace(-3, 3, 7))  # a value can pass the constructor and fail here
+        y = spec.make().eval()(x)  # a value can pass the constructor and fail here
     except (TypeError, ValueError, RuntimeError, AssertionError) as exc:
         raise ActlabError(f"activation {label!r}: bad parameter value ({exc or 'rejected by torch'}); "
                           f"{key} takes {', '.join(entry.params) or 'no parameters'}") from None
+    _check_finite(label, y, x, f"; {key} takes {', '.join(entry.params) or 'no parameters'}")
     return spec
+
+
+def _check_finite(label: str, y: torch.Tensor, x: torch.Tensor, hint: str = "") -> None:
+    """An activation that gives inf or NaN on ordinary inputs (`leaky_relu:nan`, `softplus:beta=0`,
+    `expr:1/x`) would only make every model it is in diverge: say so before training."""
+    bad = ~torch.isfinite(y)
+    if bad.any():
+        at = ", ".join(f"{v:g}" for v in x[bad].tolist()[:3])
+        raise ActlabError(f"activation {label!r} gives {y[bad][0].item()} at x = {at}: a network with it cannot "
+                          f"train{hint}")
 
 
 def split_activation_list(text: str) -> list[str]:
@@ -316,6 +347,19 @@ _EXPR_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mu
              ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
 
 
+MAX_EXPRESSION_DEPTH = 100
+
+
+def _depth(tree: ast.AST) -> int:
+    """The nesting depth of an expression's syntax tree, counted without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack += [(child, depth + 1) for child in ast.iter_child_nodes(node)]
+    return deepest
+
+
 def compile_expression(text: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """An elementwise function of `x` from arithmetic and whitelisted torch functions; no eval."""
     allowed = f"x, numbers, + - * / **, {', '.join(EXPR_CONSTANTS)} and {', '.join(EXPR_FUNCTIONS)}(…)"
@@ -323,6 +367,11 @@ def compile_expression(text: str) -> Callable[[torch.Tensor], torch.Tensor]:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
         raise ActlabError(f"expression {text!r} is not valid ({exc.msg}); it may use {allowed}") from None
+    except (RecursionError, MemoryError):
+        tree = None
+    if tree is None or _depth(tree) > MAX_EXPRESSION_DEPTH:  # each level is a Python call in every forward pass
+        raise ActlabError(f"expression {text[:40]!r}… is too long or too deeply nested to read; write a "
+                          f"shorter one, or the activation as package.module:name")
 
     def build(node: ast.AST) -> Callable[[torch.Tensor], object]:
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
@@ -337,6 +386,8 @@ def compile_expression(text: str) -> Callable[[torch.Tensor], torch.Tensor]:
             raise ActlabError(f"expression {text!r}: unknown name {node.id!r}; it may use {allowed}")
         if isinstance(node, ast.BinOp) and type(node.op) in _EXPR_OPS:
             op, left, right = _EXPR_OPS[type(node.op)], build(node.left), build(node.right)
+            if isinstance(node.op, ast.Pow):  # numbers alone in floats: 9**9**9 overflows at once, not after hours
+                return lambda x: _power(left(x), right(x))
             return lambda x: op(left(x), right(x))
         if isinstance(node, ast.UnaryOp) and type(node.op) in _EXPR_OPS:
             op, operand = _EXPR_OPS[type(node.op)], build(node.operand)
@@ -365,6 +416,12 @@ def compile_expression(text: str) -> Callable[[torch.Tensor], torch.Tensor]:
         out = fn(x)
         return out if isinstance(out, torch.Tensor) else torch.full_like(x, float(out))
     return activation
+
+
+def _power(base: object, exponent: object) -> object:
+    if isinstance(base, torch.Tensor) or isinstance(exponent, torch.Tensor):
+        return base ** exponent
+    return float(base) ** float(exponent)  # raises OverflowError where the number is out of range
 
 
 class Expression(nn.Module):

@@ -26,7 +26,11 @@ from actlab.errors import ActlabError, Interrupted, Terminated, raise_terminated
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line, like every other actlab error."""
+    """argparse, but a usage mistake is one line, like every other actlab error, and a flag is
+    taken only as spelled: `--epoch 2` is an error, not a silent `--epochs 2`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"actlab: error: {message} (see `{self.prog} --help`)\n")
@@ -229,8 +233,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_runs(args: argparse.Namespace) -> int:
     import csv
+    import io
     import json
 
+    from actlab.files import atomic_write
     from actlab.store import RESULT_FIELDS, open_store
 
     with open_store(Path(args.store_dir)) as store:
@@ -261,19 +267,19 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             return 0
         records = [{"hash": r["hash"], "status": r["status"], "result": r["result"], "error": r["error"],
                     **{k: r["config"].get(k) for k in config_keys}, **{f: r[f] for f in RESULT_FIELDS}} for r in rows]
-        out = open(args.output, "w", newline="") if args.output else sys.stdout
-        try:
-            if args.format == "jsonl":
-                for record in records:
-                    out.write(json.dumps(record) + "\n")
-            else:
-                writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["hash"], lineterminator="\n")
-                writer.writeheader()
-                for record in records:
-                    writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in record.items()})
-        finally:
-            if args.output:
-                out.close()
+        out = io.StringIO()
+        if args.format == "jsonl":
+            for record in records:
+                out.write(json.dumps(record) + "\n")
+        else:
+            writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["hash"], lineterminator="\n")
+            writer.writeheader()
+            for record in records:
+                writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in record.items()})
+        if args.output:
+            atomic_write(Path(args.output), out.getvalue())
+        else:
+            sys.stdout.write(out.getvalue())
         return 0
 
 
@@ -351,11 +357,15 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, raise_terminated)  # a scheduler's stop ends like Ctrl-C
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a usage error already printed in one line
-        return int(exc.code or 0)
+        parser = build_parser()  # imports torch (the activations' registry): a second or more
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a usage error already printed in one line
+            return int(exc.code or 0)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM before the command started
+        print("actlab: interrupted", file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
     try:
         if args.command == "run":
             return _cmd_run(args)

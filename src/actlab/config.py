@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import sys
@@ -68,7 +69,7 @@ def _float(lo: float = 0.0, hi: float | None = None, lo_open: bool = False,
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _Bad(f"must be a number in {span}")
         v = float(v)
-        if v != v or v < lo or (lo_open and v == lo) or (hi is not None and (v > hi or (hi_open and v == hi))):
+        if not math.isfinite(v) or v < lo or (lo_open and v == lo) or (hi is not None and (v > hi or (hi_open and v == hi))):
             raise _Bad(f"must be a number in {span}")
         return v
     return check
@@ -529,14 +530,28 @@ def _check_sizes(d: DataConfig, o: OptimConfig) -> None:
                           f"examples; give at most that, or 0 for all of them")
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _load_toml(path: Path) -> dict[str, Any]:
+    """A config file's document; a file that is missing, a folder, unreadable or not UTF-8 TOML is
+    an `ActlabError` naming it."""
     try:
         with open(path, "rb") as f:
-            doc = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
         raise ActlabError(f"config file {path} not found") from None
+    except IsADirectoryError:
+        raise ActlabError(f"config file {path} is a folder; pass a TOML file, e.g. --config my-experiment.toml, "
+                          f"or a run folder's config.toml to rerun it") from None
+    except OSError as exc:
+        raise ActlabError(f"config file {path} cannot be read ({exc.strerror or exc}); check that it is a "
+                          f"readable file") from None
+    except UnicodeDecodeError as exc:
+        raise ActlabError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ActlabError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    doc = _load_toml(path)
     unknown = set(doc) - {"experiment", "sweep", "tune"}
     if unknown:
         raise ActlabError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}; "
@@ -559,8 +574,7 @@ def read_sweep(file: str | Path | None, flags: list[str] | None = None) -> dict[
     """
     sweep: dict[str, list[Any]] = {}
     if file is not None:
-        with open(file, "rb") as f:
-            table = tomllib.load(f).get("sweep", {})
+        table = _load_toml(Path(file)).get("sweep", {})
         for key, values in table.items():
             if not isinstance(values, list) or not values:
                 raise ActlabError(f"[sweep] {key} = {values!r} in {file}: give a non-empty list of values, "

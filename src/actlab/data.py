@@ -149,8 +149,12 @@ def default_cache_dir() -> Path:
 
 def _file_in(folder: Path, name: str) -> Path | None:
     for candidate in (folder / f"{name}.gz", folder / name):
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except PermissionError:
+            raise ActlabError(f"data folder {folder} cannot be read (permission denied); make it readable "
+                              f"(chmod a+rx {folder}) or pass another folder with --data-dir") from None
     return None
 
 
@@ -182,6 +186,9 @@ def read_bytes(path: Path) -> bytes:
             with gzip.open(path, "rb") as f:
                 return f.read()
         return path.read_bytes()
+    except PermissionError:
+        raise ActlabError(f"{path}: cannot be read (permission denied); make it readable "
+                          f"(chmod a+r {path})") from None
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise ActlabError(f"{path}: cannot be read ({exc}); the file is truncated or corrupt: "
                           f"delete it and run `actlab data fetch` or copy it again") from None
@@ -227,8 +234,18 @@ def _load_split(info: DatasetInfo, folder: Path, images: str, labels: str) -> Sp
 
 
 def not_found_message(info: DatasetInfo, data_dir: Path | None, cache_dir: Path, why: str) -> str:
-    looked = ", ".join(str(f) for f in candidate_folders(info, data_dir, cache_dir))
-    return (f"{info.title} files not found (looked in: {looked}) and {why}; fix: pass a folder holding "
+    folders = candidate_folders(info, data_dir, cache_dir)
+    looked = ", ".join(str(f) for f in folders)
+    partial = ""  # a folder with some of the files: name the ones it lacks
+    for folder in folders:
+        try:
+            missing = [f"{name}.gz" for name in FILES.values() if not _file_in(folder, name)]
+        except ActlabError:  # an unreadable folder holds nothing to name here
+            continue
+        if len(missing) < len(FILES):
+            partial = f"; {folder} lacks {', '.join(missing)}"
+            break
+    return (f"{info.title} files not found (looked in: {looked}{partial}) and {why}; fix: pass a folder holding "
             f"the four .gz files with --data-dir or ACTLAB_DATA_DIR, point --data-mirror or "
             f"ACTLAB_DATA_MIRROR at a mirror that serves them (docs/data.md), or run "
             f"`actlab data fetch {info.name}` where {info.mirrors[0]} is reachable")

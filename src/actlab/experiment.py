@@ -30,7 +30,7 @@ from actlab.activations import stacking_obstacle
 from actlab.config import Config
 from actlab.data import load_dataset
 from actlab.errors import ActlabError, Interrupted, Terminated
-from actlab.files import atomic_write
+from actlab.files import atomic_write, create_folder
 from actlab.results import ModelRun, Results, load_results, safe_name, write_results
 from actlab.train import SPEED_FLAGS, check_precision, cpu_flags, prepare_data, resolve_device
 from actlab.workers import (Task, Trained, objects_frozen, progress_wanted, remember_dataset, resident_peak_mb,
@@ -87,7 +87,8 @@ def open_run_folder(config: Config, records: list[ModelRun]) -> tuple[Path, dict
         names = sorted(p.name for p in folder.iterdir())
         raise ActlabError(f"--out {folder} already holds other files ({', '.join(names[:3])}"
                           f"{', …' if len(names) > 3 else ''}) and no actlab run; give a new or empty folder")
-    previous = load_results(folder)
+    previous = load_results(folder, fix="so the run there cannot be resumed: restore the file, or give a new "
+                                        "--out (the folder's checkpoints and CSV files stay as they are)")
     now = config.to_flat()
     differs = [f"{k} = {previous.config.get(k)!r} there, {now.get(k)!r} now"
                for k in sorted(set(now) | set(previous.config)) if k not in RESUMABLE_CHANGES
@@ -167,11 +168,17 @@ def model_bytes(config: Config) -> int:
     optimizer's state and the copies kept (best-validation weights, the checkpoint), plus one
     training batch's and one evaluation batch's activations and an epoch's logits (the training
     accuracy reads them once per epoch)."""
+    return sum(_memory_parts(config).values())
+
+
+def _memory_parts(config: Config) -> dict[str, int]:
+    """`model_bytes` by what sets it: the layers, the batch size and the evaluation batch size."""
     sizes = [784, *config.model.hidden, 10]
     params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
-    batch = config.optim.batch_size * sum(sizes) * 4 * 4
-    evaluation = min(config.run.eval_batch_size, 70000) * max(sizes) * 4 * 3
-    return params * 4 * 7 + batch + evaluation + 60000 * sizes[-1] * 4
+    examples = min(60000, config.data.train_subset or 60000)  # a batch never holds more than the training split
+    return {"layers": params * 4 * 7 + 60000 * sizes[-1] * 4,
+            "batch_size": min(config.optim.batch_size, examples) * sum(sizes) * 4 * 4,
+            "eval_batch_size": min(config.run.eval_batch_size, 70000) * max(sizes) * 4 * 3}
 
 
 DATA_BYTES = 70000 * 785 * 4  # one seed's splits as float32 tensors: each worker holds one seed's at a time
@@ -194,12 +201,17 @@ def check_memory(config: Config, device: torch.device) -> None:
     """Refuse, before allocating anything, a model that cannot fit in this machine's memory."""
     need, available = model_bytes(config) + DATA_BYTES, available_bytes(device)
     if need > available:
-        sizes = [784, *config.model.hidden, 10]
-        params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
-        raise ActlabError(f"hidden = {list(config.model.hidden)} needs about {_size(need)} of memory for one model "
-                          f"({params:,} parameters, with their gradients, optimizer state and copies, and the "
-                          f"data); this {'GPU' if device.type == 'cuda' else 'machine'} has {_size(available)} "
-                          f"available: use smaller layers")
+        parts = _memory_parts(config)
+        largest = max(parts, key=parts.get)
+        what = {"layers": f"hidden = {list(config.model.hidden)} (the parameters with their gradients, optimizer "
+                          f"state and copies)",
+                "batch_size": f"batch_size = {config.optim.batch_size} (one batch's activations)",
+                "eval_batch_size": f"eval_batch_size = {config.run.eval_batch_size} (one evaluation chunk's "
+                                   f"activations)"}[largest]
+        fix = {"layers": "use smaller layers", "batch_size": "use a smaller --batch-size",
+               "eval_batch_size": "use a smaller --eval-batch-size"}[largest]
+        raise ActlabError(f"one model and its data need about {_size(need)} of memory, most of it for {what}; this "
+                          f"{'GPU' if device.type == 'cuda' else 'machine'} has {_size(available)} available: {fix}")
 
 
 def _size(n: float) -> str:
@@ -251,7 +263,7 @@ def _run(config: Config, show_progress: bool, log) -> Results:
         data_folder=str(dataset.folder), workers=workers, threads_per_worker=threads, resumed=len(kept),
         stacked=[[f"{records[i].label} seed {records[i].seed}" for i in g] for g in groups if len(g) > 1],
         trained_alone=alone)
-    folder.mkdir(parents=True, exist_ok=True)
+    create_folder(folder)
     atomic_write(folder / "config.toml", config.to_toml())
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
     write_results(results)

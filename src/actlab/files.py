@@ -21,7 +21,7 @@ from actlab.errors import ActlabError
 _REFUSED = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
             errno.EFBIG: "the file is larger than the limit allowed (ulimit -f)",
             errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-            errno.EPERM: "permission denied"}
+            errno.EPERM: "permission denied", errno.EISDIR: "a folder of that name is in the way"}
 
 
 def umask() -> int:
@@ -51,11 +51,20 @@ def write_refused(path: Path, exc: OSError) -> ActlabError | None:
                        f"(--out), then run the same command again: the files written before are intact")
 
 
+def create_folder(path: Path, fix: str = "choose another folder with --out") -> None:
+    """`mkdir -p path`, with one line saying why where the system refuses (a read-only parent, a
+    file in the way, a path under /proc)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ActlabError(f"cannot create the folder {path} ({exc.strerror or exc}); {fix}") from None
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write `path` via a temporary file and a rename, so a reader never sees half a file."""
     tmp = None
+    create_folder(path.parent, "choose another folder")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)

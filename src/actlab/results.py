@@ -102,8 +102,25 @@ class ModelRun:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ModelRun:
+        """The record `to_json` wrote; a value of the wrong kind (text or NaN where a number belongs,
+        as a hand edit leaves) is a ValueError naming it, before any table or statistic meets it."""
         names = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        run = cls(**{k: v for k, v in d.items() if k in names})
+        where = f"run {run.label!r} seed {run.seed!r}"
+        for name in ("label", "activation", "output", "status"):
+            if not isinstance(getattr(run, name), str):
+                raise ValueError(f"{where}: {name} = {getattr(run, name)!r} is not text")
+        if not isinstance(run.seed, int) or isinstance(run.seed, bool):
+            raise ValueError(f"{where}: seed is not an integer")
+        numbers = [(name, getattr(run, name)) for name in ("best_epoch", "best_val_acc", "best_test_acc",
+                                                            "train_seconds", "stopped_epoch")]
+        numbers += [(f"epochs[{i}].{k}", v) for i, row in enumerate(run.epochs) for k, v in row.items()]
+        numbers += [(f"diagnostics[{i}].value", row.get("value")) for i, row in enumerate(run.diagnostics)]
+        for name, value in numbers:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise ValueError(f"{where}: {name} = {value!r} is not a number")
+        return run
 
 
 CHANCE_ACCURACY = 0.1  # ten classes
@@ -189,7 +206,8 @@ def write_results(results: Results) -> None:
     atomic_write(results.run_dir / "results.json", json.dumps(json_safe(results.to_json()), indent=1) + "\n")
 
 
-def load_results(run_dir: str | Path) -> Results:
+def load_results(run_dir: str | Path, fix: str = "rerun the experiment") -> Results:
+    """A run folder's results.json; a missing or damaged one is an `ActlabError` ending in `fix`."""
     run_dir = Path(run_dir)
     path = run_dir / "results.json"
     if not path.is_file():
@@ -199,8 +217,8 @@ def load_results(run_dir: str | Path) -> Results:
         doc = json.loads(path.read_text())
         return Results(run_dir, doc["config"], doc["environment"], [ModelRun.from_json(r) for r in doc["runs"]],
                        doc.get("tuning"))
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ActlabError(f"{path} is damaged ({exc}); rerun the experiment") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ActlabError(f"{path} is damaged ({exc}); {fix}") from None
 
 
 def _mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from actlab.errors import ActlabError
+from actlab.files import create_folder
 from actlab.results import METRIC_COLUMNS, ModelRun, Results, safe_name
 
 STORE_NAME = "results.db"
@@ -65,7 +66,7 @@ class Store:
     """A sweep's SQLite store. Use as a context manager; every method commits its own transaction."""
 
     def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
+        create_folder(folder)
         self.path = folder / STORE_NAME
         try:
             self.db = sqlite3.connect(self.path, timeout=30)

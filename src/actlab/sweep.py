@@ -36,7 +36,7 @@ from actlab.data import load_dataset
 from actlab.errors import ActlabError
 from actlab.experiment import (checkpoint_name, data_folder, models_per_chunk, save_checkpoint, threads_per_worker,
                                worker_count)
-from actlab.files import atomic_write
+from actlab.files import atomic_write, create_folder
 from actlab.results import ModelRun
 from actlab.train import check_precision, resolve_device
 from actlab.store import Store
@@ -120,7 +120,7 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
               ray_address: str | None = None, show_progress: bool | None = None, log=None) -> dict[str, int]:
     """Train the grid's runs not yet done into `out`'s store; returns counts by status."""
     runs = expand(config, sweep)
-    out.mkdir(parents=True, exist_ok=True)
+    create_folder(out)
     atomic_write(out / "sweep.toml", config.to_toml(sweep))
     return train_runs(config, runs, out, backend, ray_address, show_progress, log, "sweep",
                       lambda run: _point(run, sweep))

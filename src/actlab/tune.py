@@ -31,6 +31,7 @@ import numpy as np
 
 from actlab.config import KEYS, Config, config_from_flat
 from actlab.errors import ActlabError
+from actlab.files import create_folder
 from actlab.results import CHANCE_ACCURACY, ModelRun, Results, write_results
 
 if sys.version_info >= (3, 11):
@@ -184,7 +185,7 @@ def run_tuned(config: Config, grid: dict[str, list[float]], out: Path, backend: 
         f"({len(labels)} activations × {len(grid_points)} grid points × tuning seeds {seeds['tuning']}), then up to "
         f"{2 * len(labels) * len(seeds['evaluation'])} evaluation runs (each activation at its chosen and at the "
         f"fixed values, seeds {seeds['evaluation']})")
-    out.mkdir(parents=True, exist_ok=True)
+    create_folder(out)
     tuning = [run for a in config.model.activations for p in grid_points
               for run in expand(point_config(config, a, p, seeds["tuning"]), {})]
     _train(config, tuning, out, backend, ray_address, show_progress, log, "tuning", list(grid))
