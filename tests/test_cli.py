@@ -86,15 +86,17 @@ def test_worker_processes_give_the_same_numbers_as_one_process(tmp_path, data_di
     assert len(list((two / "checkpoints").glob("*.pt"))) == 4
 
 
-def test_diverging_runs_are_marked_and_the_others_complete(tmp_path, data_dir, capsys):
+def test_a_run_where_every_model_diverges_ends_in_one_error_line(tmp_path, data_dir, capsys):
+    """Its table and files are written (the divergence is measured), but a run that compares
+    nothing is a failure: exit 1 and one line saying what to change."""
     out = tmp_path / "run"
     code, stdout, err = run_cli(capsys, ["run", *quick_flags(data_dir, out, lr="1e4", optimizer="adam",
                                                              activations="relu,sigmoid")])
-    assert code == 0 and "Traceback" not in err
+    assert_one_line_error(code, err, r"every model diverged .*epoch 1.*Lower the learning rate \(lr = 10000\)")
     summary = list(csv.DictReader(open(out / "summary.csv")))
     assert len(summary) == 2
     assert all(r["status"].startswith("diverged@epoch ") for r in summary)
-    assert "diverged@epoch" in stdout
+    assert "diverged@epoch" in stdout and (out / "report.md").is_file()
 
 
 def test_interrupted_run_keeps_finished_models(tmp_path, data_dir, monkeypatch, capsys):
