@@ -186,6 +186,12 @@ def test_a_finished_run_folder_is_resumed_not_overwritten(tmp_path, data_dir, ca
     code, _, err = run_cli(capsys, ["run", *flags[:-1]])  # the same command, without --quiet: its log shows
     assert code == 0 and "1 of 1 models are already trained, 0 to train" in err and ": ok, test acc" not in err
     assert json.loads((out / "results.json").read_text())["runs"] == runs  # nothing retrained
+    first = json.loads((out / "environment.json").read_text())["earlier"]
+    assert len(first) == 1 and first[0]["workers"] >= 1 and "earlier" not in first[0]  # how the kept model trained
+    assert main(["run", *flags]) == 0
+    environment = json.loads((out / "environment.json").read_text())
+    assert environment["earlier"][0] == first[0] and len(environment["earlier"]) == 2 and environment["resumed"] == 1
+    assert json.loads((out / "results.json").read_text())["environment"] == environment
     before = (out / "results.json").read_bytes()
     code, _, err = run_cli(capsys, ["run", *quick_flags(data_dir, out, activations="relu", epochs="2")])
     assert_one_line_error(code, err, r"holds a run of another experiment \(epochs = 1 there, 2 now\)")

@@ -31,7 +31,7 @@ from actlab.config import Config
 from actlab.data import load_dataset
 from actlab.errors import ActlabError, Interrupted, Terminated
 from actlab.files import atomic_write, create_folder
-from actlab.results import ModelRun, Results, load_results, safe_name, write_results
+from actlab.results import ModelRun, Results, load_results, safe_name, write_results, write_results_json
 from actlab.train import SPEED_FLAGS, check_precision, cpu_flags, prepare_data, resolve_device
 from actlab.workers import (Task, Trained, objects_frozen, progress_wanted, remember_dataset, resident_peak_mb,
                             run_tasks)
@@ -65,8 +65,9 @@ def command_line() -> str | None:
     return shlex.join(["actlab", *sys.argv[1:]])
 
 
-def open_run_folder(config: Config, records: list[ModelRun]) -> tuple[Path, dict[int, ModelRun]]:
-    """The run folder, and the models it already holds when the same experiment ran there before.
+def open_run_folder(config: Config, records: list[ModelRun]) -> tuple[Path, dict[int, ModelRun], list[dict]]:
+    """The run folder, the models it already holds when the same experiment ran there before, and
+    the environments of the invocations that trained them (oldest first; empty for a new folder).
 
     Without `out`, a new `runs/<name>-<timestamp>/`. With `out`: a new or empty folder starts a run;
     a folder holding a run of the same configuration resumes it (its finished and failed models are
@@ -77,12 +78,12 @@ def open_run_folder(config: Config, records: list[ModelRun]) -> tuple[Path, dict
         while folder.exists():
             suffix += 1
             folder = Path("runs") / f"{config.run.name}-{stamp}-{suffix}"
-        return folder, {}
+        return folder, {}, []
     folder = Path(config.run.out)
     if folder.exists() and not folder.is_dir():
         raise ActlabError(f"--out {folder} is a file, not a folder; give a new or empty folder for the run")
     if not folder.is_dir() or not any(folder.iterdir()):
-        return folder, {}
+        return folder, {}, []
     if not (folder / "results.json").is_file():
         names = sorted(p.name for p in folder.iterdir())
         raise ActlabError(f"--out {folder} already holds other files ({', '.join(names[:3])}"
@@ -99,7 +100,9 @@ def open_run_folder(config: Config, records: list[ModelRun]) -> tuple[Path, dict
     done = {(r.label, r.seed): r for r in previous.runs if r.counts}
     kept = {i: done[r.label, r.seed] for i, r in enumerate(records) if (r.label, r.seed) in done and
             (not config.run.checkpoints or (folder / "checkpoints" / checkpoint_name(r.label, r.seed)).is_file())}
-    return folder, kept
+    before = previous.environment
+    earlier = [*before.get("earlier", []), {k: v for k, v in before.items() if k != "earlier"}] if kept else []
+    return folder, kept, earlier
 
 
 def write_normalization(folder: Path, config: Config, dataset) -> None:
@@ -251,7 +254,7 @@ def _run(config: Config, show_progress: bool, log) -> Results:
     remember_dataset(dataset)
     records = [ModelRun(label, activation, output, seed)
                for seed in config.run.seeds for label, activation, output in config.variants]
-    folder, kept = open_run_folder(config, records)
+    folder, kept, earlier = open_run_folder(config, records)
     records = [kept.get(i, record) for i, record in enumerate(records)]
     todo = [i for i in range(len(records)) if i not in kept]
     groups, alone = plan_groups(config, device, [records[i] for i in todo], worker_count(config, device, len(todo)))
@@ -262,7 +265,7 @@ def _run(config: Config, show_progress: bool, log) -> Results:
     results.environment.update(
         data_folder=str(dataset.folder), workers=workers, threads_per_worker=threads, resumed=len(kept),
         stacked=[[f"{records[i].label} seed {records[i].seed}" for i in g] for g in groups if len(g) > 1],
-        trained_alone=alone)
+        trained_alone=alone, **({"earlier": earlier} if earlier else {}))
     create_folder(folder)
     atomic_write(folder / "config.toml", config.to_toml())
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
@@ -276,6 +279,7 @@ def _run(config: Config, show_progress: bool, log) -> Results:
     from actlab.report import build_report  # plotting and statistics: only the parent needs them
 
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
+    write_results_json(results)
     for lang in langs:
         build_report(results, lang=lang, log=log, drawn=drawn)
     if lost:

@@ -203,6 +203,11 @@ def write_results(results: Results) -> None:
     atomic_write(results.run_dir / "summary.csv", _csv(SUMMARY_COLUMNS, [r.summary_row() for r in results.runs]))
     diagnostic_rows = [{"activation": r.label, "seed": r.seed, **row} for r in results.runs for row in r.diagnostics]
     atomic_write(results.run_dir / "diagnostics.csv", _csv(DIAGNOSTIC_COLUMNS, diagnostic_rows))
+    write_results_json(results)
+
+
+def write_results_json(results: Results) -> None:
+    """(Re)write results.json alone: what `environment` adds at the end of a run goes there too."""
     atomic_write(results.run_dir / "results.json", json.dumps(json_safe(results.to_json()), indent=1) + "\n")
 
 
