@@ -80,6 +80,8 @@ def test_bad_file_values_name_the_file(tmp_path):
     path.write_text("[experiment]\nbatch_size = 0\n")
     with pytest.raises(ActlabError, match=r"batch_size = 0 \(\[experiment\] of .*bad.toml\)"):
         resolve_config(file=path, env={})
+    with pytest.raises(ActlabError, match=r"batch_size = 0 \(\[experiment\] of .*bad.toml\)"):
+        resolve_config(file=path, overrides={"batch_size": "64"}, env={})  # a flag over it does not hide it
     path.write_text("[experiment]\nlearning_rate = 0.1\n")
     with pytest.raises(ActlabError, match=r"unknown key 'learning_rate' in \[experiment\] of .*bad.toml"):
         resolve_config(file=path, env={})

@@ -625,6 +625,14 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
             flat[key] = value
             sources[key] = where
 
+    def check_file(layer: dict[str, Any], where: str) -> None:
+        """Every value a file gives, also the ones a flag then replaces: a bad file is bad either way."""
+        for key, value in layer.items():
+            try:
+                KEYS[key].check(value)
+            except _Bad as exc:
+                raise ActlabError(f"{key} = {value!r} ({where}): {exc}") from None
+
     file_table = _read_toml(Path(file)) if file is not None else {}
     preset = file_table.pop("preset", None) if preset is None else preset
     if preset is not None:
@@ -633,6 +641,7 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
         if "name" not in file_table and preset is None:
             file_table["name"] = Path(file).stem
         merge(file_table, f"[experiment] of {file}")
+        check_file(file_table, f"[experiment] of {file}")
     for key, value in (overrides or {}).items():
         if key not in KEYS:
             raise _unknown_key(key.replace("_", "-"), "the command line")
