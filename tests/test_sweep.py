@@ -95,6 +95,29 @@ def test_store_commits_a_run_with_its_epochs_atomically(tmp_path):
     assert db.execute("SELECT COUNT(*) FROM epochs").fetchone() == (1,)
 
 
+def test_a_stopped_sweep_leaves_its_unfinished_runs_pending_not_running(tmp_path, data_dir, monkeypatch):
+    """Ctrl-C mid-sweep: the runs it had claimed and not finished read `pending` in `runs list`, as
+    nothing trains them any more; the one it finished stays done."""
+    from actlab import sweep
+
+    path = tmp_path / "small.toml"
+    path.write_text('[experiment]\nhidden = [16]\nepochs = 1\ntrain_subset = 500\ntest_subset = 200\n'
+                    '[sweep]\nactivation = ["relu", "tanh"]\nseed = [0, 1]\n')
+    config = resolve_config(file=path, overrides={"data_dir": str(data_dir), "workers": 1}, env={})
+    local = sweep._run_locally
+
+    def stopped_after_one(config, todo, folders, store, show_progress, done):
+        store.mark_running(r.hash for r in todo)  # as the local backend claims every run it will train
+        local(config, todo[:1], folders, store, show_progress, done)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "_run_locally", stopped_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(config, read_sweep(path), tmp_path / "sweep", show_progress=False, log=lambda line: None)
+    with Store(tmp_path / "sweep") as store:
+        assert sorted(row["status"] for row in store.rows()) == ["done", "pending", "pending", "pending"]
+
+
 def _store_rows(folder):
     db = sqlite3.connect(folder / "results.db")
     runs = db.execute("SELECT hash, status, final_test_acc, final_test_loss FROM runs").fetchall()

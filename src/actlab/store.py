@@ -115,6 +115,12 @@ class Store:
             self.db.executemany("UPDATE runs SET status='running', started=?, attempts=attempts+1, error=NULL "
                                 "WHERE hash=?", [(_now(), h) for h in hashes])
 
+    def release_running(self, hashes: Iterable[str]) -> None:
+        """Back to `pending`, those of `hashes` still `running`: their trainer has stopped."""
+        with self.writing():
+            self.db.executemany("UPDATE runs SET status='pending' WHERE hash=? AND status='running'",
+                                [(h,) for h in hashes])
+
     def save(self, run_hash: str, record: ModelRun) -> None:
         """Commit a finished run: its epochs, diagnostics and results, and `done`, atomically."""
         with self.writing():

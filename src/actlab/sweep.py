@@ -160,10 +160,13 @@ def train_runs(config: Config, runs: list[SweepRun], out: Path, backend: str = "
             log(f"{run.hash} {run.label} seed {run.seed} ({describe(run)}): {record.status}, "
                 f"test acc {'–' if acc is None else f'{acc:.2%}'}")
 
-        if backend == "ray":
-            _run_on_ray(todo, folders, store, ray_address, show_progress, done)
-        else:
-            _run_locally(config, todo, folders, store, show_progress, done)
+        try:
+            if backend == "ray":
+                _run_on_ray(todo, folders, store, ray_address, show_progress, done)
+            else:
+                _run_locally(config, todo, folders, store, show_progress, done)
+        finally:  # stopped (Ctrl-C, an error): what this invocation claimed and did not finish is pending again
+            store.release_running(r.hash for r in todo)
         counts: dict[str, int] = {}
         for state in store.status_of(r.hash for r in runs).values():  # these runs only
             counts[state] = counts.get(state, 0) + 1
