@@ -74,6 +74,9 @@ def test_header_and_length_disagree(tmp_path):
 def test_missing_data_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ActlabError, match="does not exist"):
         data.load_dataset("mnist", tmp_path / "nowhere", download=False)
+    (tmp_path / "mnist.zip").write_bytes(b"")
+    with pytest.raises(ActlabError, match="mnist.zip is a file; pass an existing folder"):
+        data.load_dataset("mnist", tmp_path / "mnist.zip", download=False)
 
 
 def test_offline_error_names_every_place_looked_and_the_fix(tmp_path):

@@ -37,6 +37,15 @@ def test_tune_flags_and_the_default_grid_of_the_optimizer():
         "lr": [0.0003, 0.001], "weight_decay": [0, 0.0001]}
     with pytest.raises(ActlabError, match="not a hyper-parameter actlab tunes"):
         read_tune(None, ["epochs_to_99pct=1;2"], adam)
+    with pytest.raises(ActlabError, match="--tune hidden: not a hyper-parameter actlab tunes"):
+        read_tune(None, ["hidden"], adam)
+    with pytest.raises(ActlabError, match=r"only lr has a default grid; give dropout's values, e.g. --tune 'dropout=0;0\.2;0\.5'"):
+        read_tune(None, ["dropout"], adam)
+
+
+def test_a_tune_file_that_is_a_folder_is_one_error(tmp_path):
+    with pytest.raises(ActlabError, match="is a folder"):
+        read_tune(tmp_path, [], resolve_config(preset="mnist-classic-four", env={}))
 
 
 def test_tuning_seeds_are_never_evaluation_seeds():

@@ -530,7 +530,7 @@ def _check_sizes(d: DataConfig, o: OptimConfig) -> None:
                           f"examples; give at most that, or 0 for all of them")
 
 
-def _load_toml(path: Path) -> dict[str, Any]:
+def load_toml(path: Path) -> dict[str, Any]:
     """A config file's document; a file that is missing, a folder, unreadable or not UTF-8 TOML is
     an `ActlabError` naming it."""
     try:
@@ -551,7 +551,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    doc = _load_toml(path)
+    doc = load_toml(path)
     unknown = set(doc) - {"experiment", "sweep", "tune"}
     if unknown:
         raise ActlabError(f"config file {path}: unknown table(s) {', '.join(sorted(unknown))}; "
@@ -574,7 +574,7 @@ def read_sweep(file: str | Path | None, flags: list[str] | None = None) -> dict[
     """
     sweep: dict[str, list[Any]] = {}
     if file is not None:
-        table = _load_toml(Path(file)).get("sweep", {})
+        table = load_toml(Path(file)).get("sweep", {})
         for key, values in table.items():
             if not isinstance(values, list) or not values:
                 raise ActlabError(f"[sweep] {key} = {values!r} in {file}: give a non-empty list of values, "

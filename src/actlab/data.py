@@ -265,8 +265,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, cache_dir: str |
     data_dir = Path(data_dir) if data_dir is not None else None
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if data_dir is not None and not data_dir.is_dir():
-        raise ActlabError(f"data folder {data_dir} does not exist; pass an existing folder with "
-                          f"--data-dir (or ACTLAB_DATA_DIR), or leave it out to use {cache_dir}")
+        raise ActlabError(f"data folder {data_dir} {'is a file' if data_dir.exists() else 'does not exist'}; pass "
+                          f"an existing folder with --data-dir (or ACTLAB_DATA_DIR), or leave it out to use {cache_dir}")
     folder = find_folder(info, data_dir, cache_dir)
     if folder is None:
         if not download:

@@ -12,6 +12,7 @@ driver process writes here. `results_from_store` reads a subset of the finished 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import datetime as dt
 import json
 import sqlite3
@@ -148,14 +149,20 @@ class Store:
         query = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + " ORDER BY grid_index"
         cursor = self.db.execute(query, (status,) if status else ())
         names = [c[0] for c in cursor.description]
-        out = []
+        rows = []
         for values in cursor.fetchall():
             row = dict(zip(names, values))
             row["config"] = json.loads(row["config"])
-            if where and not all(_matches(row["config"].get(k, row.get(k)), v) for k, v in where.items()):
-                continue
-            out.append(row)
-        return out
+            rows.append(row)
+        known = set(names).union(*(row["config"] for row in rows))
+        for key in where or {}:
+            if rows and key not in known:  # a misspelt key would match nothing, silently
+                close = difflib.get_close_matches(key, sorted(known), n=2)
+                hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+                raise ActlabError(f"--where {key}=…: no run in {self.path} has a key {key!r}; {hint}"
+                                  f"`actlab runs list` shows the keys that vary")
+        return [row for row in rows if not where
+                or all(_matches(row["config"].get(k, row.get(k)), v) for k, v in where.items())]
 
     def done_runs(self, hashes: list[str]) -> dict[str, ModelRun]:
         """The finished runs among `hashes`, as records, by hash."""

@@ -29,17 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from actlab.config import KEYS, Config, config_from_flat
+from actlab.config import KEYS, Config, config_from_flat, load_toml
 from actlab.errors import ActlabError
 from actlab.files import create_folder
 from actlab.results import CHANCE_ACCURACY, ModelRun, Results, write_results
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10
-    import tomli as tomllib
-
 TUNABLE = ("lr", "weight_decay", "momentum", "dropout", "batch_size", "gamma", "step_size")
+EXAMPLE_VALUES = {"weight_decay": "0;0.0001;0.001", "momentum": "0;0.9", "dropout": "0;0.2;0.5",
+                  "batch_size": "32;64;128", "gamma": "0.1;0.5", "step_size": "2;5"}
 # default lr grids by optimizer: a decade either side of the usual value, in half-decade steps
 DEFAULT_GRIDS = {"adam": "log:1e-4:1e-2:5", "adamw": "log:1e-4:1e-2:5", "rmsprop": "log:1e-5:1e-2:7",
                  "sgd": "log:1e-3:1:7"}
@@ -66,16 +63,17 @@ def read_tune(file: str | Path | None, flags: list[str], config: Config) -> dict
     `--tune lr` (the default grid for the experiment's optimizer). Keys are hyper-parameters."""
     grid: dict[str, list[float]] = {}
     if file is not None:
-        with open(file, "rb") as f:
-            for key, values in tomllib.load(f).get("tune", {}).items():
-                grid[key] = parse_values(key, values)
+        for key, values in load_toml(Path(file)).get("tune", {}).items():
+            grid[key] = parse_values(key, values)
     for flag in flags:
         key, sep, text = flag.partition("=")
         key = key.strip().replace("-", "_")
+        if key not in TUNABLE:
+            raise ActlabError(f"--tune {key}: not a hyper-parameter actlab tunes; tune one of: {', '.join(TUNABLE)}")
         if not sep:
             if key != "lr":
-                raise ActlabError(f"--tune {flag!r}: only lr has a default grid; give values, e.g. "
-                                  f"--tune '{key}=0;0.0001;0.001'")
+                raise ActlabError(f"--tune {flag!r}: only lr has a default grid; give {key}'s values, e.g. "
+                                  f"--tune '{key}={EXAMPLE_VALUES[key]}'")
             grid[key] = parse_values(key, DEFAULT_GRIDS[config.optim.optimizer])
             continue
         values = text.strip() if text.strip().startswith("log:") else \
