@@ -134,6 +134,9 @@ def test_interrupted_run_keeps_finished_models(tmp_path, data_dir, monkeypatch, 
     (["run", "--bogus", "1"], r"unrecognized arguments: --bogus"),
     (["show", "/nonexistent/run"], r"not an actlab run folder"),
     (["plot-activations", "relu,tanhh"], r"unknown activation 'tanhh'"),
+    (["plot-activations", "relu", "--range=0,1e39"], r"--range '0,1e39': give numbers within ±1e\+30"),
+    (["plot-activations", "relu", "--range=-inf,inf"], r"--range '-inf,inf': give numbers within"),
+    (["plot-activations", ""], r"name at least one activation"),
 ])
 def test_bad_input_is_one_clear_line(argv, pattern, capsys):
     code, _, err = run_cli(capsys, argv)

@@ -247,6 +247,39 @@ def test_unreadable_data_is_one_line_that_does_not_say_delete_it(mnist_copy, tmp
         mnist_copy.chmod(0o755)
 
 
+def test_a_run_folder_or_store_the_user_cannot_write_or_read_is_one_line_with_the_right_fix(data_dir, tmp_path):
+    """Reading needs read permission (chmod, not 'damaged'); a report into a read-only folder and a
+    store in one say that the folder is not writable, not that the disk is full or the store broken."""
+    out = tmp_path / "run"
+    assert finish(start(actlab(data_dir, out, workers="1", epochs="1")))[0] == 0
+    out.chmod(0o555)
+    try:
+        line = assert_one_line(*finish(start(without_root_override([sys.executable, "-m", "actlab", "report",
+                                                                    str(out)]))), 1)
+        assert "permission denied" in line and "make the folder writable" in line and "free space" not in line, line
+    finally:
+        out.chmod(0o755)
+    (out / "results.json").chmod(0)
+    try:
+        line = assert_one_line(*finish(start(without_root_override([sys.executable, "-m", "actlab", "show",
+                                                                    str(out)]))), 1)
+        assert "results.json cannot be read (Permission denied); make it readable (chmod a+r" in line, line
+    finally:
+        (out / "results.json").chmod(0o644)
+    from actlab.store import Store
+    with Store(tmp_path / "sweep") as store:
+        store.add_pending([("h1", 0, {"lr": 0.1}, "relu", "relu", "logits", 0)])
+    for path in (tmp_path / "sweep").iterdir():
+        path.chmod(0o444)
+    (tmp_path / "sweep").chmod(0o555)
+    try:
+        line = assert_one_line(*finish(start(without_root_override([sys.executable, "-m", "actlab", "runs", "list",
+                                                                    str(tmp_path / "sweep")]))), 1)
+        assert "cannot be opened for writing" in line and "move it away" not in line, line
+    finally:
+        (tmp_path / "sweep").chmod(0o755)
+
+
 def test_a_flag_is_taken_only_as_spelled(data_dir, tmp_path):
     """argparse would read `--epoch 2` as `--epochs 2`; a typo must not change what runs unnoticed."""
     code, err = finish(start(actlab(data_dir, tmp_path / "run", "--epoch", "2")))

@@ -312,6 +312,9 @@ def _cmd_activations() -> int:
     return 0
 
 
+MAX_RANGE = 1e30  # float32 holds up to 3.4e38; the curves' steps must stay finite too
+
+
 def _cmd_plot_activations(args: argparse.Namespace) -> int:
     from actlab.activations import parse_activation, split_activation_list
     from actlab.plots import plot_activations
@@ -322,7 +325,11 @@ def _cmd_plot_activations(args: argparse.Namespace) -> int:
         raise ActlabError(f"--range {args.range!r}: give two numbers LO,HI, e.g. -10,10") from None
     if not lo < hi:
         raise ActlabError(f"--range {args.range!r}: LO must be below HI")
+    if not (abs(lo) <= MAX_RANGE and abs(hi) <= MAX_RANGE):  # also catches inf: the curves are float32
+        raise ActlabError(f"--range {args.range!r}: give numbers within ±{MAX_RANGE:g}, e.g. -10,10")
     specs = [parse_activation(name) for name in split_activation_list(args.names)]
+    if not specs:
+        raise ActlabError("plot-activations: name at least one activation, e.g. actlab plot-activations relu,tanh")
     path = plot_activations(specs, Path(args.out), lo, hi)
     print(f"wrote {path}")
     return 0

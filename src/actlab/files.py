@@ -47,8 +47,10 @@ def write_refused(path: Path, exc: OSError) -> ActlabError | None:
     why = _REFUSED.get(exc.errno)
     if why is None:
         return None
-    return ActlabError(f"cannot write {path}: {why} ({exc.strerror}); free space or choose another folder "
-                       f"(--out), then run the same command again: the files written before are intact")
+    fix = {errno.ENOSPC: "free space", errno.EDQUOT: "free space", errno.EFBIG: "raise the limit",
+           errno.EISDIR: "remove that folder or write elsewhere"}.get(exc.errno, "make the folder writable")
+    return ActlabError(f"cannot write {path}: {why} ({exc.strerror}); {fix} or choose another folder, then run "
+                       f"the same command again: the files written before are intact")
 
 
 def create_folder(path: Path, fix: str = "choose another folder with --out") -> None:

@@ -219,7 +219,13 @@ def load_results(run_dir: str | Path, fix: str = "rerun the experiment") -> Resu
         raise ActlabError(f"{run_dir} is not an actlab run folder (no results.json); "
                           f"give the folder `actlab run` printed at its end")
     try:
-        doc = json.loads(path.read_text())
+        text = path.read_text()
+    except OSError as exc:
+        raise ActlabError(f"{path} cannot be read ({exc.strerror or exc}); make it readable (chmod a+r {path})") from None
+    except UnicodeDecodeError:
+        raise ActlabError(f"{path} is damaged (not UTF-8 text); {fix}") from None
+    try:
+        doc = json.loads(text)
         return Results(run_dir, doc["config"], doc["environment"], [ModelRun.from_json(r) for r in doc["runs"]],
                        doc.get("tuning"))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -75,6 +75,10 @@ class Store:
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
+            if "readonly" in str(exc) or "unable to open" in str(exc):  # the store is fine: its folder is not writable
+                raise ActlabError(f"{self.path} cannot be opened for writing ({exc}); actlab opens a store to "
+                                  f"write, even to list it: make {folder} and its files writable, or copy the "
+                                  f"folder somewhere writable and use the copy") from None
             raise ActlabError(f"{self.path} is not a usable actlab store ({exc}); move it away or choose "
                               f"another --out") from None
 
