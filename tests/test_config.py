@@ -75,6 +75,13 @@ def test_bad_values_name_the_key_value_and_source(overrides, pattern):
     assert "\n" not in str(info.value)
 
 
+def test_an_error_line_quotes_a_long_value_in_part():
+    long = "expr:" + "+".join(["x"] * 3000)
+    with pytest.raises(ActlabError, match="too long or too deeply nested") as info:
+        resolve_config(overrides={"activations": [long]}, env={})
+    assert len(str(info.value)) < 400
+
+
 def test_bad_file_values_name_the_file(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[experiment]\nbatch_size = 0\n")

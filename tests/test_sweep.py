@@ -178,6 +178,7 @@ def test_sweep_runs_list_export_and_report_on_a_subset(tmp_path, data_dir, capsy
     assert "12 runs: 12 done (12 were already)" in capsys.readouterr().out
     assert main(["runs", "list", str(out), "--where", "hiden=32"]) == 1  # a misspelt key is not "0 runs"
     assert "no run in" in capsys.readouterr().err
+    assert main(["show", str(out)]) == 1 and f"actlab runs list {out}" in capsys.readouterr().err
     assert main(["runs", "list", str(out), "--where", "hidden=32"]) == 0
     listing = capsys.readouterr().out
     assert "(6 runs)" in listing and "[32]" not in listing  # hidden does not vary within the subset

@@ -460,6 +460,13 @@ def _unknown_key(key: str, where: str) -> ActlabError:
     return ActlabError(f"unknown key {key!r} in {where}{hint}")
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value as an error line quotes it: whole when short, else its start (a 6 KB expression once
+    made a 6 KB line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def config_from_flat(flat: dict[str, Any], sources: dict[str, str] | None = None) -> Config:
     """Check every key of an `[experiment]` table and build the Config tree."""
     sources = sources or {}
@@ -471,7 +478,7 @@ def config_from_flat(flat: dict[str, Any], sources: dict[str, str] | None = None
             checked[key] = KEYS[key].check(value)
         except _Bad as exc:
             where = sources.get(key)
-            raise ActlabError(f"{key} = {value!r}{f' ({where})' if where else ''}: {exc}") from None
+            raise ActlabError(f"{key} = {_shown(value)}{f' ({where})' if where else ''}: {exc}") from None
     default = RunConfig.seeds  # unset, `seed` and a count in `seeds` fall back to the field's default
     seeds = checked.pop("seeds", len(default))
     first = checked.pop("seed", default[0])
@@ -631,7 +638,7 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
             try:
                 KEYS[key].check(value)
             except _Bad as exc:
-                raise ActlabError(f"{key} = {value!r} ({where}): {exc}") from None
+                raise ActlabError(f"{key} = {_shown(value)} ({where}): {exc}") from None
 
     file_table = _read_toml(Path(file)) if file is not None else {}
     preset = file_table.pop("preset", None) if preset is None else preset

@@ -216,6 +216,9 @@ def load_results(run_dir: str | Path, fix: str = "rerun the experiment") -> Resu
     run_dir = Path(run_dir)
     path = run_dir / "results.json"
     if not path.is_file():
+        if (run_dir / "results.db").is_file():
+            raise ActlabError(f"{run_dir} is a sweep's store, not a run folder: list its runs with `actlab runs list "
+                              f"{run_dir}`, or write a report on a subset with `actlab report {run_dir} --where KEY=VALUE`")
         raise ActlabError(f"{run_dir} is not an actlab run folder (no results.json); "
                           f"give the folder `actlab run` printed at its end")
     try:
