@@ -548,6 +548,11 @@ def test_an_activation_a_network_cannot_train_with_is_refused_when_parsed(text, 
     assert time.perf_counter() - started < 5
 
 
+def test_an_expression_parsed_under_no_grad_is_not_taken_for_a_constant():
+    with torch.no_grad():
+        assert parse_activation("expr:x*sigmoid(x)").make()(torch.zeros(3)).tolist() == [0.0, 0.0, 0.0]
+
+
 @pytest.mark.parametrize("terms", [150, 1500, 100_000])  # deeper than Python's recursion limit from 1,000 on
 def test_a_very_long_expression_is_one_error(terms):
     with pytest.raises(ActlabError, match="too long or too deeply nested"):

@@ -216,7 +216,8 @@ def parse_activation(text: str) -> ActivationSpec:
         compile_expression(params)  # every problem with the expression is reported here, once
         x = torch.linspace(-3, 3, 7, requires_grad=True)
         try:
-            y = Expression(params)(x)
+            with torch.enable_grad():  # a caller under no_grad must not make every expression look constant
+                y = Expression(params)(x)
         except (TypeError, ValueError, RuntimeError, ArithmeticError) as exc:
             why = "a number in it is too large for a float" if isinstance(exc, OverflowError) else exc
             raise ActlabError(f"expression {params!r} fails on a test input ({why}); check the functions' "
