@@ -332,6 +332,11 @@ USER_MODULE = """
             return 1.7159 * torch.tanh(2 * x / 3)
 
 
+    def maxmin(x):  # MaxMin / GroupSort: the larger and the smaller of each pair of units
+        a, b = x.chunk(2, -1)
+        return torch.cat([torch.maximum(a, b), torch.minimum(a, b)], -1)
+
+
     NOT_CALLABLE = 3
 """
 
@@ -535,7 +540,8 @@ def test_an_expression_that_fails_on_input_is_caught_when_parsed():
     ("expr:1", "does not depend on x"),
     ("expr:1/0", "fails on a test input .*division by zero"),
     ("expr:x+9**9**9", "too large for a float"),  # Python's integers would take hours to compute it
-    ("expr:1/x", "gives inf at x = 0"),
+    ("expr:sqrt(x)", "gives nan at x = -3"),
+    ("expr:x*(-8)**(1/3)", "gives complex numbers"),
     ("leaky_relu:nan", "gives nan at x = -3"),
     ("softplus:beta=0", "gives inf"),
 ])
@@ -546,6 +552,14 @@ def test_an_activation_a_network_cannot_train_with_is_refused_when_parsed(text, 
     with pytest.raises(ActlabError, match=message):
         parse_activation(text)
     assert time.perf_counter() - started < 5
+
+
+def test_activations_with_a_removable_singularity_or_over_unit_groups_still_parse(user_package):
+    """sin(x)/x is 0/0 only at exactly 0, which a pre-activation never is in practice; a user
+    activation may work on groups of units (MaxMin), so it is tried on a batch of several units."""
+    assert parse_activation("expr:sin(x)/x").make()(torch.tensor([1.0])).item() == pytest.approx(math.sin(1.0))
+    assert parse_activation(f"{user_package}:maxmin").make()(torch.tensor([[1.0, 2.0, 4.0, 3.0]])).tolist() == \
+        [[4.0, 3.0, 1.0, 2.0]]
 
 
 def test_an_expression_parsed_under_no_grad_is_not_taken_for_a_constant():
@@ -564,7 +578,7 @@ def test_a_very_long_expression_is_one_error(terms):
     ("os:system", "fails on a test batch .*TypeError"),
     ("math:sqrt", "fails on a test batch"),
     ("torch.nn:Linear", "fails on a test batch .*in_features"),
-    ("torch:sum", r"returns shape \(\) for a test batch of shape \(7, 1\)"),
+    ("torch:sum", r"returns shape \(\) for a test batch of shape \(7, 12\)"),
 ])
 def test_a_user_activation_that_is_not_a_tensor_function_is_refused_when_parsed(text, message):
     with pytest.raises(ActlabError, match=message):

@@ -89,6 +89,9 @@ def test_bad_file_values_name_the_file(tmp_path):
         resolve_config(file=path, env={})
     with pytest.raises(ActlabError, match=r"batch_size = 0 \(\[experiment\] of .*bad.toml\)"):
         resolve_config(file=path, overrides={"batch_size": "64"}, env={})  # a flag over it does not hide it
+    spaced = tmp_path / "my exp.toml"  # its stem is no valid name, and the file does not give one: --name does
+    spaced.write_text("[experiment]\nepochs = 1\n")
+    assert resolve_config(file=spaced, overrides={"name": "foo"}, env={}).run.name == "foo"
     path.write_text("[experiment]\nlearning_rate = 0.1\n")
     with pytest.raises(ActlabError, match=r"unknown key 'learning_rate' in \[experiment\] of .*bad.toml"):
         resolve_config(file=path, env={})

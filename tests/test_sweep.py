@@ -191,6 +191,10 @@ def test_sweep_runs_list_export_and_report_on_a_subset(tmp_path, data_dir, capsy
     nested = tmp_path / "exports" / "new" / "runs.csv"  # a folder that does not exist yet is made
     assert main(["runs", "export", str(out), "--output", str(nested)]) == 0 and len(nested.read_text().splitlines()) == 13
     capsys.readouterr()
+    link = tmp_path / "latest.csv"  # a link (like /dev/stdout) is written through, never replaced by a file
+    link.symlink_to(nested)
+    assert main(["runs", "export", str(out), "--format", "jsonl", "--output", str(link)]) == 0
+    assert link.is_symlink() and len(nested.read_text().splitlines()) == 12
     assert main(["runs", "export", str(out), "--output", str(export / "runs.csv")]) == 1  # under a file
     err = capsys.readouterr().err
     assert err.startswith("actlab: error: cannot create the folder ") and len(err.splitlines()) == 1, err

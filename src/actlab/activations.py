@@ -192,7 +192,7 @@ def _import_user(label: str, path: str, attr: str) -> ActivationSpec:
         spec = ActivationSpec(label, label, (), lambda: _FunctionModule(target, label))
     else:
         raise ActlabError(f"activation {label!r}: {path}.{attr} is neither a function nor an nn.Module class")
-    x = torch.linspace(-3, 3, 7)[:, None]  # a batch of 7 examples of one unit
+    x = torch.linspace(-3, 3, 84).reshape(7, 12)  # 7 examples of 12 units: room for activations over unit groups
     try:
         y = spec.make()(x)
     except Exception as exc:  # the user's code: whatever it raises, the run must not start with it
@@ -214,7 +214,7 @@ def parse_activation(text: str) -> ActivationSpec:
     key = ALIASES.get(key, key)
     if key == "expr":
         compile_expression(params)  # every problem with the expression is reported here, once
-        x = torch.linspace(-3, 3, 7, requires_grad=True)
+        x = torch.linspace(-3, 3, 8, requires_grad=True)  # not exactly 0, where sin(x)/x is 0/0 and training never is
         try:
             with torch.enable_grad():  # a caller under no_grad must not make every expression look constant
                 y = Expression(params)(x)
@@ -225,6 +225,9 @@ def parse_activation(text: str) -> ActivationSpec:
         if not y.requires_grad:
             raise ActlabError(f"expression {params!r} does not depend on x, so no gradient passes through it; "
                               f"write it in terms of x, e.g. expr:x*sigmoid(x)")
+        if y.is_complex():
+            raise ActlabError(f"expression {params!r} gives complex numbers (a fractional power of a negative "
+                              f"number?); an activation must give real ones, e.g. sign(x)*abs(x)**(1/3)")
         _check_finite(label, y.detach(), x.detach())
         return ActivationSpec(label, "expr", (("text", params),), Expression, "expression", deterministic=True)
     if key not in REGISTRY:
@@ -250,7 +253,7 @@ def parse_activation(text: str) -> ActivationSpec:
 
 def _check_finite(label: str, y: torch.Tensor, x: torch.Tensor, hint: str = "") -> None:
     """An activation that gives inf or NaN on ordinary inputs (`leaky_relu:nan`, `softplus:beta=0`,
-    `expr:1/x`) would only make every model it is in diverge: say so before training."""
+    `expr:sqrt(x)`) would only make every model it is in diverge: say so before training."""
     bad = ~torch.isfinite(y)
     if bad.any():
         at = ", ".join(f"{v:g}" for v in x[bad].tolist()[:3])

@@ -161,7 +161,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         epochs = sorted({int(r.status.rpartition(" ")[2]) for r in diverged})
         raise ActlabError(f"every model diverged (its loss became NaN or above 10^4, in epoch "
                           f"{', '.join(map(str, epochs))}), so the run compares nothing; their epochs are kept in "
-                          f"{results.run_dir}. Lower the learning rate (lr = {config.optim.lr:g}) and run again")
+                          f"{results.run_dir}. Lower the learning rate (lr = {config.optim.lr:g}) and run again"
+                          f"{' with a new --out' if config.run.out else ''}")
     return code
 
 
@@ -283,8 +284,15 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             writer.writeheader()
             for record in records:
                 writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in record.items()})
-        if args.output:
-            atomic_write(Path(args.output), out.getvalue())
+        target = Path(args.output) if args.output else None
+        if target is not None and (not target.exists() or target.is_file()) and not target.is_symlink():
+            atomic_write(target, out.getvalue())  # a file: whole or not at all
+        elif target is not None:  # /dev/stdout, a pipe, a FIFO: written to as it is
+            try:
+                with open(target, "w", newline="") as f:
+                    f.write(out.getvalue())
+            except OSError as exc:
+                raise ActlabError(f"--output {target}: cannot write ({exc.strerror or exc}); give a file path") from None
         else:
             sys.stdout.write(out.getvalue())
         return 0

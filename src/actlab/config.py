@@ -635,6 +635,8 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
     def check_file(layer: dict[str, Any], where: str) -> None:
         """Every value a file gives, also the ones a flag then replaces: a bad file is bad either way."""
         for key, value in layer.items():
+            if key not in KEYS:
+                raise _unknown_key(key, where)
             try:
                 KEYS[key].check(value)
             except _Bad as exc:
@@ -645,10 +647,10 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
     if preset is not None:
         merge(preset_flat(str(preset)), f"preset {preset}")
     if file is not None:
+        check_file(file_table, f"[experiment] of {file}")  # what the file says, before the name taken from its stem
         if "name" not in file_table and preset is None:
             file_table["name"] = Path(file).stem
         merge(file_table, f"[experiment] of {file}")
-        check_file(file_table, f"[experiment] of {file}")
     for key, value in (overrides or {}).items():
         if key not in KEYS:
             raise _unknown_key(key.replace("_", "-"), "the command line")

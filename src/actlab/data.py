@@ -173,9 +173,18 @@ def candidate_folders(info: DatasetInfo, data_dir: Path | None, cache_dir: Path)
 
 
 def find_folder(info: DatasetInfo, data_dir: Path | None, cache_dir: Path) -> Path | None:
+    """The first folder holding all four files. An unreadable folder is passed over; if none holds
+    them and one the user named (under `data_dir`) was unreadable, that is the error."""
+    unreadable = None
     for folder in candidate_folders(info, data_dir, cache_dir):
-        if _complete_folder(folder):
-            return folder
+        try:
+            if _complete_folder(folder):
+                return folder
+        except ActlabError as exc:
+            if data_dir is not None and unreadable is None and folder.is_relative_to(data_dir):
+                unreadable = exc
+    if unreadable is not None:
+        raise unreadable
     return None
 
 

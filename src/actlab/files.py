@@ -48,7 +48,8 @@ def write_refused(path: Path, exc: OSError) -> ActlabError | None:
     if why is None:
         return None
     fix = {errno.ENOSPC: "free space", errno.EDQUOT: "free space", errno.EFBIG: "raise the limit",
-           errno.EISDIR: "remove that folder or write elsewhere"}.get(exc.errno, "make the folder writable")
+           errno.EISDIR: "remove that folder or write elsewhere",
+           errno.EROFS: "use a writable file system"}.get(exc.errno, "make the folder writable")
     return ActlabError(f"cannot write {path}: {why} ({exc.strerror}); {fix} or choose another folder, then run "
                        f"the same command again: the files written before are intact")
 

@@ -215,7 +215,12 @@ def load_results(run_dir: str | Path, fix: str = "rerun the experiment") -> Resu
     """A run folder's results.json; a missing or damaged one is an `ActlabError` ending in `fix`."""
     run_dir = Path(run_dir)
     path = run_dir / "results.json"
-    if not path.is_file():
+    try:
+        exists = path.is_file()
+    except OSError as exc:  # a folder the user cannot enter
+        raise ActlabError(f"{run_dir} cannot be read ({exc.strerror or exc}); make it readable "
+                          f"(chmod a+rx {run_dir})") from None
+    if not exists:
         if (run_dir / "results.db").is_file():
             raise ActlabError(f"{run_dir} is a sweep's store, not a run folder: list its runs with `actlab runs list "
                               f"{run_dir}`, or write a report on a subset with `actlab report {run_dir} --where KEY=VALUE`")
