@@ -285,7 +285,11 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             for record in records:
                 writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in record.items()})
         target = Path(args.output) if args.output else None
-        if target is not None and (not target.exists() or target.is_file()) and not target.is_symlink():
+        try:
+            plain = target is not None and not target.is_symlink() and (not target.exists() or target.is_file())
+        except OSError:  # a folder on the way cannot be read: atomic_write says so in one line
+            plain = True
+        if plain:
             atomic_write(target, out.getvalue())  # a file: whole or not at all
         elif target is not None:  # /dev/stdout, a pipe, a FIFO: written to as it is
             try:
