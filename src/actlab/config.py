@@ -467,18 +467,20 @@ def _shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def _checked(key: str, value: Any, where: str | None) -> Any:
+    """`value` as `key` takes it, or one line naming the key, the value and where it came from."""
+    if key not in KEYS:
+        raise _unknown_key(key, where or "the configuration")
+    try:
+        return KEYS[key].check(value)
+    except _Bad as exc:
+        raise ActlabError(f"{key} = {_shown(value)}{f' ({where})' if where else ''}: {exc}") from None
+
+
 def config_from_flat(flat: dict[str, Any], sources: dict[str, str] | None = None) -> Config:
     """Check every key of an `[experiment]` table and build the Config tree."""
     sources = sources or {}
-    checked: dict[str, Any] = {}
-    for key, value in flat.items():
-        if key not in KEYS:
-            raise _unknown_key(key, sources.get(key, "the configuration"))
-        try:
-            checked[key] = KEYS[key].check(value)
-        except _Bad as exc:
-            where = sources.get(key)
-            raise ActlabError(f"{key} = {_shown(value)}{f' ({where})' if where else ''}: {exc}") from None
+    checked = {key: _checked(key, value, sources.get(key)) for key, value in flat.items()}
     default = RunConfig.seeds  # unset, `seed` and a count in `seeds` fall back to the field's default
     seeds = checked.pop("seeds", len(default))
     first = checked.pop("seed", default[0])
@@ -632,22 +634,13 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
             flat[key] = value
             sources[key] = where
 
-    def check_file(layer: dict[str, Any], where: str) -> None:
-        """Every value a file gives, also the ones a flag then replaces: a bad file is bad either way."""
-        for key, value in layer.items():
-            if key not in KEYS:
-                raise _unknown_key(key, where)
-            try:
-                KEYS[key].check(value)
-            except _Bad as exc:
-                raise ActlabError(f"{key} = {_shown(value)} ({where}): {exc}") from None
-
     file_table = _read_toml(Path(file)) if file is not None else {}
     preset = file_table.pop("preset", None) if preset is None else preset
     if preset is not None:
         merge(preset_flat(str(preset)), f"preset {preset}")
     if file is not None:
-        check_file(file_table, f"[experiment] of {file}")  # what the file says, before the name taken from its stem
+        for key, value in file_table.items():  # every value the file gives, also one a flag then replaces
+            _checked(key, value, f"[experiment] of {file}")  # (before the name taken from the file's stem)
         if "name" not in file_table and preset is None:
             file_table["name"] = Path(file).stem
         merge(file_table, f"[experiment] of {file}")

@@ -205,14 +205,13 @@ def check_memory(config: Config, device: torch.device) -> None:
     need, available = model_bytes(config) + DATA_BYTES, available_bytes(device)
     if need > available:
         parts = _memory_parts(config)
-        largest = max(parts, key=parts.get)
-        what = {"layers": f"hidden = {list(config.model.hidden)} (the parameters with their gradients, optimizer "
-                          f"state and copies)",
-                "batch_size": f"batch_size = {config.optim.batch_size} (one batch's activations)",
-                "eval_batch_size": f"eval_batch_size = {config.run.eval_batch_size} (one evaluation chunk's "
-                                   f"activations)"}[largest]
-        fix = {"layers": "use smaller layers", "batch_size": "use a smaller --batch-size",
-               "eval_batch_size": "use a smaller --eval-batch-size"}[largest]
+        what, fix = {  # by the part that needs the most
+            "layers": (f"hidden = {list(config.model.hidden)} (the parameters with their gradients, optimizer state "
+                       f"and copies)", "use smaller layers"),
+            "batch_size": (f"batch_size = {config.optim.batch_size} (one batch's activations)",
+                           "use a smaller --batch-size"),
+            "eval_batch_size": (f"eval_batch_size = {config.run.eval_batch_size} (one evaluation chunk's "
+                                f"activations)", "use a smaller --eval-batch-size")}[max(parts, key=parts.get)]
         raise ActlabError(f"one model and its data need about {_size(need)} of memory, most of it for {what}; this "
                           f"{'GPU' if device.type == 'cuda' else 'machine'} has {_size(available)} available: {fix}")
 

@@ -236,7 +236,7 @@ def load_results(run_dir: str | Path, fix: str = "rerun the experiment") -> Resu
         doc = json.loads(text)
         return Results(run_dir, doc["config"], doc["environment"], [ModelRun.from_json(r) for r in doc["runs"]],
                        doc.get("tuning"))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # ValueError includes JSONDecodeError
         raise ActlabError(f"{path} is damaged ({exc}); {fix}") from None
 
 
