@@ -234,3 +234,25 @@ def test_a_recipe_with_every_key_round_trips(tmp_path):
 def test_settings_that_leave_nothing_to_train_or_test_are_refused(overrides, message):
     with pytest.raises(ActlabError, match=re.escape(message)):
         resolve_config(overrides=overrides, env={})
+
+
+def test_every_key_s_policies_agree_with_each_other():
+    """Each key declares its policies once (config.Key); none may contradict another."""
+    from actlab.config import KEYS
+
+    for name, spec in KEYS.items():
+        assert not (spec.sweepable and not spec.hashed and not spec.per_model), name  # swept values must differ in hash
+        assert not (spec.resumable and spec.trains), name  # a resume may change only what leaves the numbers alone
+        assert not (spec.tunable and not (spec.sweepable and spec.hashed)), name  # tuning is a sweep per activation
+        assert not (spec.preset_identity and not spec.trains), name  # a preset is what it trains
+    assert not KEYS["ci"].sweepable and not KEYS["equivalence_margin"].sweepable and not KEYS["tune_seeds"].sweepable
+
+
+@pytest.mark.parametrize("key", ["ci", "equivalence_margin", "tune_seeds", "checkpoints", "stack", "workers"])
+def test_a_key_that_does_not_change_what_is_trained_cannot_be_swept(key, tmp_path):
+    from actlab.cli import main
+
+    values = {"ci": "t;bootstrap", "equivalence_margin": "0.5;1", "tune_seeds": "2;3", "checkpoints": "true;false",
+              "stack": "true;false", "workers": "1;2"}[key]
+    code = main(["run", "--sweep", f"{key}={values}", "--out", str(tmp_path / "s")])
+    assert code == 1 and not (tmp_path / "s").exists()

@@ -133,7 +133,7 @@ def test_an_interruption_while_a_checkpoint_is_written_counts_only_models_a_resu
     monkeypatch.setattr(experiment, "save_checkpoint", save)
     lines = []
     actlab.run(config, show_progress=False, log=lines.append)
-    assert lines[0].endswith("1 of 4 models are already trained, 3 to train")
+    assert lines[0].startswith("plan: ") and lines[1].endswith("1 of 4 models are already trained, 3 to train")
 
 
 def test_a_run_with_progress_bars_leaves_one_thread_so_its_report_draws_on_two_cores(data_dir, tmp_path):

@@ -42,9 +42,9 @@ MODEL_LINE = re.compile(r"^\S+ seed \d+: ")  # the log line of one model: `relu 
 
 
 def error_lines(err: str) -> list[str]:
-    """The lines of stderr that are not one model's log line."""
+    """The lines of stderr that are not one model's log line or the run's narration."""
     return [line for line in err.splitlines() if line.strip() and not MODEL_LINE.match(line)
-            and not line.startswith("resuming ")]
+            and not line.startswith(("resuming ", "plan: "))]
 
 
 def assert_one_line(code: int, err: str, expected_code: int | None = None) -> str:

@@ -16,6 +16,7 @@ import statistics
 from typing import Any
 
 from actlab.activations import activation_family
+from actlab.config import KEYS, config_from_flat, preset_flat
 from actlab.messages import Words
 from actlab.presets import PRESETS
 from actlab.render import Block, Bullets, Code, Heading, Image, Paragraph, Strong, Table, Text, authored, codes, joined
@@ -372,16 +373,12 @@ def method_text(results: Results, w: Words, margin: float) -> list[Text]:
 # --- published figures side by side ----------------------------------------------------------------
 
 # settings that say where and how a run went, not what it trained: a preset stays itself under them
-RUN_ONLY = {"name", "seed", "seeds", "out", "workers", "threads", "device", "lang", "ci", "data_dir", "data_mirror",
-            "download", "checkpoints", "diagnostics", "tensorboard", "stack", "backprop", "eval_batch_size",
-            "equivalence_margin", "tune_seeds", "tune"}
+RUN_ONLY = {name for name, spec in KEYS.items() if not spec.preset_identity} | {"tune"}
 
 
 def _preset_matches(results: Results) -> str | None:
     """The preset this run reproduces unchanged (seeds and run-only settings aside), if any: every
     other key of its resolved configuration must be the preset's."""
-    from actlab.config import config_from_flat, preset_flat
-
     name = results.config.get("name")
     if name not in PRESETS or results.tuning:
         return None

@@ -16,6 +16,7 @@ SIGTERM (143) end in one line saying where the finished models are and the comma
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -54,6 +55,7 @@ def _add_experiment_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from actlab import __version__
+    from actlab.config import RunConfig
 
     parser = _Parser(prog="actlab", description="Run, reproduce and explain activation-function "
                                                 "experiments on MNIST and Fashion-MNIST.")
@@ -90,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--lang", default="en", metavar="LANG",
                         help="the report's language: en (default, report.md) or zh (report.zh.md, plots/zh/)")
     report.add_argument("--equivalence-margin", type=float, default=None, metavar="POINTS",
-                        help="equivalence margin in percentage points (default: the run's setting, 0.5)")
+                        help=f"equivalence margin in percentage points (default: the run's setting, "
+                             f"{RunConfig.equivalence_margin:g})")
     report.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="sweep stores: only runs whose config has KEY=VALUE, e.g. --where hidden=512 (repeatable)")
 
@@ -185,12 +188,34 @@ def _stopped_store(stop: KeyboardInterrupt, out: Path) -> int:
     return 143 if isinstance(stop, Terminated) else 130
 
 
+def can_show(stream, text: str) -> bool:
+    """Whether `stream`'s encoding can write `text` (an ASCII-only terminal cannot write Chinese)."""
+    try:
+        text.encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _degrade_streams() -> None:
+    """A character the terminal cannot encode prints as an escape (\\u4e2d) instead of ending the
+    command in a traceback after its work is done; files actlab writes are UTF-8 regardless."""
+    for stream in (sys.stdout, sys.stderr):
+        if not can_show(stream, "中文ü–×") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def _print_results(results, lang: str) -> int:
-    """The terminal table of a finished run, and where its folder and report are."""
+    """The terminal table of a finished run, and where its folder and report are; in English, with
+    a note, where the terminal cannot show the report's language."""
     from actlab.messages import Words
 
-    print(results.table(lang))
     report = results.run_dir / ("report.html" if lang == "en" else f"report.{lang}.html")
+    if lang != "en" and not can_show(sys.stdout, Words(lang).plain("terminal.run_folder", folder="", report="")):
+        print(f"(this terminal's encoding, {sys.stdout.encoding}, cannot show {lang}: the table is in English; "
+              f"the report in {lang} is written as UTF-8 files. Set PYTHONIOENCODING=utf-8 to print it here)")
+        lang = "en"
+    print(results.table(lang))
     print("\n" + Words(lang).plain("terminal.run_folder", folder=results.run_dir, report=report))
     return 0
 
@@ -380,18 +405,36 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _signals_held(main_thread: bool):
+    """Ctrl-C and SIGTERM noted, not raised, while torch imports: an exception raised inside its
+    C++ start-up aborts the process with a C++ traceback instead of ending it in one line."""
+    held: list[int] = []
+    if not main_thread:
+        yield held
+        return
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
-    if threading.current_thread() is threading.main_thread():
+    _degrade_streams()
+    main_thread = threading.current_thread() is threading.main_thread()
+    with _signals_held(main_thread) as held:
+        parser = build_parser()  # imports torch (the activations' registry): a second or more
+    if held:  # Ctrl-C or SIGTERM while torch imported
+        print("actlab: interrupted", file=sys.stderr)
+        return 143 if held[0] == signal.SIGTERM else 130
+    if main_thread:
         signal.signal(signal.SIGTERM, raise_terminated)  # a scheduler's stop ends like Ctrl-C
     try:
-        parser = build_parser()  # imports torch (the activations' registry): a second or more
-        try:
-            args = parser.parse_args(argv)
-        except SystemExit as exc:  # --help, --version, or a usage error already printed in one line
-            return int(exc.code or 0)
-    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM before the command started
-        print("actlab: interrupted", file=sys.stderr)
-        return 143 if isinstance(stop, Terminated) else 130
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed in one line
+        return int(exc.code or 0)
     try:
         if args.command == "run":
             return _cmd_run(args)

@@ -163,7 +163,12 @@ def _init(v: Any) -> str | tuple[tuple[str, str], ...]:
     raise _Bad(f"must be one of: {', '.join(INITS)}, or a table per activation, e.g. {{ selu = \"lecun_normal\" }}")
 
 
+MAX_SEEDS = 1_000_000  # more is a typo; the run's plan (actlab.plan) refuses far fewer, with the time they take
+
+
 def _seeds(v: Any) -> int | tuple[int, ...]:
+    if isinstance(v, (int, list, tuple)) and not isinstance(v, bool) and (v if isinstance(v, int) else len(v)) > MAX_SEEDS:
+        raise _Bad(f"must be at most {MAX_SEEDS:,} seeds")
     if isinstance(v, int) and not isinstance(v, bool):
         return _int(1)(v)
     if isinstance(v, (list, tuple)) and v and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v):
@@ -247,6 +252,28 @@ class Key:
     inputs: tuple[Key, ...] = ()  # input-only keys resolved into this field (`seed` into `seeds`)
     section: str = ""
     field: str | None = None  # None: an input-only key
+    # its policies, declared here and nowhere else (tests/test_config.py checks them against each other)
+    trains: bool = True  # changes what a model computes; False: where or how fast it trains, what is written
+    per_model: bool = False  # each model takes one of its values (activation, head, init, seed)
+    resumable: bool = False  # may differ between a run and the command that resumes it (needs trains = False)
+    tunable: bool = False  # `--tune` may choose it per activation
+    shown: bool = False  # a row of the report's configuration table
+    identity: bool | None = None  # part of what makes a run its preset; None: as `trains`
+
+    @property
+    def hashed(self) -> bool:
+        """In a sweep run's content hash as the run's whole value (a per-model key enters as the
+        model's own value)."""
+        return self.trains and not self.per_model
+
+    @property
+    def sweepable(self) -> bool:
+        """A `[sweep]` may list values of it: it changes what is trained, so every value is a new run."""
+        return self.trains
+
+    @property
+    def preset_identity(self) -> bool:
+        return self.trains if self.identity is None else self.identity
 
 
 def key(default: Any, check: Callable[[Any], Any], help: str, **spec: Any) -> Any:
@@ -254,49 +281,54 @@ def key(default: Any, check: Callable[[Any], Any], help: str, **spec: Any) -> An
     return dataclasses.field(default=default, metadata={"key": Key(check, help, **spec)})
 
 
-def _bool_key(default: bool, help: str) -> Any:
-    return key(default, _bool, help, from_text=_text_bool, metavar="BOOL")
+def _bool_key(default: bool, help: str, **spec: Any) -> Any:
+    return key(default, _bool, help, from_text=_text_bool, metavar="BOOL", **spec)
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """Which data set, how its training split is divided and prepared, and where it is found."""
-    dataset: str = key("mnist", _dataset, "data set: " + ", ".join(DATASETS), from_text=str, metavar="NAME")
+    dataset: str = key("mnist", _dataset, "data set: " + ", ".join(DATASETS), from_text=str, metavar="NAME",
+                       shown=True)
     val_split: int | float = key(0, _val_split, "validation examples held out of the training split: a count "
-                                 "(10000) or a fraction (0.2); 0 = no validation split")
-    train_subset: int = key(0, _int(0), "train on a seeded subset of this many examples; 0 = all")
-    test_subset: int = key(0, _int(0), "evaluate on a seeded subset of this many test examples; 0 = all 10,000")
+                                 "(10000) or a fraction (0.2); 0 = no validation split", shown=True)
+    train_subset: int = key(0, _int(0), "train on a seeded subset of this many examples; 0 = all", shown=True)
+    test_subset: int = key(0, _int(0), "evaluate on a seeded subset of this many test examples; 0 = all 10,000",
+                           shown=True)
     normalize: str = key("none", _choice(NORMALIZE), "input normalisation: none (pixels in [0, 1]), symmetric "
                          "([-1, 1]), global or per_pixel (training-split mean and std)", from_text=str,
                          metavar="KIND")
     data_dir: str | None = key(None, _path, "folder holding the IDX files", from_text=str, metavar="DIR",
                                unset="$ACTLAB_DATA_DIR, then ~/.cache/actlab, the system copy, a download",
-                               env="ACTLAB_DATA_DIR")
+                               env="ACTLAB_DATA_DIR", trains=False, resumable=True)
     data_mirror: str | None = key(None, _mirror, "a base URL tried first for downloads, under which mnist/ and "
                                   "fashion-mnist/ hold the publishers' .gz files (docs/data.md)", from_text=str,
                                   metavar="URL", unset="$ACTLAB_DATA_MIRROR, then the publishers' mirrors",
-                                  env="ACTLAB_DATA_MIRROR")
-    download: bool = _bool_key(True, "download a data set from its publishers when no local copy is found")
+                                  env="ACTLAB_DATA_MIRROR", trains=False, resumable=True)
+    download: bool = _bool_key(True, "download a data set from its publishers when no local copy is found",
+                               trains=False, resumable=True)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """The models compared: one per activation (and output head), all of the same shape."""
     hidden: tuple[int, ...] = key((128, 128), _hidden, "hidden layer widths, e.g. 128,128 ('' = a linear model)",
-                                  from_text=_text_ints, metavar="W,W")
+                                  from_text=_text_ints, metavar="W,W", shown=True)
     activations: tuple[str, ...] = key(("relu",), _activations, "the activations compared, one model each, e.g. "
                                        "relu,tanh,leaky_relu:0.2 (relu+tanh: one per hidden layer)",
-                                       from_text=split_activation_list, metavar="A,A")
+                                       from_text=split_activation_list, metavar="A,A", per_model=True,
+                                       shown=True)
     outputs: tuple[str, ...] = key(("logits",), _outputs, "output head(s) compared: logits (cross-entropy) or "
                                    "log_softmax|softmax|sigmoid|tanh (NLL)", from_text=_text_list,
-                                   metavar="HEAD", name="output")
+                                   metavar="HEAD", name="output", per_model=True, shown=True)
     init: str | tuple[tuple[str, str], ...] = key("default", _init, "weight init: " + ", ".join(INITS) +
                                                   "; or per activation: selu=lecun_normal,relu=default",
-                                                  from_text=str, metavar="SCHEME")
-    dropout: float = key(0.0, _float(0.0, 1.0), "dropout probability after every hidden activation", metavar="P")
+                                                  from_text=str, metavar="SCHEME", per_model=True, shown=True)
+    dropout: float = key(0.0, _float(0.0, 1.0), "dropout probability after every hidden activation", metavar="P",
+                         tunable=True, shown=True)
     dropout_kind: str = key("auto", _choice(("standard", "alpha", "auto")), "standard, alpha (keeps SELU "
                             "self-normalising) or auto (alpha for SELU, standard otherwise)", from_text=str,
-                            metavar="KIND")
+                            metavar="KIND", shown=True)
 
     def init_for(self, activation: str) -> str:
         """The init scheme of one activation's models (a per-activation table defaults to `default`)."""
@@ -314,61 +346,70 @@ class ModelConfig:
 class OptimConfig:
     """How each model is trained: optimizer, learning rate and its schedule, batches and epochs."""
     optimizer: str = key("adam", _choice(OPTIMIZERS), "optimizer: " + ", ".join(OPTIMIZERS), from_text=str,
-                         metavar="NAME")
-    lr: float = key(1e-3, _float(0.0, lo_open=True, hi=None), "learning rate (step size per batch)", metavar="LR")
-    momentum: float = key(0.0, _float(0.0, 1.0), "SGD / RMSprop momentum", metavar="M")
+                         metavar="NAME", shown=True)
+    lr: float = key(1e-3, _float(0.0, lo_open=True, hi=None), "learning rate (step size per batch)", metavar="LR",
+                    tunable=True, shown=True)
+    momentum: float = key(0.0, _float(0.0, 1.0), "SGD / RMSprop momentum", metavar="M", tunable=True, shown=True)
     nesterov: bool = _bool_key(False, "SGD with Nesterov momentum, needs --momentum > 0")
-    weight_decay: float = key(0.0, _float(0.0), "weight decay coefficient (L2 penalty per step)", metavar="WD")
-    batch_size: int = key(64, _int(1), "training examples per step")
-    epochs: int = key(10, _int(1), "passes over the training split")
+    weight_decay: float = key(0.0, _float(0.0), "weight decay coefficient (L2 penalty per step)", metavar="WD",
+                                tunable=True, shown=True)
+    batch_size: int = key(64, _int(1), "training examples per step", tunable=True, shown=True)
+    epochs: int = key(10, _int(1), "passes over the training split", shown=True)
     drop_last: bool = _bool_key(False, "drop the last incomplete training batch of each epoch")
     patience: int = key(0, _int(0), "early stopping: epochs without a better validation accuracy; "
                         "0 = off (needs --val-split)")
     schedule: str = key("none", _choice(("none", "cosine", "step")), "learning-rate schedule per epoch: none, "
                         "cosine (to 0 over the epochs), step (see --step-size, --gamma)", from_text=str,
                         metavar="NAME")
-    step_size: int = key(10, _int(1), "step schedule: epochs between decays")
+    step_size: int = key(10, _int(1), "step schedule: epochs between decays", tunable=True)
     gamma: float = key(0.1, _float(0.0, 1.0, lo_open=True, hi_open=False),
-                       "step schedule: factor on the learning rate per decay", metavar="G")
+                       "step schedule: factor on the learning rate per decay", metavar="G", tunable=True)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """The run: its name, seeds, device and parallelism, and what it writes."""
-    name: str = key("experiment", _name, "experiment name, used for the run folder", from_text=str, metavar="NAME")
+    name: str = key("experiment", _name, "experiment name, used for the run folder", from_text=str, metavar="NAME",
+                   trains=False)
     seeds: tuple[int, ...] = key((0,), _seeds, "number of seeds counting up from --seed, or a list 0,1,2; "
                                  "every activation trains once per seed", from_text=_text_seeds, metavar="N|S,S",
-                                 inputs=(Key(_int(0), "first seed", metavar="S", name="seed"),))
+                                 per_model=True, identity=False, shown=True,
+                                 inputs=(Key(_int(0), "first seed", metavar="S", name="seed", per_model=True,
+                                             identity=False),))
     device: str = key("auto", _device, "auto (CUDA when present, else CPU), cpu, cuda or cuda:N", from_text=str,
-                      metavar="DEV")
+                      metavar="DEV", trains=False, shown=True)
     out: str | None = key(None, _path, "run folder", from_text=str, metavar="DIR",
-                          unset="runs/<name>-<timestamp>; a sweep's store: runs/<name>-sweep")
-    checkpoints: bool = _bool_key(True, "save final (and best-validation) weights per model")
+                          unset="runs/<name>-<timestamp>; a sweep's store: runs/<name>-sweep", trains=False,
+                          resumable=True)
+    checkpoints: bool = _bool_key(True, "save final (and best-validation) weights per model", trains=False)
     precision: str = key("fp32", _choice(("fp32", "bf16")), "fp32 or bf16: autocast the training steps to "
                          "bfloat16 (faster, slightly different numbers; evaluation stays fp32)", from_text=str,
                          metavar="P")
     stack: bool | str = key("auto", _stack, "train a run's models in one stacked pass: auto (on CUDA only), "
-                            "true or false", from_text=_text_bool, metavar="auto|BOOL")
+                            "true or false", from_text=_text_bool, metavar="auto|BOOL", trains=False)
     backprop: str = key("auto", _choice(("auto", "autograd")), "auto: plain MLPs train with actlab's hand-written "
                         "backward pass (same numbers as autograd, faster); autograd: always autograd",
-                        from_text=str, metavar="MODE")
+                        from_text=str, metavar="MODE", trains=False)
     workers: int = key(0, _int(0), "processes training models in parallel; 0 = one per CPU core on CPU, "
-                       "1 on a GPU")
-    threads: int = key(0, _int(0), "torch CPU threads per worker; 0 = cores ÷ workers")
-    eval_batch_size: int = key(1000, _int(1), "examples per no-grad evaluation pass")
-    diagnostics: bool = _bool_key(True, "measure dead units, saturation and gradient flow at init and per epoch")
+                       "1 on a GPU", trains=False, resumable=True)
+    threads: int = key(0, _int(0), "torch CPU threads per worker; 0 = cores ÷ workers", trains=False,
+                       resumable=True)
+    eval_batch_size: int = key(1000, _int(1), "examples per no-grad evaluation pass", trains=False)
+    diagnostics: bool = _bool_key(True, "measure dead units, saturation and gradient flow at init and per epoch",
+                                  trains=False)
     tensorboard: bool = _bool_key(False, "write TensorBoard event files under <run>/tensorboard/: metrics per "
-                                  "epoch, activation and weight-gradient histograms per layer")
+                                  "epoch, activation and weight-gradient histograms per layer", trains=False)
     ci: str = key("t", _choice(("t", "bootstrap")), "confidence intervals in the statistics: t (Student) or "
-                  "bootstrap (BCa, 9,999 resamples)", from_text=str, metavar="METHOD")
+                  "bootstrap (BCa, 9,999 resamples)", from_text=str, metavar="METHOD", trains=False)
     lang: str = key("en", _choice(tuple(LANGUAGES)), "the report's language, beside English: " +
                     ", ".join(f"{code} ({name})" for code, name in LANGUAGES.items()) + "; the terminal table "
-                    "follows it", from_text=str, metavar="LANG")
+                    "follows it", from_text=str, metavar="LANG", trains=False)
     tune_seeds: int = key(2, _int(1), "tuning: seeds each grid point trains on to choose an activation's values, "
-                          "numbered after the evaluation seeds (see --tune)")
+                          "numbered after the evaluation seeds (see --tune)", trains=False)
     equivalence_margin: float = key(0.5, _float(0.0, 100.0, lo_open=True), "the smallest accuracy difference that "
                                     "matters, in percentage points: two activations whose paired difference lies "
-                                    "within ± this (two one-sided tests) are called equivalent", metavar="POINTS")
+                                    "within ± this (two one-sided tests) are called equivalent", metavar="POINTS",
+                                    trains=False, shown=True)
 
 
 @dataclass(frozen=True)
@@ -431,6 +472,12 @@ def _declared_keys() -> dict[str, Key]:
 
 
 KEYS: dict[str, Key] = _declared_keys()
+
+
+def keys_where(policy: str) -> tuple[str, ...]:
+    """The keys whose `policy` (a field or property of `Key`: hashed, resumable, tunable, ...) holds,
+    in declaration order."""
+    return tuple(name for name, spec in KEYS.items() if getattr(spec, policy))
 
 
 def toml_text(tables: dict[str, dict[str, Any]]) -> str:
@@ -602,10 +649,11 @@ def read_sweep(file: str | Path | None, flags: list[str] | None = None) -> dict[
         sweep[key] = [v if key in ("activation", "activations") else parse(v) for v in values]
     for key in sweep:
         target = SWEEP_ALIASES.get(key, key)
-        if target not in KEYS or target in ("name", "out", "data_dir", "data_mirror", "workers", "threads", "device",
-                                            "lang"):
-            raise _unknown_key(key, "[sweep]") if target not in KEYS else ActlabError(
-                f"[sweep] {key}: not a key to sweep over (it does not change what is trained)")
+        if target not in KEYS:
+            raise _unknown_key(key, "[sweep]")
+        if not KEYS[target].sweepable:
+            raise ActlabError(f"[sweep] {key}: not a key to sweep over (it does not change what is trained); "
+                              f"give one value in [experiment] or as --{target.replace('_', '-')}")
     return sweep
 
 

@@ -27,10 +27,11 @@ import torch
 
 from actlab import __version__
 from actlab.activations import stacking_obstacle
-from actlab.config import Config
+from actlab.config import Config, keys_where
 from actlab.data import load_dataset
 from actlab.errors import ActlabError, Interrupted, Terminated
 from actlab.files import atomic_write, create_folder
+from actlab.plan import available_bytes, backward_pass, check_size, plan_line, product, size
 from actlab.results import ModelRun, Results, load_results, safe_name, write_results, write_results_json
 from actlab.train import SPEED_FLAGS, check_precision, cpu_flags, prepare_data, resolve_device
 from actlab.workers import (Task, Trained, objects_frozen, progress_wanted, remember_dataset, resident_peak_mb,
@@ -54,7 +55,7 @@ def environment(device: torch.device, config: Config) -> dict:
 
 
 # keys that may differ between a run and the command resuming it: where and how it trains, not what
-RESUMABLE_CHANGES = ("out", "workers", "threads", "data_dir", "data_mirror", "download")
+RESUMABLE_CHANGES = keys_where("resumable")
 
 
 def command_line() -> str | None:
@@ -65,25 +66,24 @@ def command_line() -> str | None:
     return shlex.join(["actlab", *sys.argv[1:]])
 
 
-def open_run_folder(config: Config, records: list[ModelRun]) -> tuple[Path, dict[int, ModelRun], list[dict]]:
-    """The run folder, the models it already holds when the same experiment ran there before, and
-    the environments of the invocations that trained them (oldest first; empty for a new folder).
+def open_run_folder(config: Config) -> tuple[Path, Results | None]:
+    """The run folder, and the run it already holds when the same experiment ran there before.
 
     Without `out`, a new `runs/<name>-<timestamp>/`. With `out`: a new or empty folder starts a run;
-    a folder holding a run of the same configuration resumes it (its finished and failed models are
-    kept, with their checkpoints); anything else is an error saying why."""
+    a folder holding a run of the same configuration resumes it (`kept_models`); anything else is
+    an error saying why."""
     if config.run.out is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder, suffix = Path("runs") / f"{config.run.name}-{stamp}", 1
         while folder.exists():
             suffix += 1
             folder = Path("runs") / f"{config.run.name}-{stamp}-{suffix}"
-        return folder, {}, []
+        return folder, None
     folder = Path(config.run.out)
     if folder.exists() and not folder.is_dir():
         raise ActlabError(f"--out {folder} is a file, not a folder; give a new or empty folder for the run")
     if not folder.is_dir() or not any(folder.iterdir()):
-        return folder, {}, []
+        return folder, None
     if not (folder / "results.json").is_file():
         names = sorted(p.name for p in folder.iterdir())
         raise ActlabError(f"--out {folder} already holds other files ({', '.join(names[:3])}"
@@ -97,12 +97,22 @@ def open_run_folder(config: Config, records: list[ModelRun]) -> tuple[Path, dict
     if differs:
         raise ActlabError(f"--out {folder} holds a run of another experiment ({'; '.join(differs[:3])}); rerun it "
                           f"with its own settings to resume it, or give another --out")
+    return folder, previous
+
+
+def kept_models(config: Config, folder: Path, previous: Results | None,
+                records: list[ModelRun]) -> tuple[dict[int, ModelRun], list[dict]]:
+    """The models of `records` that the folder's earlier run finished or failed (with their
+    checkpoints, where the run keeps them), and the environments of the invocations that trained
+    them (oldest first; empty for a new run)."""
+    if previous is None:
+        return {}, []
     done = {(r.label, r.seed): r for r in previous.runs if r.counts}
     kept = {i: done[r.label, r.seed] for i, r in enumerate(records) if (r.label, r.seed) in done and
             (not config.run.checkpoints or (folder / "checkpoints" / checkpoint_name(r.label, r.seed)).is_file())}
     before = previous.environment
     earlier = [*before.get("earlier", []), {k: v for k, v in before.items() if k != "earlier"}] if kept else []
-    return folder, kept, earlier
+    return kept, earlier
 
 
 def write_normalization(folder: Path, config: Config, dataset) -> None:
@@ -149,14 +159,18 @@ def save_checkpoint(path: Path, record: ModelRun, final_state: dict, best_state:
     atomic_write(path, buffer.getvalue())
 
 
+def stacking(config: Config, device: torch.device) -> bool:
+    """Whether models share stacked passes: `stack`, where `auto` means on a GPU."""
+    return config.run.stack if config.run.stack != "auto" else device.type == "cuda"
+
+
 def plan_groups(config: Config, device: torch.device, records: list[ModelRun],
                 workers: int) -> tuple[list[list[int]], dict[str, str]]:
     """Which models train together. With `stack` (on by default on a GPU) the models that can share
     a stacked pass form groups (chunks that fit in memory, at least one per worker); every other
     model is a group of one. Returns the groups (indices into `records`) and, for each model that
     trained alone although stacking was on, why."""
-    stack = config.run.stack if config.run.stack != "auto" else device.type == "cuda"
-    if not stack:
+    if not stacking(config, device):
         return [[i] for i in range(len(records))], {}
     alone = {i: why for i, r in enumerate(records) if (why := stacking_obstacle(r.activation))}
     together = sorted((i for i in range(len(records)) if i not in alone), key=lambda i: records[i].seed)
@@ -187,19 +201,6 @@ def _memory_parts(config: Config) -> dict[str, int]:
 DATA_BYTES = 70000 * 785 * 4  # one seed's splits as float32 tensors: each worker holds one seed's at a time
 
 
-def available_bytes(device: torch.device) -> int:
-    """Memory free for training: on the GPU, what CUDA reports; on the CPU, the kernel's MemAvailable."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
 def check_memory(config: Config, device: torch.device) -> None:
     """Refuse, before allocating anything, a model that cannot fit in this machine's memory."""
     need, available = model_bytes(config) + DATA_BYTES, available_bytes(device)
@@ -212,16 +213,8 @@ def check_memory(config: Config, device: torch.device) -> None:
                            "use a smaller --batch-size"),
             "eval_batch_size": (f"eval_batch_size = {config.run.eval_batch_size} (one evaluation chunk's "
                                 f"activations)", "use a smaller --eval-batch-size")}[max(parts, key=parts.get)]
-        raise ActlabError(f"one model and its data need about {_size(need)} of memory, most of it for {what}; this "
-                          f"{'GPU' if device.type == 'cuda' else 'machine'} has {_size(available)} available: {fix}")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
+        raise ActlabError(f"one model and its data need about {size(need)} of memory, most of it for {what}; this "
+                          f"{'GPU' if device.type == 'cuda' else 'machine'} has {size(available)} available: {fix}")
 
 
 def models_per_chunk(config: Config, device: torch.device) -> int:
@@ -248,12 +241,18 @@ def _run(config: Config, show_progress: bool, log) -> Results:
     device = resolve_device(config.run.device)
     check_precision(config.run.precision, device)
     check_memory(config, device)
+    seconds = check_size(config, device)  # before anything is allocated per model
     dataset = load_dataset(config.data.dataset, data_folder(config), download=config.data.download,
                            mirror=config.data.data_mirror, show_progress=show_progress)
     remember_dataset(dataset)
+    folder, previous = open_run_folder(config)
+    create_folder(folder)
+    models, how = product(config)  # stated once every check has passed, before anything per model
+    log(plan_line(how, models, worker_count(config, device, models), stacking(config, device), device,
+                  backward_pass(config), seconds))
     records = [ModelRun(label, activation, output, seed)
                for seed in config.run.seeds for label, activation, output in config.variants]
-    folder, kept, earlier = open_run_folder(config, records)
+    kept, earlier = kept_models(config, folder, previous, records)
     records = [kept.get(i, record) for i, record in enumerate(records)]
     todo = [i for i in range(len(records)) if i not in kept]
     groups, alone = plan_groups(config, device, [records[i] for i in todo], worker_count(config, device, len(todo)))
@@ -265,7 +264,6 @@ def _run(config: Config, show_progress: bool, log) -> Results:
         data_folder=str(dataset.folder), workers=workers, threads_per_worker=threads, resumed=len(kept),
         stacked=[[f"{records[i].label} seed {records[i].seed}" for i in g] for g in groups if len(g) > 1],
         trained_alone=alone, **({"earlier": earlier} if earlier else {}))
-    create_folder(folder)
     atomic_write(folder / "config.toml", config.to_toml())
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
     write_results(results)

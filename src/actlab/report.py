@@ -20,6 +20,7 @@ from typing import Any
 from actlab.activations import parse_layers
 from actlab.analysis import (analysis_blocks, diagnostic_means, mean_ci, method_text, p_text, pct, primary_metric,
                              published_blocks, pts, tuning_blocks)
+from actlab.config import keys_where
 from actlab.messages import Words
 from actlab.plots import (draw_side_by_side, labels_for, plot_activations, plot_diagnostics, plot_final_bars,
                           plot_robustness, plot_run, plot_sensitivity)
@@ -156,10 +157,7 @@ def _results_blocks(results: Results, analysis: dict[str, Any], metric: str, w: 
 
 
 def _config_rows(config: dict[str, Any]) -> list[list[Code]]:
-    keys = ["dataset", "hidden", "activations", "output", "init", "dropout", "dropout_kind", "optimizer", "lr",
-            "momentum", "weight_decay", "batch_size", "epochs", "seeds", "val_split", "train_subset", "test_subset",
-            "equivalence_margin", "device"]
-    return [[Code(k), Code(str(config[k]))] for k in keys if k in config]
+    return [[Code(k), Code(str(config[k]))] for k in keys_where("shown") if k in config]
 
 
 def results_table(results: Results, analysis: dict[str, Any], w: Words) -> tuple[list, list[list]]:

@@ -227,7 +227,7 @@ def load_results(run_dir: str | Path, fix: str = "rerun the experiment") -> Resu
         raise ActlabError(f"{run_dir} is not an actlab run folder (no results.json); "
                           f"give the folder `actlab run` printed at its end")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ActlabError(f"{path} cannot be read ({exc.strerror or exc}); make it readable (chmod a+r {path})") from None
     except UnicodeDecodeError:

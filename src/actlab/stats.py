@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from actlab.config import RunConfig
 from actlab.results import ModelRun, Results
 
 ALPHA = 0.05
@@ -36,7 +37,7 @@ MIN_SEEDS = 3  # a pair sharing fewer seeds is not tested: the seed-to-seed nois
 SIGN_FLIP_MAX_N = 10  # the exact sign-flip test enumerates 2^n sign patterns
 POWER = 0.8
 MAX_SEEDS_ADVISED = 1000
-DEFAULT_MARGIN_POINTS = 0.5  # the default smallest accuracy difference of interest, in percentage points
+DEFAULT_MARGIN_POINTS = RunConfig.equivalence_margin  # the smallest difference of interest, in points
 
 # metric name -> (description, higher is better, is an accuracy: equivalence applies)
 METRICS: dict[str, tuple[str, bool, bool]] = {

@@ -31,21 +31,20 @@ import torch
 
 from actlab import __version__
 from actlab.activations import stacking_obstacle
-from actlab.config import SWEEP_ALIASES, Config, config_from_flat
+from actlab.config import KEYS, SWEEP_ALIASES, Config, config_from_flat, keys_where
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
-from actlab.experiment import (checkpoint_name, data_folder, models_per_chunk, save_checkpoint, threads_per_worker,
+from actlab.experiment import (checkpoint_name, data_folder, models_per_chunk, save_checkpoint, stacking, threads_per_worker,
                                worker_count)
 from actlab.files import atomic_write, create_folder
+from actlab.plan import check_size
 from actlab.results import ModelRun
 from actlab.train import check_precision, resolve_device
 from actlab.store import Store
 from actlab.workers import Progress, Task, Trained, progress_wanted, run_tasks, train_task
 
 # keys that do not change what a run computes, left out of its content hash
-NOT_HASHED = {"name", "out", "device", "workers", "threads", "data_dir", "data_mirror", "download", "checkpoints",
-              "diagnostics", "tensorboard", "stack", "backprop", "eval_batch_size", "ci", "equivalence_margin", "lang", "tune_seeds", "seed",
-              "seeds", "activations", "output", "init"}
+NOT_HASHED = frozenset(KEYS) - set(keys_where("hashed"))
 TRAINING_CODE_VERSION = __version__  # a new actlab version retrains: its numbers may differ
 
 
@@ -119,6 +118,7 @@ def _single(flat: dict[str, Any], run: SweepRun) -> dict[str, Any]:
 def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: str = "local",
               ray_address: str | None = None, show_progress: bool | None = None, log=None) -> dict[str, int]:
     """Train the grid's runs not yet done into `out`'s store; returns counts by status."""
+    check_size(config, resolve_device(config.run.device), sweep, fix="give fewer values or seeds")
     runs = expand(config, sweep)
     create_folder(out)
     atomic_write(out / "sweep.toml", config.to_toml(sweep))
@@ -199,7 +199,7 @@ def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], 
     every pending run; with `stack` (by default on a GPU) the runs of one grid point that differ only
     in activation and seed train together, in stacks that fit in memory."""
     device = resolve_device(config.run.device)
-    stack = config.run.stack if config.run.stack != "auto" else device.type == "cuda"
+    stack = stacking(config, device)
     points: dict[str, list[int]] = {}
     for i, run in enumerate(todo):
         same = {k: v for k, v in run.flat.items() if k not in ("activations", "output", "init", "seed", "seeds")}

@@ -29,12 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from actlab.config import KEYS, Config, config_from_flat, load_toml
+from actlab.config import KEYS, Config, config_from_flat, keys_where, load_toml
 from actlab.errors import ActlabError
 from actlab.files import create_folder
+from actlab.plan import check_size
 from actlab.results import CHANCE_ACCURACY, ModelRun, Results, write_results
+from actlab.train import resolve_device
 
-TUNABLE = ("lr", "weight_decay", "momentum", "dropout", "batch_size", "gamma", "step_size")
+TUNABLE = keys_where("tunable")
 EXAMPLE_VALUES = {"weight_decay": "0;0.0001;0.001", "momentum": "0;0.9", "dropout": "0;0.2;0.5",
                   "batch_size": "32;64;128", "gamma": "0.1;0.5", "step_size": "2;5"}
 # default lr grids by optimizer: a decade either side of the usual value, in half-decade steps
@@ -175,6 +177,8 @@ def run_tuned(config: Config, grid: dict[str, list[float]], out: Path, backend: 
         raise ActlabError("tuning chooses each activation's values by validation accuracy, and this experiment has "
                           "no validation split: add one (e.g. --val-split 10000); the test split is never used to "
                           "choose")
+    check_size(config, resolve_device(config.run.device), {**grid, "seed": [*config.run.seeds, *tuning_seeds(config)]},
+               fix="give fewer values or seeds")
     seeds = {"tuning": tuning_seeds(config), "evaluation": list(config.run.seeds)}
     labels = [label for label, _, _ in config.variants]
     grid_points = points(grid)

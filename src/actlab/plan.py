@@ -1,0 +1,168 @@
+"""A run's size, checked and stated before anything is allocated for its models.
+
+A run is the product of its seeds, activations (and output heads) and, in a sweep, grid points. A
+typo such as `--seeds 1000000` multiplies into millions of models, whose per-model records alone
+outgrow a shared machine's memory while the run is still planning. `check_size` counts the models
+from the config alone, estimates the time and the memory of their records, and refuses, in one
+line naming the product, a plan that would not fit in memory or would take more than a week. The
+estimate also opens every run's narration (`plan_line`), as nanoGPT's train.py states its setup.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from actlab.config import Config
+from actlab.errors import ActlabError
+
+MAX_SECONDS = 7 * 86400  # a week: beyond this a run of MNIST-sized MLPs is a typo, not a plan
+MODEL_SECONDS = 0.3  # per model, besides its epochs: start, evaluation, diagnostics, its files
+STEP_OVERHEAD = 1.5  # a training step takes about 1.2x its matrix products' floor (docs/speed.md), plus the rest
+RECORD_BYTES = 3000  # one model's record in memory, before its epochs
+EPOCH_BYTES = 1500  # one epoch's row and that epoch's diagnostics, in memory and in results.json
+WRITE_RATE = 100e6  # bytes per second at which results.json, rewritten after each model, is encoded and written
+
+
+def model_flops(config: Config) -> float:
+    """Floating-point operations one model needs per epoch: 6 per weight per training example
+    (forward and backward), 2 per weight per evaluated example (validation and test)."""
+    sizes = [784, *config.model.hidden, 10]
+    weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+    train = config.data.train_subset or 60000
+    evaluated = (config.data.test_subset or 10000) + (10000 if config.data.val_split else 0)
+    return weights * (6 * train + 2 * evaluated)
+
+
+def measured_rate(device: torch.device, seconds: float = 0.03) -> float:
+    """The matrix-product rate (FLOP/s) of one CPU core, as a worker trains with, or of the GPU,
+    measured for a moment on one training-sized product, so an estimate says what this machine
+    would take."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _rate(device, seconds)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _rate(device: torch.device, seconds: float) -> float:
+    a = torch.randn(256, 784, device=device)
+    b = torch.randn(784, 256, device=device)
+    a @ b  # the first product starts torch's thread pool
+    flops, done, start = 2 * 256 * 784 * 256, 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds or done < 3:
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        done += 1
+    return flops * done / max(elapsed, 1e-9)
+
+
+def estimate_seconds(config: Config, models: int, device: torch.device, parallel: int = 0) -> float:
+    """Wall-clock seconds `models` of this config would take here, roughly: the epochs' matrix
+    products at the measured rate, a fixed cost per model, and results.json rewritten after each
+    model (a cost that grows with the square of the count)."""
+    parallel = parallel or (1 if device.type == "cuda" else os.cpu_count() or 1)
+    rate = measured_rate(device) * (1 if device.type == "cuda" else parallel)
+    epochs = config.optim.epochs
+    compute = models * epochs * model_flops(config) * STEP_OVERHEAD / rate
+    rewrites = models * models * (RECORD_BYTES + epochs * EPOCH_BYTES) / 2 / WRITE_RATE
+    return compute + models * MODEL_SECONDS / parallel + rewrites
+
+
+def record_bytes(config: Config, models: int) -> int:
+    """Memory the models' records take once trained (the results a run keeps and rewrites)."""
+    return models * (RECORD_BYTES + config.optim.epochs * EPOCH_BYTES)
+
+
+def available_bytes(device: torch.device) -> int:
+    """Memory free for new work: on the GPU, what CUDA reports; on the CPU, the kernel's MemAvailable."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def product(config: Config, sweep: dict[str, list] | None = None) -> tuple[int, str]:
+    """The number of models and how it multiplies out, e.g. (8, "2 seeds × 4 activations"); a
+    sweep's lists multiply in (its `activation` and `seed` lists in place of the config's)."""
+    sweep = sweep or {}
+    seeds = len(sweep["seed"]) if "seed" in sweep else len(config.run.seeds)
+    variants = len(config.variants)
+    if "activation" in sweep:
+        variants = len(sweep["activation"]) * len(config.model.outputs)
+    what = "activation/output pairs" if len(config.model.activations) > 1 < len(config.model.outputs) else (
+        "output heads" if len(config.model.outputs) > 1 else "activations")
+    parts = [_count(seeds, "seed", "seeds"), _count(variants, what.rstrip("s") if variants == 1 else what, what)]
+    points = math.prod(len(v) for k, v in sweep.items() if k not in ("activation", "seed"))
+    if points > 1:
+        parts.append(_count(points, "grid point", "grid points"))
+    return seeds * variants * points, " × ".join(parts)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def check_size(config: Config, device: torch.device, sweep: dict[str, list] | None = None,
+               fix: str = "give fewer seeds") -> float:
+    """The estimated seconds of a run of `config` (over `sweep`'s grid, if given); refuses, before
+    anything is allocated for its models, one whose records would not fit in memory or which would
+    take more than `MAX_SECONDS`."""
+    models, how = product(config, sweep)
+    seconds = estimate_seconds(config, models, device)
+    memory, free = record_bytes(config, models), available_bytes(torch.device("cpu"))
+    if seconds > MAX_SECONDS or memory > free / 2:
+        costs = [f"about {duration(seconds)} on this machine"]
+        if memory > free / 2:
+            costs.append(f"{size(memory)} of memory for their records alone ({size(free)} is free)")
+        raise ActlabError(f"{how} = {models:,} models, {' and '.join(costs)}; {fix}")
+    return seconds
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a person would say them: 40 s, 12 min, 3.5 h, 12 days."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    days = seconds / 86400
+    return f"{days:,.0f} days" if days < 1e6 else f"{days:.1e} days"
+
+
+def size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def backward_pass(config: Config) -> str:
+    """Which backward pass the models train with (`actlab.backprop.hand_backprop_applies` decides
+    per stack, by the same rule): actlab's own where every head is logits and training is fp32."""
+    hand = (config.run.backprop == "auto" and config.run.precision == "fp32"
+            and all(o == "logits" for o in config.model.outputs))
+    return "hand-written" if hand else "autograd"
+
+
+def plan_line(how: str, models: int, workers: int, stack: bool, device: torch.device, backward: str,
+              seconds: float) -> str:
+    """The run's plan in one line, before anything is allocated for its models: what trains, where,
+    how, and about how long."""
+    where = (f"in {workers} worker processes" if workers > 1 else "in this process") + f" on {device}"
+    return (f"plan: {how} = {models:,} model{'s' if models != 1 else ''}, {where}"
+            f"{', stacked where they can share a pass' if stack else ''}, {backward} backward pass; "
+            f"about {duration(seconds)}")
