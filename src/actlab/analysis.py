@@ -243,7 +243,7 @@ def _convergence_notes(results: Results, w: Words) -> list[Text]:
     notes: list[Text] = []
     has_val = any(row.get("val_acc") is not None for r in results.runs for row in r.epochs)
     for label in results.labels:
-        runs = [r for r in results.by_label(label) if r.status == "ok"]
+        runs = [r for r in results.by_label(label) if r.status.ok]
         improving = sum(still_improving(r) for r in runs)
         if improving:
             notes.append(w("analysis.still_improving", label=Code(label), k=improving, n=len(runs),
@@ -391,7 +391,7 @@ def _beside_ours(results: Results, published: dict[str, float], field: str, titl
     """A table of one published figure per activation beside our mean and seed range of `field`."""
     rows = []
     for label, figure in published.items():
-        ours = [getattr(r, field) for r in results.by_label(label) if r.status == "ok" and getattr(r, field) is not None]
+        ours = [getattr(r, field) for r in results.by_label(label) if r.status.ok and getattr(r, field) is not None]
         if ours:
             rows.append([Code(label), fmt(figure), fmt(statistics.fmean(ours)), f"{fmt(min(ours))}–{fmt(max(ours))}",
                          w("published.yes" if min(ours) <= figure <= max(ours) else "published.no")])
@@ -431,7 +431,7 @@ def _per_epoch_comparison(results: Results, published: dict[str, list[float]], w
     for label, figures in published.items():
         for epoch, figure in enumerate(figures, start=1):
             ours = [r.epochs[epoch - 1]["test_acc"] for r in results.by_label(label)
-                    if r.status == "ok" and len(r.epochs) >= epoch and r.epochs[epoch - 1].get("test_acc") is not None]
+                    if r.status.ok and len(r.epochs) >= epoch and r.epochs[epoch - 1].get("test_acc") is not None]
             if not ours:
                 continue
             lo, hi = 100 * min(ours), 100 * max(ours)
@@ -463,7 +463,7 @@ def _one_batch_comparison(results: Results, published: dict[str, float], w: Word
 
     rows = []
     for label, figure in published.items():
-        ours = [r.final_test_acc for r in results.by_label(label) if r.status == "ok" and r.final_test_acc is not None]
+        ours = [r.final_test_acc for r in results.by_label(label) if r.status.ok and r.final_test_acc is not None]
         if not ours:
             continue
         p = statistics.fmean(ours)

@@ -159,9 +159,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"actlab: {exc}", file=sys.stderr)
         return exc.exit_code
     code = _print_results(results, config.run.lang)
-    diverged = [r for r in results.runs if r.status.startswith("diverged")]
+    diverged = [r for r in results.runs if r.status.diverged]
     if diverged and len(diverged) == len(results.runs):  # one that diverged among others is a finding; all is a failure
-        epochs = sorted({int(r.status.rpartition(" ")[2]) for r in diverged})
+        epochs = sorted({r.status.epoch for r in diverged})
         raise ActlabError(f"every model diverged (its loss became NaN or above 10^4, in epoch "
                           f"{', '.join(map(str, epochs))}), so the run compares nothing; their epochs are kept in "
                           f"{results.run_dir}. Lower the learning rate (lr = {config.optim.lr:g}) and run again"

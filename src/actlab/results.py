@@ -22,6 +22,8 @@ from typing import Any
 
 from actlab.errors import ActlabError
 from actlab.files import atomic_write
+from actlab.status import FAILED_TO_LEARN as NEVER_LEARNED
+from actlab.status import PENDING, Status
 
 METRIC_COLUMNS = ("activation", "seed", "epoch", "train_loss", "train_acc", "val_loss", "val_acc",
                   "test_loss", "test_acc", "seconds")
@@ -34,10 +36,11 @@ SUMMARY_COLUMNS = ("activation", "seed", "final_test_acc", "final_test_loss", "b
 class ModelRun:
     """One model (activation × seed): its per-epoch metrics and how it ended.
 
-    `status` is `ok`, `failed_to_learn` (finished, but its best accuracy stayed below twice chance),
-    `diverged@epoch N` (the loss blew up in epoch N), `interrupted@epoch N` (what `train_group` leaves
-    on a record when Ctrl-C stops it), `lost` (its worker process died), or `pending` (a run folder's
-    model that is not trained and saved yet, interrupted ones included). Runs that finished or failed
+    `status` (`actlab.status.Status`) is `ok`, `failed_to_learn` (finished, but its best accuracy
+    stayed below twice chance), `diverged@epoch N` (the loss blew up in epoch N), `interrupted@epoch
+    N` (what `train_group` leaves on a record when Ctrl-C stops it), `lost` (its worker process
+    died), or `pending` (a run folder's model that is not trained and saved yet, interrupted ones
+    included). Runs that finished or failed
     count in comparisons; the failed ones at the accuracy they reached (`accuracy_reached`).
     Interrupted, lost and pending runs do not.
     """
@@ -47,7 +50,7 @@ class ModelRun:
     output: str
     seed: int
     epochs: list[dict[str, float | None]] = field(default_factory=list)
-    status: str = "pending"
+    status: Status = PENDING
     best_epoch: int | None = None
     best_val_acc: float | None = None
     best_test_acc: float | None = None
@@ -69,15 +72,20 @@ class ModelRun:
     def final_test_loss(self) -> float | None:
         return self.last_evaluated.get("test_loss")
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "status":  # a file's text (or a caller's) becomes a typed value; a typed one stays
+            value = Status.parse(value)
+        super().__setattr__(name, value)
+
     @property
     def failed(self) -> bool:
         """It trained to its end but failed: it never learned, or its loss blew up."""
-        return self.status == "failed_to_learn" or self.status.startswith("diverged")
+        return self.status.failed
 
     @property
     def counts(self) -> bool:
         """It belongs in comparisons: it finished, or failed (an activation's failures are part of its result)."""
-        return self.status == "ok" or self.failed
+        return self.status.counts
 
     def accuracy_reached(self, best_checkpoint: bool = False) -> float | None:
         """The test accuracy this run ends with, as comparisons count it: of its final model, or of its
@@ -86,8 +94,8 @@ class ModelRun:
         if best_checkpoint:
             value = self.best_test_acc
         else:
-            value = CHANCE_ACCURACY if self.status.startswith("diverged") else self.final_test_acc
-        return CHANCE_ACCURACY if value is None and self.status.startswith("diverged") else value
+            value = CHANCE_ACCURACY if self.status.diverged else self.final_test_acc
+        return CHANCE_ACCURACY if value is None and self.status.diverged else value
 
     def summary_row(self) -> dict[str, Any]:
         return {"activation": self.label, "seed": self.seed, "final_test_acc": self.final_test_acc,
@@ -105,9 +113,12 @@ class ModelRun:
         """The record `to_json` wrote; a value of the wrong kind (text or NaN where a number belongs,
         as a hand edit leaves) is a ValueError naming it, before any table or statistic meets it."""
         names = {f for f in cls.__dataclass_fields__}
-        run = cls(**{k: v for k, v in d.items() if k in names})
+        try:
+            run = cls(**{k: v for k, v in d.items() if k in names})
+        except ValueError as exc:  # a status that is none (Status.parse)
+            raise ValueError(f"run {d.get('label')!r} seed {d.get('seed')!r}: {exc}") from None
         where = f"run {run.label!r} seed {run.seed!r}"
-        for name in ("label", "activation", "output", "status"):
+        for name in ("label", "activation", "output"):
             if not isinstance(getattr(run, name), str):
                 raise ValueError(f"{where}: {name} = {getattr(run, name)!r} is not text")
         if not isinstance(run.seed, int) or isinstance(run.seed, bool):
@@ -131,8 +142,8 @@ def mark_failed_to_learn(record: ModelRun) -> None:
     """Mark a finished run whose best validation (else test) accuracy stayed near chance."""
     key = "val_acc" if any(row.get("val_acc") is not None for row in record.epochs) else "test_acc"
     accs = [row[key] for row in record.epochs if row.get(key) is not None]
-    if record.status == "ok" and accs and max(accs) < FAILED_TO_LEARN:
-        record.status = "failed_to_learn"
+    if record.status.ok and accs and max(accs) < FAILED_TO_LEARN:
+        record.status = NEVER_LEARNED
 
 
 @dataclass
@@ -262,8 +273,8 @@ def summary_table(results: Results, lang: str = "en") -> str:
     for label in results.labels:
         runs = results.by_label(label)
         counted = [r for r in runs if r.counts]
-        ok = [r for r in runs if r.status == "ok"]
-        bad = [r.status for r in runs if r.status != "ok"]
+        ok = [r for r in runs if r.status.ok]
+        bad = [r.status for r in runs if not r.status.ok]
         row = [label, str(len(runs)),
                _mean_std([a for r in counted if (a := r.accuracy_reached()) is not None], 100),
                _mean_std([r.final_test_loss for r in ok if r.final_test_loss is not None], 1, 4)]

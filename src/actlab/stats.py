@@ -67,7 +67,7 @@ def metric_value(run: ModelRun, metric: str) -> float | None:
         return max(accs) if accs else run.accuracy_reached()
     if metric == "train_seconds":
         return run.train_seconds
-    if run.status != "ok":
+    if not run.status.ok:
         return None
     if metric == "final_test_loss":
         return run.final_test_loss
@@ -80,7 +80,7 @@ def values_by_seed(results: Results, label: str, metric: str, finished_only: boo
     """{seed: value} over the label's runs that count (finished or failed; `finished_only`: ok)."""
     out = {}
     for run in results.by_label(label):
-        if (run.status == "ok" if finished_only else run.counts) and (v := metric_value(run, metric)) is not None:
+        if (run.status.ok if finished_only else run.counts) and (v := metric_value(run, metric)) is not None:
             out[run.seed] = v
     return out
 
@@ -373,9 +373,9 @@ def failure_counts(results: Results) -> dict[str, dict[str, Any]]:
         counted = [r for r in runs if r.counts]
         failures = sum(r.failed for r in counted)
         interval = clopper_pearson(failures, len(counted)) if counted else None
-        out[label] = {"runs": len(runs), "ok": sum(r.status == "ok" for r in runs),
-                      "failed_to_learn": sum(r.status == "failed_to_learn" for r in runs),
-                      "diverged": sum(r.status.startswith("diverged") for r in runs),
+        out[label] = {"runs": len(runs), "ok": sum(r.status.ok for r in runs),
+                      "failed_to_learn": sum(r.status.kind == "failed_to_learn" for r in runs),
+                      "diverged": sum(r.status.diverged for r in runs),
                       "unfinished": len(runs) - len(counted), "failures": failures,
                       "failure_rate": failures / len(counted) if counted else None,
                       "failure_ci": list(interval) if interval else None,
@@ -387,7 +387,7 @@ def still_improving(run: ModelRun) -> bool:
     """The run trained every epoch and its best validation (else test) accuracy came in the last one."""
     key = "val_acc" if any(row.get("val_acc") is not None for row in run.epochs) else "test_acc"
     accs = [row[key] for row in run.epochs if row.get(key) is not None]
-    return run.status == "ok" and len(accs) > 1 and accs.index(max(accs)) == len(accs) - 1
+    return run.status.ok and len(accs) > 1 and accs.index(max(accs)) == len(accs) - 1
 
 
 def rank_test_min_seeds(pairs: int, alpha: float = ALPHA) -> int:

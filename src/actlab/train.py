@@ -33,6 +33,7 @@ from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
 from actlab.errors import ActlabError
 from actlab.models import ModelStack, apply_per_model, build_mlp, loss_fn, stack_forward
 from actlab.optimizers import FlatOptimizer, learning_rate
+from actlab.status import OK, Status
 from actlab.results import ModelRun, mark_failed_to_learn, safe_name
 
 if TYPE_CHECKING:  # the configuration is passed down; train never reads or builds one
@@ -214,7 +215,7 @@ def train_group(records: list[ModelRun], data: dict[int, DeviceData], config: Co
     try:
         for epoch in range(1, o.epochs + 1):
             for i in live:
-                members[i].record.status = f"interrupted@epoch {epoch}"
+                members[i].record.status = Status("interrupted", epoch)
             losses, accs, diverged, seconds = _train_epoch(stack, optimizer, data, config, device, orders, epoch,
                                                            lambda *a: progress and progress(desc, *a))
             leaving = [k for k, i in enumerate(live)
@@ -229,7 +230,7 @@ def train_group(records: list[ModelRun], data: dict[int, DeviceData], config: Co
                 live = [i for k, i in enumerate(live) if k not in leaving]
         else:
             for i in live:
-                members[i].record.status = "ok"
+                members[i].record.status = OK
     finally:
         for k in range(len(stack)):
             stack.release(k)
@@ -314,7 +315,7 @@ def _end_epoch(member: Member, epoch: int, seconds: float, train_loss: float, tr
     if diverged:
         row["train_loss"] = float("nan")
         record.epochs.append(row)
-        record.status = f"diverged@epoch {epoch}"
+        record.status = Status("diverged", epoch)
         return True
     row.update(train_loss=train_loss, train_acc=train_acc)
     loss, data, batch = loss_fn(record.output), member.data, config.run.eval_batch_size
@@ -330,7 +331,7 @@ def _end_epoch(member: Member, epoch: int, seconds: float, train_loss: float, tr
         record.best_epoch, record.best_val_acc = epoch, row["val_acc"]
         member.best_state = {k: v.clone() for k, v in member.model.state_dict().items()}  # own storage, not views
     if config.optim.patience and epoch - record.best_epoch >= config.optim.patience:
-        record.status = "ok"  # early stopping: the best-validation checkpoint is what gets tested
+        record.status = OK  # early stopping: the best-validation checkpoint is what gets tested
         return True
     return False
 

@@ -37,6 +37,7 @@ from actlab.data import Dataset, load_dataset
 from actlab.errors import ActlabError
 from actlab.forks import fork_is_safe, fork_warning_silenced
 from actlab.progress import bar_class
+from actlab.status import LOST
 from actlab.results import ModelRun
 from actlab.train import prepare_data, train_group
 
@@ -275,7 +276,7 @@ def _receive(worker: _Worker, slot: int, progress: Progress) -> list[Trained] | 
 
 def _lost(task: Task, why: str) -> list[Trained]:
     """The task's models, marked lost, with `why` as their error."""
-    return [Trained(index, replace(record, status="lost"), error=why, lost=True)
+    return [Trained(index, replace(record, status=LOST), error=why, lost=True)
             for index, record in zip(task.indices, task.records)]
 
 
