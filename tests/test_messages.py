@@ -27,7 +27,7 @@ def test_every_language_has_every_english_message_with_the_same_placeholders(lan
 def test_every_message_the_code_asks_for_exists():
     english = catalogue("en")
     asked = set()
-    for path in SRC.glob("*.py"):
+    for path in SRC.rglob("*.py"):  # the report sections' files too
         asked |= set(re.findall(r"""\bw(?:\.plain)?\(\s*["']([a-z_]+\.[a-z0-9_]+)["']""", path.read_text()))
     asked |= {f"metric.{m}" for m in METRICS} | {f"count.seed_{n}" for n in ("one", "other")}
     asked |= {f"verdict_short.{v}" for v in ("equivalent", "inconclusive", "not_tested")}

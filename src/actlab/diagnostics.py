@@ -15,9 +15,16 @@ was tested (stage `best`), on the same batch for every activation of a seed (the
 - `act_mean`, `act_std`: the layer output's statistics (SELU's self-normalisation keeps them
   near 0 and 1);
 - `param_<name>`: the current value of a learnable activation's parameter (e.g. PReLU's slope).
+
+Each metric is one entry in `METRICS` (`register` adds one): how it is measured, per hidden layer
+or per weight gradient, and where the report shows it (a panel of the diagnostics figure, a column
+of its table). The run writes every registered metric's rows to diagnostics.csv.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -91,6 +98,49 @@ def saturated_fraction(pre: torch.Tensor, activation: nn.Module, threshold: floa
     return float((dy.abs() < threshold).float().mean())
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One diagnostic metric: what it measures and where the report shows it."""
+
+    name: str
+    scope: str  # "hidden": measure(pre, out, activation) per hidden layer; "linear": measure(weight_grad) per layer
+    measure: Callable[..., float]
+    plot: bool = False  # a panel of the diagnostics figure, at initialisation and at the end
+    log_scale: bool = False  # that panel's axis
+    column: bool = False  # a column "init → final" of the report's diagnostics table (beyond its built-in ones)
+    words: str | dict[str, str] = ""  # its title: a message key, or the title itself by language ("en" required)
+
+    def title(self, w) -> str:
+        """Its title in the report's language (`w`: actlab.messages.Words)."""
+        if isinstance(self.words, str):
+            return w.plain(self.words)
+        return self.words.get(w.lang, self.words["en"])
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    """Add a metric; every run from then on measures it and the report shows it as it asks."""
+    if metric.scope not in ("hidden", "linear"):
+        raise ValueError(f"metric {metric.name!r}: scope must be 'hidden' or 'linear'")
+    METRICS[metric.name] = metric
+    return metric
+
+
+for _metric in (  # in the order diagnostics.csv lists them within a layer
+        Metric("dead_fraction", "hidden", lambda pre, out, act: dead_unit_fraction(out), plot=True, words="plot.dead"),
+        Metric("saturated_fraction", "hidden", lambda pre, out, act: saturated_fraction(pre, act), plot=True,
+               words="plot.saturated"),
+        Metric("max_derivative", "hidden", lambda pre, out, act: max_derivative(act, pre.shape[1]),
+               words="diagnostics.max_derivative"),
+        Metric("act_mean", "hidden", lambda pre, out, act: float(out.mean()), words="diagnostics.output_stats"),
+        Metric("act_std", "hidden", lambda pre, out, act: float(out.std()), words="diagnostics.output_stats"),
+        Metric("grad_norm", "linear", lambda grad: float(grad.norm()), plot=True, log_scale=True,
+               words="plot.grad_norm")):
+    register(_metric)
+
+
 def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss) -> list[tuple[str, str, float]]:
     """(layer, metric, value) rows for the model on (x, y); the model's mode and grads are restored.
 
@@ -108,18 +158,17 @@ def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss) -> lis
         with torch.no_grad():
             for i, (pre, out, act) in enumerate(layers, start=1):
                 layer, pre, out = f"hidden{i}", pre.detach(), out.detach()
-                rows += [(layer, "dead_fraction", dead_unit_fraction(out)),
-                         (layer, "saturated_fraction", saturated_fraction(pre, act)),
-                         (layer, "max_derivative", max_derivative(act, pre.shape[1])),
-                         (layer, "act_mean", float(out.mean())), (layer, "act_std", float(out.std()))]
+                rows += [(layer, m.name, m.measure(pre, out, act)) for m in METRICS.values() if m.scope == "hidden"]
                 for name, param in act.named_parameters():
                     rows.append((layer, f"param_{name}", float(param.mean())))
                     if param.numel() > 1:
                         rows.append((layer, f"param_{name}_std", float(param.std())))
     finally:
         model.train(was_training)
+    with torch.no_grad():
+        rows += [(f"linear{i}", m.name, m.measure(g)) for m in METRICS.values() if m.scope == "linear"
+                 for i, g in enumerate(grads, start=1)]
     norms = [float(g.norm()) for g in grads]
-    rows += [(f"linear{i}", "grad_norm", norm) for i, norm in enumerate(norms, start=1)]
     if len(norms) > 1:
         rows.append(("all", "grad_ratio_first_last", norms[0] / norms[-1] if norms[-1] else float("inf")))
     return rows

@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from actlab.activations import ActivationSpec, curve  # noqa: E402
+from actlab.diagnostics import METRICS  # noqa: E402
 from actlab.files import atomic_write  # noqa: E402
 from actlab.forks import fork_is_safe, fork_warning_silenced  # noqa: E402
 from actlab.messages import Words  # noqa: E402
@@ -199,15 +200,16 @@ class PlainLogFormatter(ticker.LogFormatter):
 
 def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tuple[str, str], path: Path,
                      w: Words) -> Path:
-    """Grouped bars per layer: dead units, saturation and gradient norm, at init and after training.
+    """Grouped bars per layer, one panel per metric that asks for one (`diagnostics.METRICS`: dead
+    units, saturation and gradient norm), at init and after training.
 
     `table[stage][metric][activation][layer]` holds the mean over seeds; `stages` names the two rows.
     """
-    metrics = ("dead_fraction", "saturated_fraction", "grad_norm")
-    titles = {"dead_fraction": "plot.dead", "saturated_fraction": "plot.saturated", "grad_norm": "plot.grad_norm"}
-    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5), dpi=100, squeeze=False)
+    panels = [m for m in METRICS.values() if m.plot]  # the registered metrics that ask for one
+    fig, axes = plt.subplots(2, len(panels), figsize=(13 * len(panels) / 3, 6.5), dpi=100, squeeze=False)
     for row, stage in enumerate(stages):
-        for col, metric in enumerate(metrics):
+        for col, entry in enumerate(panels):
+            metric = entry.name
             ax = axes[row][col]
             per_act = table.get(stage, {}).get(metric, {})
             labels = list(per_act)
@@ -217,9 +219,8 @@ def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tupl
                 ax.bar(np.arange(len(layers)) + i * width, [per_act[label].get(layer, np.nan) for layer in layers],
                        width, label=label)
             ax.set_xticks(np.arange(len(layers)) + width * (len(labels) - 1) / 2, layers)
-            ax.set_title(w.plain("plot.panel", what=w.plain(titles[metric]), stage=w.plain(f"plot.{stage}")),
-                         fontsize=10)
-            if metric == "grad_norm":
+            ax.set_title(w.plain("plot.panel", what=entry.title(w), stage=w.plain(f"plot.{stage}")), fontsize=10)
+            if entry.log_scale:
                 ax.set_yscale("log")
                 ax.yaxis.set_major_formatter(PlainLogFormatter())
                 ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))

@@ -1,0 +1,15 @@
+"""The per-epoch curves, one figure per metric that was drawn."""
+
+from __future__ import annotations
+
+from actlab.render import Block, Heading, Image
+from actlab.report.context import Context
+
+CURVES = ("test_acc", "train_loss", "test_loss", "val_acc")
+
+
+def blocks(c: Context) -> list[Block]:
+    w = c.w
+    return [Heading(2, w("report.curves"))] + [
+        Image(f"{c.images}/{name}.png", w.plain("plot.alt_curve", what=w.plain(f"plot.{name}")))
+        for name in CURVES if (c.plots / f"{name}.png").exists()]

@@ -1,0 +1,17 @@
+"""The title, the one-line account of what ran where, and the font note when figures fell back."""
+
+from __future__ import annotations
+
+from actlab.render import Block, Code, Heading, Paragraph, authored
+from actlab.report.context import Context
+
+
+def blocks(c: Context) -> list[Block]:
+    env, w = c.results.environment, c.w
+    summary = w("report.summary", models=len(c.results.runs), activations=len(c.results.labels),
+                seeds=w.count("seed", len(c.analysis["seeds"])), dataset=Code(str(c.results.config.get("dataset"))),
+                started=str(env.get("started", "")), device=Code(str(env.get("gpu") or env.get("device"))),
+                actlab=Code(str(env.get("actlab"))), torch=Code(str(env.get("torch"))),
+                python=Code(str(env.get("python"))), run_dir=Code(str(c.results.run_dir)))
+    return [Heading(1, w("report.title", name=Code(str(c.results.config.get("name"))))), Paragraph(summary),
+            *([Paragraph(authored(c.font_hint))] if c.font_hint else [])]

@@ -1,0 +1,1 @@
+"""Toy extensions, each one file plus its registration, that tests/test_extensions.py plugs in."""
