@@ -132,7 +132,7 @@ def sklearn_seconds_per_epoch(config: actlab.Config, dataset, epochs: int) -> fl
 
 
 def cpu_flags_text() -> str:
-    from actlab.train import SPEED_FLAGS, cpu_flags
+    from actlab.device_data import SPEED_FLAGS, cpu_flags
 
     flags = [f for f in SPEED_FLAGS if f in cpu_flags()]
     bf16 = "native bf16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "no native bf16"

@@ -27,10 +27,11 @@ import torch
 import actlab
 from actlab.backprop import hand_step
 from actlab.data import load_dataset
+from actlab.device_data import prepare_data
 from actlab.models import ModelStack
 from actlab.optimizers import FlatOptimizer
 from actlab.results import ModelRun
-from actlab.train import build_model, epoch_steps, evaluate, prepare_data, train_model
+from actlab.train import build_model, epoch_steps, evaluate, train_model
 
 
 def epoch_seconds(config: actlab.Config, dataset, activation: str) -> tuple[float, dict]:

@@ -13,7 +13,8 @@ from actlab.backprop import ACTIVATION_BACKWARD, backward_kernel, hand_backprop_
 from actlab.config import resolve_config
 from actlab.models import ModelStack, build_mlp
 from actlab.results import ModelRun
-from actlab.train import prepare_data, train_model
+from actlab.device_data import prepare_data
+from actlab.train import train_model
 
 CPU = torch.device("cpu")
 

@@ -10,7 +10,7 @@ import torch
 
 import actlab
 from actlab.config import resolve_config
-from actlab.experiment import models_per_chunk, plan_groups
+from actlab.plan import models_per_chunk, plan_groups
 from actlab.presets import PRESETS
 from actlab.results import ModelRun
 
@@ -44,7 +44,7 @@ def test_a_stack_is_split_into_chunks_that_fit_in_memory(monkeypatch):
                                        "hidden": [4096, 4096]}, env={})
     per_model = models_per_chunk(config, CPU)
     assert per_model >= 1
-    monkeypatch.setattr("actlab.experiment.models_per_chunk", lambda config, device: 5)
+    monkeypatch.setattr("actlab.plan.models_per_chunk", lambda config, device: 5)
     groups, _ = plan_groups(config, CPU, records_of(config), workers=1)
     assert [len(g) for g in groups] == [4, 4, 4] and sorted(sum(groups, [])) == list(range(12))
 

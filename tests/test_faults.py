@@ -183,19 +183,19 @@ def test_the_memory_check_names_what_needs_the_memory(monkeypatch):
     batch size above the split's size needs no more memory than the whole split."""
     import torch
 
-    from actlab import experiment
+    from actlab import plan
     from actlab.config import resolve_config
     from actlab.errors import ActlabError
 
     capped = resolve_config(overrides={"train_subset": 2000, "batch_size": 10 ** 9})
-    assert experiment.model_bytes(capped) == experiment.model_bytes(resolve_config(overrides={
+    assert plan.model_bytes(capped) == plan.model_bytes(resolve_config(overrides={
         "train_subset": 2000, "batch_size": 2000}))
     big_batch = resolve_config(overrides={"hidden": [16], "batch_size": 60000})
-    monkeypatch.setattr(experiment, "available_bytes", lambda device: experiment.DATA_BYTES + 10 ** 6)
+    monkeypatch.setattr(plan, "available_bytes", lambda device: plan.DATA_BYTES + 10 ** 6)
     with pytest.raises(ActlabError, match=r"batch_size = 60000 .*use a smaller --batch-size"):
-        experiment.check_memory(big_batch, torch.device("cpu"))
+        plan.check_memory(big_batch, torch.device("cpu"))
     with pytest.raises(ActlabError, match=r"hidden = \[4096, 4096\] .*use smaller layers"):
-        experiment.check_memory(resolve_config(overrides={"hidden": [4096, 4096]}), torch.device("cpu"))
+        plan.check_memory(resolve_config(overrides={"hidden": [4096, 4096]}), torch.device("cpu"))
 
 
 def test_an_out_that_cannot_be_created_is_one_line(data_dir, tmp_path):

@@ -130,7 +130,8 @@ import sys, torch
 from actlab.config import resolve_config
 from actlab.data import load_dataset
 from actlab.results import ModelRun
-from actlab.train import prepare_data, train_model
+from actlab.device_data import prepare_data
+from actlab.train import train_model
 mnist = load_dataset("mnist", {str(data_dir)!r}, download=False)
 for optimizer in ("adam", "adamw", "sgd", "rmsprop"):
     c = resolve_config(overrides={{"device": "cpu", "epochs": 2, "hidden": [16], "optimizer": optimizer,

@@ -9,7 +9,8 @@ import torch
 
 from actlab.config import resolve_config
 from actlab.results import ModelRun
-from actlab.train import build_model, evaluate, prepare_data, resolve_device, train_group, train_model
+from actlab.device_data import prepare_data, resolve_device
+from actlab.train import build_model, evaluate, train_group, train_model
 from actlab.models import loss_fn
 from actlab.optimizers import FlatOptimizer
 
@@ -290,17 +291,17 @@ def test_a_diverging_model_leaves_the_group_and_does_not_disturb_the_others(mnis
 
 def test_bf16_is_refused_where_the_cpu_would_only_emulate_it(monkeypatch, tmp_path, data_dir, capsys):
     from actlab.cli import main
-    from actlab.train import check_precision
+    from actlab.device_data import check_precision
     from conftest import quick_flags
 
-    monkeypatch.setattr("actlab.train.cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr("actlab.device_data.cpu_flags", lambda: {"avx2", "fma"})
     with pytest.raises(Exception, match="no native bfloat16"):
         check_precision("bf16", CPU)
     check_precision("fp32", CPU)  # fp32 runs anywhere
     assert main(["run", *quick_flags(data_dir, tmp_path / "run", precision="bf16")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "precision = bf16: this CPU has no native bfloat16" in err[0]
-    monkeypatch.setattr("actlab.train.cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr("actlab.device_data.cpu_flags", lambda: {"avx512f", "avx512_bf16"})
     check_precision("bf16", CPU)  # a CPU that computes bf16 natively takes it
 
 

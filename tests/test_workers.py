@@ -10,13 +10,14 @@ import weakref
 import pytest
 import torch
 
+from actlab.config import Config
 from actlab.results import ModelRun
 from actlab.workers import Task, objects_frozen, start_method
 
 
 def tasks_on(device: str) -> list[Task]:
     record = ModelRun("relu", "relu", "logits", 0)
-    return [Task((0,), (record,), {}, "data", device)]
+    return [Task((0,), (record,), Config(), "data", device)]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is chosen on Linux only")

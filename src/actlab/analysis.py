@@ -16,10 +16,8 @@ import statistics
 from typing import Any
 
 from actlab.activations import activation_family
-from actlab.config import KEYS, config_from_flat, preset_flat
 from actlab.messages import Words
-from actlab.presets import PRESETS
-from actlab.render import Block, Bullets, Code, Heading, Image, Paragraph, Strong, Table, Text, authored, codes, joined
+from actlab.render import Block, Bullets, Code, Heading, Paragraph, Strong, Text, codes, joined
 from actlab.results import CHANCE_ACCURACY, FAILED_TO_LEARN, Results
 from actlab.stats import ALPHA, MIN_SEEDS, SIGN_FLIP_MAX_N, rank_test_min_seeds, still_improving
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, SATURATED_DERIVATIVE
@@ -210,8 +208,8 @@ def _rank_test_advice(analysis: dict[str, Any], m: dict[str, Any], w: Words) -> 
     n, pairs, need = len(analysis["seeds"]), len(tested_pairs(m)), analysis["rank_test_min_seeds"]
     if not tested_pairs(m) or n >= need:
         return []
-    return [w("advice.rank_tests", n=w.count("seed", n), pairs=w.count("pair", pairs), m=pairs, pmin=f"{2 / 2 ** n:.4f}",
-              alpha_h=f"{ALPHA / max(1, pairs):.4f}", k=need, exact=SIGN_FLIP_MAX_N)]
+    return [w("advice.rank_tests", n=w.count("seed", n), pairs=w.count("pair", pairs), m=pairs,
+              pmin=f"{2 / 2 ** n:.4f}", alpha_h=f"{ALPHA / max(1, pairs):.4f}", k=need, exact=SIGN_FLIP_MAX_N)]
 
 
 def _failure_notes(results: Results, analysis: dict[str, Any], w: Words) -> list[Text]:
@@ -263,7 +261,8 @@ def measured_alongside(results: Results, order: list[str], w: Words) -> list[Blo
     items = [w("measured.item", label=Strong(Code(label)), facts=joined(facts, w.plain("list.semicolon")))
              for label in order if (facts := _facts(results, table, label, best, w))]
     blocks: list[Block] = [Heading(3, w("measured.heading")), Paragraph(w("measured.intro"))]
-    return blocks + ([Bullets(items)] if items else []) + [Paragraph(joined(_isolation(results, w), w.plain("list.sentence")))]
+    isolation = Paragraph(joined(_isolation(results, w), w.plain("list.sentence")))
+    return blocks + ([Bullets(items)] if items else []) + [isolation]
 
 
 def _layer_max(table, stage: str, metric: str, label: str) -> tuple[str, float] | None:
@@ -336,7 +335,7 @@ def _isolation(results: Results, w: Words) -> list[Text]:
                  ] if differs else []
         parts += [w(f"method.dropout_{k}", label=Code(a)) for a, k in drops.items()] if len(set(drops.values())) > 1 \
             else []
-        parts += [w("method.tuned_item", label=Code(label), values=Code(_point_text(point)))
+        parts += [w("method.tuned_item", label=Code(label), values=Code(point_text(point)))
                   for label, point in tuned.items()] if own_values else []
         sentences = [w("measured.isolation_differs", differences=joined(parts, w.plain("list.semicolon")))]
     else:
@@ -370,171 +369,6 @@ def method_text(results: Results, w: Words, margin: float) -> list[Text]:
               diagnostics=Code("diagnostics.csv"))]
 
 
-# --- published figures side by side ----------------------------------------------------------------
-
-# settings that say where and how a run went, not what it trained: a preset stays itself under them
-RUN_ONLY = {name for name, spec in KEYS.items() if not spec.preset_identity} | {"tune"}
-
-
-def _preset_matches(results: Results) -> str | None:
-    """The preset this run reproduces unchanged (seeds and run-only settings aside), if any: every
-    other key of its resolved configuration must be the preset's."""
-    name = results.config.get("name")
-    if name not in PRESETS or results.tuning:
-        return None
-    expected = config_from_flat(preset_flat(name)).to_flat()
-    keys = (set(expected) | set(results.config)) - RUN_ONLY
-    return name if all(expected.get(k) == results.config.get(k) for k in keys) else None
-
-
-def _beside_ours(results: Results, published: dict[str, float], field: str, title: str, fmt, w: Words) -> Table:
-    """A table of one published figure per activation beside our mean and seed range of `field`."""
-    rows = []
-    for label, figure in published.items():
-        ours = [getattr(r, field) for r in results.by_label(label) if r.status.ok and getattr(r, field) is not None]
-        if ours:
-            rows.append([Code(label), fmt(figure), fmt(statistics.fmean(ours)), f"{fmt(min(ours))}–{fmt(max(ours))}",
-                         w("published.yes" if min(ours) <= figure <= max(ours) else "published.no")])
-    return Table([w("table.activation"), title, w("published.ours_mean"), w("published.ours_range"),
-                  w("published.inside")], rows)
-
-
-def published_blocks(results: Results, w: Words) -> list[Block]:
-    """The write-up's figures beside ours, for a run that reproduces a preset unchanged."""
-    name = _preset_matches(results)
-    if name is None:
-        if results.config.get("name") in PRESETS:
-            return [Heading(2, w("published.heading_changed")), Paragraph(w("published.changed"))]
-        return []
-    pub = PRESETS[name].published
-    blocks: list[Block] = [Heading(2, w("published.heading")),
-                           Paragraph(w("published.source", source=authored(w.plain(f"preset.{name}.source"))))]
-    if "test_acc" in pub:
-        blocks += _per_epoch_comparison(results, pub["test_acc"], w)
-    if "final_test_loss" in pub:
-        blocks.append(_beside_ours(results, pub["final_test_loss"], "final_test_loss", w("published.final_loss"),
-                                   lambda v: f"{v:.4f}", w))
-    if "one_batch_acc" in pub:
-        blocks += _one_batch_comparison(results, pub["one_batch_acc"], w)
-    if "best_val_test_acc" in pub:
-        blocks.append(_beside_ours(results, pub["best_val_test_acc"], "best_test_acc", w("published.best_val"), pct, w))
-    if f"preset.{name}.conclusion" in w.table:
-        blocks.append(Paragraph(w("published.conclusion", conclusion=authored(w.plain(f"preset.{name}.conclusion")))))
-    blocks.append(Paragraph(w("published.difference", difference=authored(w.plain(f"preset.{name}.difference")))))
-    return blocks
-
-
-def _per_epoch_comparison(results: Results, published: dict[str, list[float]], w: Words) -> list[Block]:
-    """Each published per-epoch test accuracy against the range of our seeds at that epoch, and how
-    many should land inside that range if the write-up's run were one more draw like ours."""
-    rows, inside, total = [], 0, 0
-    for label, figures in published.items():
-        for epoch, figure in enumerate(figures, start=1):
-            ours = [r.epochs[epoch - 1]["test_acc"] for r in results.by_label(label)
-                    if r.status.ok and len(r.epochs) >= epoch and r.epochs[epoch - 1].get("test_acc") is not None]
-            if not ours:
-                continue
-            lo, hi = 100 * min(ours), 100 * max(ours)
-            hit = lo <= figure <= hi
-            inside += hit
-            total += 1
-            if epoch in (1, len(figures)) or len(ours) > 1:
-                rows.append([Code(label), epoch, f"{figure:.2f}", f"{100 * statistics.fmean(ours):.2f}",
-                             f"{lo:.2f}–{hi:.2f}", w("published.yes" if hit else "published.no")])
-    n = len({r.seed for r in results.runs})
-    sentences = [w("published.per_epoch", inside=inside, total=total, seeds=w.count("seed", n))]
-    if n == 1:
-        sentences.append(w("published.expectation_one"))
-    elif total:
-        from scipy import stats as sps
-
-        share = (n - 1) / (n + 1)
-        p = sps.binomtest(inside, total, share).pvalue
-        sentences.append(w("published.expectation", n=n, share=pct(share, 0), expected=f"{share * total:.1f}",
-                           total=total, inside=inside, p=p_text(p)))
-    header = [w("table.activation"), w("published.epoch"), w("published.published_pct"), w("published.ours_mean_pct"),
-              w("published.ours_range_pct"), w("published.inside")]
-    return [Paragraph(joined(sentences, w.plain("list.sentence"))), Table(header, rows)]
-
-
-def _one_batch_comparison(results: Results, published: dict[str, float], w: Words) -> list[Block]:
-    """Accuracies the write-up measured on one batch of 64, against the binomial range our accuracy gives."""
-    from scipy import stats as sps
-
-    rows = []
-    for label, figure in published.items():
-        ours = [r.final_test_acc for r in results.by_label(label) if r.status.ok and r.final_test_acc is not None]
-        if not ours:
-            continue
-        p = statistics.fmean(ours)
-        lo, hi = (v / 64 for v in sps.binom.interval(0.95, 64, p))
-        rows.append([Code(label), f"{figure:.4f} ({round(figure * 64)}/64)", pct(p), f"{lo:.4f}–{hi:.4f}",
-                     w("published.yes" if lo <= figure <= hi else "published.no")])
-    return [Paragraph(w("published.one_batch")),
-            Table([w("published.output"), w("published.one_batch_figure"), w("published.full_test_set"),
-                   w("published.one_batch_range"), w("published.inside")], rows)]
-
-
-# --- a tuned comparison ------------------------------------------------------------------------------
-
-def tuning_blocks(results: Results, analysis: dict[str, Any], w: Words, images: str) -> list[Block]:
-    """What tuning chose and how much each activation's result moves across the grid, then each
-    pair's verdict at the tuned values beside its verdict at the experiment's fixed values."""
-    tuning = analysis["tuning"]
-    grid = joined((w("tuning.grid_item", key=Code(k), values=Code(", ".join(f"{v:g}" for v in values)))
-                   for k, values in tuning["grid"].items()), w.plain("list.semicolon"))
-    rows, edges = [], []
-    for label, entry in tuning["activations"].items():
-        chosen = entry["chosen"]
-        at = next(p for p in entry["points"] if p["point"] == chosen)
-        rows.append([Code(label), Code(_point_text(chosen)), mean_ci(w, at), pct(entry["mean_over_grid"]),
-                     pct(entry["worst"]), ", ".join(entry["at_edge"]) or "–"])
-        edges += [w("tuning.edge", label=Code(label), key=Code(key), value=f"{chosen[key]:g}",
-                    side=w(f"tuning.side_{side}")) for key, side in entry["at_edge"].items()]
-    header = [w("table.activation"), w("tuning.chosen"), w("tuning.at_chosen"), w("tuning.mean_over_grid"),
-              w("tuning.worst"), w("tuning.edge_column")]
-    blocks: list[Block] = [
-        Heading(2, w("tuning.heading")),
-        Paragraph(w("tuning.intro", grid=grid, tuning_seeds=Code(str(tuning["tuning_seeds"])),
-                    evaluation_seeds=Code(str(tuning["evaluation_seeds"])))),
-        Table(header, rows)]
-    if edges:
-        blocks.append(Paragraph(joined(edges, w.plain("list.sentence"))))
-    blocks += [Image(f"{images}/sensitivity.png", w.plain("plot_tuning.alt_sensitivity")),
-               Paragraph(w("tuning.robustness")), Image(f"{images}/robustness.png", w.plain("plot_tuning.alt_robustness"))]
-    return blocks + _tuned_against_fixed(analysis, tuning, w)
-
-
-def _point_text(point: dict[str, float]) -> str:
+def point_text(point: dict[str, float]) -> str:
+    """A grid point as `lr=0.001 dropout=0.2`."""
     return " ".join(f"{k}={v:g}" for k, v in point.items())
-
-
-def _tuned_against_fixed(analysis: dict[str, Any], tuning: dict[str, Any], w: Words) -> list[Block]:
-    tuned = {frozenset((t["a"], t["b"])): t for t in analysis["metrics"][primary_metric(analysis)]["pairwise"]}
-    items, changed = [], 0
-    for fixed in tuning["fixed_pairwise"]:
-        at_tuned = tuned.get(frozenset((fixed["a"], fixed["b"])))
-        if at_tuned is None:
-            continue
-        same = _verdict_of(at_tuned) == _verdict_of(fixed)
-        changed += not same
-        items.append(w("tuning.versus_same" if same else "tuning.versus_changed", a=Code(fixed["a"]),
-                       b=Code(fixed["b"]), tuned=_short_verdict(at_tuned, w), fixed=_short_verdict(fixed, w)))
-    summary = w("tuning.versus_some", k=changed, n=len(items)) if changed else w("tuning.versus_none")
-    return [Heading(3, w("tuning.versus_heading")),
-            Paragraph(w("tuning.versus_intro", fixed=Code(_point_text(tuning["fixed"])))), Bullets(items),
-            Paragraph(summary)]
-
-
-def _verdict_of(t: dict[str, Any]) -> tuple[str, str | None]:
-    """A verdict as (kind, winner), whichever way round the pair is written."""
-    if t["verdict"] == "a_better":
-        return "better", t["a"]
-    if t["verdict"] == "b_better":
-        return "better", t["b"]
-    return t["verdict"], None
-
-
-def _short_verdict(t: dict[str, Any], w: Words) -> Text:
-    kind, winner = _verdict_of(t)
-    return w("verdict_short.better", winner=Code(winner)) if kind == "better" else w(f"verdict_short.{kind}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -53,15 +52,8 @@ def _add_experiment_flags(parser: argparse.ArgumentParser) -> None:
         groups[spec.section].add_argument(flag, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from actlab import __version__
-    from actlab.config import RunConfig
-
-    parser = _Parser(prog="actlab", description="Run, reproduce and explain activation-function "
-                                                "experiments on MNIST and Fashion-MNIST.")
-    parser.add_argument("--version", action="version", version=f"actlab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
+def _add_run_command(sub) -> None:
+    """`actlab run`: where the experiment comes from, sweeps and tuning, and one flag per config key."""
     run = sub.add_parser("run", help="train the activations of a preset, a TOML file or flags",
                          description="Train every activation under every seed; write a run folder "
                                      "and print a summary table. Precedence: preset < --config < flags.")
@@ -80,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--ray-address", default=None, metavar="ADDR",
                        help="an existing Ray cluster: auto or ray://host:port (default: a local Ray started here)")
     _add_experiment_flags(run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from actlab import __version__
+    from actlab.config import RunConfig
+
+    parser = _Parser(prog="actlab", description="Run, reproduce and explain activation-function "
+                                                "experiments on MNIST and Fashion-MNIST.")
+    parser.add_argument("--version", action="version", version=f"actlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    _add_run_command(sub)
 
     show = sub.add_parser("show", help="reprint the summary table of a run folder")
     show.add_argument("run_dir", metavar="RUN")
@@ -151,7 +155,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{counts['runs']} runs: {counts.get('done', 0)} done ({counts['already_done']} were already), "
               f"{counts.get('failed', 0)} failed, {counts.get('pending', 0) + counts.get('running', 0)} not run; "
               f"store: {out / 'results.db'}")
-        print(f"see them with `actlab runs list {out}`, report on a subset with `actlab report {out} --where KEY=VALUE`")
+        print(f"see them with `actlab runs list {out}`, report on a subset with "
+              f"`actlab report {out} --where KEY=VALUE`")
         return 1 if counts.get("failed") else 0
     try:
         results = run(config, show_progress=show_progress, log=log)
@@ -232,16 +237,6 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _where(items: list[str]) -> dict[str, str]:
-    where = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ActlabError(f"--where {item!r}: write KEY=VALUE, e.g. --where hidden=512")
-        where[key.strip().replace("-", "_")] = value.strip()
-    return where
-
-
 def _cmd_report(args: argparse.Namespace) -> int:
     from actlab.messages import LANGUAGES
 
@@ -250,158 +245,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.equivalence_margin is not None and not 0 < args.equivalence_margin < 100:
         raise ActlabError(f"--equivalence-margin {args.equivalence_margin:g}: give a margin in percentage points "
                           f"above 0 and below 100, e.g. 0.5")
+    from actlab.commands import where_filter
     from actlab.report import rebuild, report_store
     from actlab.store import STORE_NAME
 
     folder = Path(args.run_dir)
     if (folder / STORE_NAME).is_file() and (args.where or not (folder / "results.json").is_file()):
-        md, html = report_store(folder, _where(args.where), args.ci, args.equivalence_margin, args.lang)
+        md, html = report_store(folder, where_filter(args.where), args.ci, args.equivalence_margin, args.lang)
     else:  # a run folder (a tuned run keeps its store beside its results)
         if args.where:
             raise ActlabError("--where filters the runs of a sweep store; this folder is a single run")
         md, html = rebuild(args.run_dir, args.ci, args.equivalence_margin, args.lang)
     print(f"wrote {md}\nwrote {html}")
-    return 0
-
-
-def _cmd_runs(args: argparse.Namespace) -> int:
-    import csv
-    import io
-    import json
-
-    from actlab.files import atomic_write
-    from actlab.store import RESULT_FIELDS, open_store
-
-    with open_store(Path(args.store_dir)) as store:
-        rows = store.rows(_where(args.where), args.status)
-        if args.action == "show":
-            if not args.run_hash:
-                raise ActlabError("actlab runs show DIR HASH: give the run's hash (see `actlab runs list DIR`)")
-            match = [r for r in store.rows() if r["hash"].startswith(args.run_hash)]
-            if len(match) != 1:
-                raise ActlabError(f"{len(match)} runs have a hash starting {args.run_hash!r}; give more of it")
-            row = match[0]
-            print(json.dumps({k: v for k, v in row.items()}, indent=1))
-            for epoch in store.model_run(row).epochs:
-                print("  " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in epoch.items()
-                                       if v is not None))
-            return 0
-        config_keys = sorted({k for r in rows for k in r["config"]})
-        varying = [k for k in config_keys if len({json.dumps(r["config"].get(k)) for r in rows}) > 1]
-        if args.action == "list":
-            header = ["hash", "status", "result", *varying, "final_test_acc", "best_test_acc"]
-            table = [header] + [[r["hash"], r["status"], r["result"] or "", *(str(r["config"].get(k)) for k in varying),
-                                 f"{r['final_test_acc']:.4f}" if r["final_test_acc"] is not None else "",
-                                 f"{r['best_test_acc']:.4f}" if r["best_test_acc"] is not None else ""] for r in rows]
-            widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-            for line in table:
-                print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
-            print(f"({len(rows)} runs)")
-            return 0
-        records = [{"hash": r["hash"], "status": r["status"], "result": r["result"], "error": r["error"],
-                    **{k: r["config"].get(k) for k in config_keys}, **{f: r[f] for f in RESULT_FIELDS}} for r in rows]
-        out = io.StringIO()
-        if args.format == "jsonl":
-            for record in records:
-                out.write(json.dumps(record) + "\n")
-        else:
-            writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["hash"], lineterminator="\n")
-            writer.writeheader()
-            for record in records:
-                writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in record.items()})
-        target = Path(args.output) if args.output else None
-        try:
-            plain = target is not None and not target.is_symlink() and (not target.exists() or target.is_file())
-        except OSError:  # a folder on the way cannot be read: atomic_write says so in one line
-            plain = True
-        if plain:
-            atomic_write(target, out.getvalue())  # a file: whole or not at all
-        elif target is not None:  # /dev/stdout, a pipe, a FIFO: written to as it is
-            try:
-                with open(target, "w", newline="") as f:
-                    f.write(out.getvalue())
-            except OSError as exc:
-                raise ActlabError(f"--output {target}: cannot write ({exc.strerror or exc}); give a file path") from None
-        else:
-            sys.stdout.write(out.getvalue())
-        return 0
-
-
-def _cmd_presets() -> int:
-    from actlab.presets import PRESETS
-
-    width = max(map(len, PRESETS))
-    for name, preset in PRESETS.items():
-        print(f"{name.ljust(width)}  {preset.summary}")
-    return 0
-
-
-def _cmd_activations() -> int:
-    from actlab.activations import ALIASES, list_activations
-
-    rows = list_activations()
-    width = max(len(name) for name, _ in rows)
-    for name, summary in rows:
-        print(f"{name.ljust(width)}  {summary}")
-    print(f"\naliases: {', '.join(f'{a}={t}' for a, t in ALIASES.items())}")
-    print("parameters go after a colon: leaky_relu:0.2, elu:alpha=0.5, hardtanh:-2,2; "
-          "your own function or nn.Module class: package.module:name")
-    return 0
-
-
-MAX_RANGE = 1e30  # float32 holds up to 3.4e38; the curves' steps must stay finite too
-
-
-def _cmd_plot_activations(args: argparse.Namespace) -> int:
-    from actlab.activations import parse_activation, split_activation_list
-    from actlab.plots import plot_activations
-
-    try:
-        lo, hi = (float(v) for v in args.range.split(","))
-    except ValueError:
-        raise ActlabError(f"--range {args.range!r}: give two numbers LO,HI, e.g. -10,10") from None
-    if not lo < hi:
-        raise ActlabError(f"--range {args.range!r}: LO must be below HI")
-    if not (abs(lo) <= MAX_RANGE and abs(hi) <= MAX_RANGE):  # also catches inf: the curves are float32
-        raise ActlabError(f"--range {args.range!r}: give numbers within ±{MAX_RANGE:g}, e.g. -10,10")
-    specs = [parse_activation(name) for name in split_activation_list(args.names)]
-    if not specs:
-        raise ActlabError("plot-activations: name at least one activation, e.g. actlab plot-activations relu,tanh")
-    path = plot_activations(specs, Path(args.out), lo, hi)
-    print(f"wrote {path}")
-    return 0
-
-
-def _cmd_data(args: argparse.Namespace) -> int:
-    from actlab import data
-
-    data_dir = args.data_dir or os.environ.get("ACTLAB_DATA_DIR")
-    data_dir = Path(data_dir).expanduser() if data_dir else None
-    mirror = data.check_mirror(args.data_mirror or os.environ.get("ACTLAB_DATA_MIRROR"))
-    if data_dir is not None and not data_dir.is_dir():
-        raise ActlabError(f"data folder {data_dir} does not exist (from --data-dir or ACTLAB_DATA_DIR)")
-    for name in args.datasets:
-        info = data.dataset_info(name)
-        folder = data.find_folder(info, data_dir, data.default_cache_dir())
-        if args.action == "fetch":
-            print(f"{info.name}: {folder or data.fetch(info.name, mirror=mirror)}")
-        elif args.action == "verify":
-            print(f"{info.name}:")
-        if args.action in ("fetch", "verify"):
-            for line in data.verify(info.name, data_dir):
-                print("  " + line)
-            continue
-        print(f"{info.title}: downloads from, in order: {', '.join(data.mirror_urls(info, mirror))}")
-        if folder is None:
-            looked = ", ".join(str(f) for f in data.candidate_folders(info, data_dir, data.default_cache_dir()))
-            print(f"  not on this machine (looked in {looked}); `actlab data fetch {info.name}` downloads it")
-            continue
-        ds = data.load_dataset(info.name, data_dir, download=False)
-        counts = ds.train.labels.bincount(minlength=10).tolist()
-        mean = ds.train.images.double().mean().item() / 255
-        print(f"  {ds.folder}: {len(ds.train)} train / {len(ds.test)} test images, 28x28 uint8, "
-              f"mean train pixel {mean:.4f}")
-        print(f"  train images per class: {dict(zip(info.classes, counts))}")
     return 0
 
 
@@ -435,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed in one line
         return int(exc.code or 0)
+    from actlab import commands  # after the parser: torch is imported by then, with the signals held
+
     try:
         if args.command == "run":
             return _cmd_run(args)
@@ -443,15 +300,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _cmd_report(args)
         if args.command == "runs":
-            return _cmd_runs(args)
+            return commands.cmd_runs(args)
         if args.command == "presets":
-            return _cmd_presets()
+            return commands.cmd_presets()
         if args.command == "activations":
-            return _cmd_activations()
+            return commands.cmd_activations()
         if args.command == "plot-activations":
-            return _cmd_plot_activations(args)
+            return commands.cmd_plot_activations(args)
         if args.command == "data":
-            return _cmd_data(args)
+            return commands.cmd_data(args)
         parser.print_help()
         return 2
     except ActlabError as exc:

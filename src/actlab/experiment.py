@@ -12,10 +12,7 @@ import contextlib
 import copy
 import datetime as dt
 import importlib
-import io
 import json
-import math
-import os
 import platform
 import shlex
 import sys
@@ -26,14 +23,15 @@ import numpy as np
 import torch
 
 from actlab import __version__
-from actlab.activations import stacking_obstacle
 from actlab.config import Config, keys_where
 from actlab.data import load_dataset
 from actlab.errors import ActlabError, Interrupted, Terminated
 from actlab.files import atomic_write, create_folder
-from actlab.plan import available_bytes, backward_pass, check_size, plan_line, product, size
-from actlab.results import ModelRun, Results, load_results, safe_name, write_results, write_results_json
-from actlab.train import SPEED_FLAGS, check_precision, cpu_flags, prepare_data, resolve_device
+from actlab.plan import (backward_pass, check_memory, check_size, data_folder, plan_groups, plan_line, product,
+                         stacking, threads_per_worker, worker_count)
+from actlab.results import (ModelRun, Results, checkpoint_name, load_results, save_checkpoint, write_results,
+                            write_results_json)
+from actlab.device_data import SPEED_FLAGS, check_precision, cpu_flags, prepare_data, resolve_device
 from actlab.workers import (Task, Trained, objects_frozen, progress_wanted, remember_dataset, resident_peak_mb,
                             run_tasks)
 
@@ -126,103 +124,6 @@ def write_normalization(folder: Path, config: Config, dataset) -> None:
     atomic_write(folder / "normalization.json", json.dumps(doc) + "\n")
 
 
-def checkpoint_name(label: str, seed: int) -> str:
-    return safe_name(label) + f"-seed{seed}.pt"
-
-
-def worker_count(config: Config, device: torch.device, tasks: int) -> int:
-    """Processes to train in: on CPU one per core (small MLPs keep one core busier than two threads
-    keep two), on a GPU one."""
-    if device.type != "cpu" or tasks < 2:
-        return 1  # a GPU trains in this process (stacked); `workers` is for CPUs
-    if config.run.workers:
-        return min(config.run.workers, tasks)
-    return max(1, min(os.cpu_count() or 1, tasks))
-
-
-def threads_per_worker(config: Config, workers: int) -> int:
-    return config.run.threads or max(1, (os.cpu_count() or 1) // workers)
-
-
-def data_folder(config: Config) -> Path | None:
-    """The user's data folder, if they named one (`--data-dir` / `ACTLAB_DATA_DIR`)."""
-    return Path(config.data.data_dir).expanduser() if config.data.data_dir else None
-
-
-def save_checkpoint(path: Path, record: ModelRun, final_state: dict, best_state: dict | None, config: dict) -> None:
-    """The final and best-validation weights of one model, written atomically (on the CPU)."""
-    state = {"final": {k: v.cpu() for k, v in final_state.items()},
-             "best_val": best_state and {k: v.cpu() for k, v in best_state.items()},
-             "label": record.label, "seed": record.seed, "best_epoch": record.best_epoch, "config": config}
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write(path, buffer.getvalue())
-
-
-def stacking(config: Config, device: torch.device) -> bool:
-    """Whether models share stacked passes: `stack`, where `auto` means on a GPU."""
-    return config.run.stack if config.run.stack != "auto" else device.type == "cuda"
-
-
-def plan_groups(config: Config, device: torch.device, records: list[ModelRun],
-                workers: int) -> tuple[list[list[int]], dict[str, str]]:
-    """Which models train together. With `stack` (on by default on a GPU) the models that can share
-    a stacked pass form groups (chunks that fit in memory, at least one per worker); every other
-    model is a group of one. Returns the groups (indices into `records`) and, for each model that
-    trained alone although stacking was on, why."""
-    if not stacking(config, device):
-        return [[i] for i in range(len(records))], {}
-    alone = {i: why for i, r in enumerate(records) if (why := stacking_obstacle(r.activation))}
-    together = sorted((i for i in range(len(records)) if i not in alone), key=lambda i: records[i].seed)
-    count = max(workers, math.ceil(len(together) / models_per_chunk(config, device))) if together else 0
-    groups = [together[k * len(together) // count:(k + 1) * len(together) // count] for k in range(count)]
-    why = {f"{records[i].label} seed {records[i].seed}": reason for i, reason in alone.items()}
-    return [g for g in groups if g] + [[i] for i in alone], why
-
-
-def model_bytes(config: Config) -> int:
-    """Memory one model needs while it trains, roughly: its parameters with their gradients, the
-    optimizer's state and the copies kept (best-validation weights, the checkpoint), plus one
-    training batch's and one evaluation batch's activations and an epoch's logits (the training
-    accuracy reads them once per epoch)."""
-    return sum(_memory_parts(config).values())
-
-
-def _memory_parts(config: Config) -> dict[str, int]:
-    """`model_bytes` by what sets it: the layers, the batch size and the evaluation batch size."""
-    sizes = [784, *config.model.hidden, 10]
-    params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
-    examples = min(60000, config.data.train_subset or 60000)  # a batch never holds more than the training split
-    return {"layers": params * 4 * 7 + 60000 * sizes[-1] * 4,
-            "batch_size": min(config.optim.batch_size, examples) * sum(sizes) * 4 * 4,
-            "eval_batch_size": min(config.run.eval_batch_size, 70000) * max(sizes) * 4 * 3}
-
-
-DATA_BYTES = 70000 * 785 * 4  # one seed's splits as float32 tensors: each worker holds one seed's at a time
-
-
-def check_memory(config: Config, device: torch.device) -> None:
-    """Refuse, before allocating anything, a model that cannot fit in this machine's memory."""
-    need, available = model_bytes(config) + DATA_BYTES, available_bytes(device)
-    if need > available:
-        parts = _memory_parts(config)
-        what, fix = {  # by the part that needs the most
-            "layers": (f"hidden = {list(config.model.hidden)} (the parameters with their gradients, optimizer state "
-                       f"and copies)", "use smaller layers"),
-            "batch_size": (f"batch_size = {config.optim.batch_size} (one batch's activations)",
-                           "use a smaller --batch-size"),
-            "eval_batch_size": (f"eval_batch_size = {config.run.eval_batch_size} (one evaluation chunk's "
-                                f"activations)", "use a smaller --eval-batch-size")}[max(parts, key=parts.get)]
-        raise ActlabError(f"one model and its data need about {size(need)} of memory, most of it for {what}; this "
-                          f"{'GPU' if device.type == 'cuda' else 'machine'} has {size(available)} available: {fix}")
-
-
-def models_per_chunk(config: Config, device: torch.device) -> int:
-    """How many models fit in one stacked pass, from `model_bytes` against the free memory."""
-    budget = 0.6 * available_bytes(device) - DATA_BYTES * len(config.run.seeds)
-    return max(1, int(budget // model_bytes(config)))
-
-
 def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     """Train `config`'s activations × seeds and write the run folder; returns the `Results`.
 
@@ -293,7 +194,7 @@ def _train(config: Config, device: torch.device, dataset, results: Results, grou
     folder, records = results.run_dir, results.runs
     board = str(folder / "tensorboard") if config.run.tensorboard else None
     # copies, as a worker process gets: a model enters `results` when `finished` has saved it, never before
-    tasks = [Task(tuple(g), tuple(copy.deepcopy(records[i]) for i in g), config.to_flat(), str(dataset.folder),
+    tasks = [Task(tuple(g), tuple(copy.deepcopy(records[i]) for i in g), config, str(dataset.folder),
                   str(device), board) for g in groups]
     worker_peaks: list[float] = []
     lost: list[str] = []

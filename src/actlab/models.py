@@ -202,6 +202,10 @@ class ModelStack:
     def __len__(self) -> int:
         return len(self.models)
 
+    @property
+    def classes(self) -> int:
+        return self.slots[-1][1][-1]  # the output layer's bias: models × classes
+
     def __repr__(self) -> str:
         return f"ModelStack({len(self)} models, {self.flat.numel():,} parameters in all, seeds {self.seeds})"
 

@@ -1,4 +1,5 @@
-"""A run's size, checked and stated before anything is allocated for its models.
+"""A run's plan: its size, checked and stated before anything is allocated for its models, and how
+its models are spread over worker processes, stacked passes and memory.
 
 A run is the product of its seeds, activations (and output heads) and, in a sweep, grid points. A
 typo such as `--seeds 1000000` multiplies into millions of models, whose per-model records alone
@@ -18,7 +19,10 @@ from pathlib import Path
 import torch
 
 from actlab.config import Config
+from actlab.activations import stacking_obstacle
 from actlab.errors import ActlabError
+from actlab.families import family_of, memory_parts
+from actlab.results import ModelRun
 
 MAX_SECONDS = 7 * 86400  # a week: beyond this a run of MNIST-sized MLPs is a typo, not a plan
 MODEL_SECONDS = 0.3  # per model, besides its epochs: start, evaluation, diagnostics, its files
@@ -31,8 +35,7 @@ WRITE_RATE = 100e6  # bytes per second at which results.json, rewritten after ea
 def model_flops(config: Config) -> float:
     """Floating-point operations one model needs per epoch: 6 per weight per training example
     (forward and backward), 2 per weight per evaluated example (validation and test)."""
-    sizes = [784, *config.model.hidden, 10]
-    weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+    weights = family_of(config).weights(config)
     train = config.data.train_subset or 60000
     evaluated = (config.data.test_subset or 10000) + (10000 if config.data.val_split else 0)
     return weights * (6 * train + 2 * evaluated)
@@ -153,7 +156,7 @@ def size(n: float) -> str:
 def backward_pass(config: Config) -> str:
     """Which backward pass the models train with (`actlab.backprop.hand_backprop_applies` decides
     per stack, by the same rule): actlab's own where every head is logits and training is fp32."""
-    hand = (config.run.backprop == "auto" and config.run.precision == "fp32"
+    hand = (family_of(config).stacks and config.run.backprop == "auto" and config.run.precision == "fp32"
             and all(o == "logits" for o in config.model.outputs))
     return "hand-written" if hand else "autograd"
 
@@ -166,3 +169,78 @@ def plan_line(how: str, models: int, workers: int, stack: bool, device: torch.de
     return (f"plan: {how} = {models:,} model{'s' if models != 1 else ''}, {where}"
             f"{', stacked where they can share a pass' if stack else ''}, {backward} backward pass; "
             f"about {duration(seconds)}")
+
+
+# --- how the models are spread over workers, stacks and memory -------------------------------------
+
+def worker_count(config: Config, device: torch.device, tasks: int) -> int:
+    """Processes to train in: on CPU one per core (small MLPs keep one core busier than two threads
+    keep two), on a GPU one."""
+    if device.type != "cpu" or tasks < 2:
+        return 1  # a GPU trains in this process (stacked); `workers` is for CPUs
+    if config.run.workers:
+        return min(config.run.workers, tasks)
+    return max(1, min(os.cpu_count() or 1, tasks))
+
+
+def threads_per_worker(config: Config, workers: int) -> int:
+    return config.run.threads or max(1, (os.cpu_count() or 1) // workers)
+
+
+def data_folder(config: Config) -> Path | None:
+    """The user's data folder, if they named one (`--data-dir` / `ACTLAB_DATA_DIR`)."""
+    return Path(config.data.data_dir).expanduser() if config.data.data_dir else None
+
+
+def stacking(config: Config, device: torch.device) -> bool:
+    """Whether models share stacked passes: `stack`, where `auto` means on a GPU."""
+    return config.run.stack if config.run.stack != "auto" else device.type == "cuda"
+
+
+def plan_groups(config: Config, device: torch.device, records: list[ModelRun],
+                workers: int) -> tuple[list[list[int]], dict[str, str]]:
+    """Which models train together. With `stack` (on by default on a GPU) the models that can share
+    a stacked pass form groups (chunks that fit in memory, at least one per worker); every other
+    model is a group of one. Returns the groups (indices into `records`) and, for each model that
+    trained alone although stacking was on, why."""
+    if not stacking(config, device) or not family_of(config).stacks:
+        return [[i] for i in range(len(records))], {}
+    alone = {i: why for i, r in enumerate(records) if (why := stacking_obstacle(r.activation))}
+    together = sorted((i for i in range(len(records)) if i not in alone), key=lambda i: records[i].seed)
+    count = max(workers, math.ceil(len(together) / models_per_chunk(config, device))) if together else 0
+    groups = [together[k * len(together) // count:(k + 1) * len(together) // count] for k in range(count)]
+    why = {f"{records[i].label} seed {records[i].seed}": reason for i, reason in alone.items()}
+    return [g for g in groups if g] + [[i] for i in alone], why
+
+
+def model_bytes(config: Config) -> int:
+    """Memory one model needs while it trains, roughly: its parameters with their gradients, the
+    optimizer's state and the copies kept (best-validation weights, the checkpoint), plus one
+    training batch's and one evaluation batch's activations and an epoch's logits (the training
+    accuracy reads them once per epoch); its family says how large (`families.memory_parts`)."""
+    return sum(memory_parts(config).values())
+
+
+DATA_BYTES = 70000 * 785 * 4  # one seed's splits as float32 tensors: each worker holds one seed's at a time
+
+
+def check_memory(config: Config, device: torch.device) -> None:
+    """Refuse, before allocating anything, a model that cannot fit in this machine's memory."""
+    need, available = model_bytes(config) + DATA_BYTES, available_bytes(device)
+    if need > available:
+        parts = memory_parts(config)
+        what, fix = {  # by the part that needs the most
+            "layers": (f"hidden = {list(config.model.hidden)} (the parameters with their gradients, optimizer state "
+                       f"and copies)", "use smaller layers"),
+            "batch_size": (f"batch_size = {config.optim.batch_size} (one batch's activations)",
+                           "use a smaller --batch-size"),
+            "eval_batch_size": (f"eval_batch_size = {config.run.eval_batch_size} (one evaluation chunk's "
+                                f"activations)", "use a smaller --eval-batch-size")}[max(parts, key=parts.get)]
+        raise ActlabError(f"one model and its data need about {size(need)} of memory, most of it for {what}; this "
+                          f"{'GPU' if device.type == 'cuda' else 'machine'} has {size(available)} available: {fix}")
+
+
+def models_per_chunk(config: Config, device: torch.device) -> int:
+    """How many models fit in one stacked pass, from `model_bytes` against the free memory."""
+    budget = 0.6 * available_bytes(device) - DATA_BYTES * len(config.run.seeds)
+    return max(1, int(budget // model_bytes(config)))

@@ -32,6 +32,7 @@ from actlab.files import atomic_write  # noqa: E402
 from actlab.forks import fork_is_safe, fork_warning_silenced  # noqa: E402
 from actlab.messages import Words  # noqa: E402
 from actlab.results import Results  # noqa: E402
+from actlab.stats import epoch_curves  # noqa: E402
 
 CURVES = ("train_loss", "test_loss", "test_acc", "train_acc", "val_loss", "val_acc")
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Micro Hei",
@@ -136,8 +137,6 @@ def plot_metric(results: Results, metric: str, path: Path, w: Words) -> bool:
 
     With several seeds the line is the mean and the band its 95% t confidence interval.
     """
-    from actlab.stats import epoch_curves
-
     accuracy = metric.endswith("acc")
     scale = 100.0 if accuracy else 1.0
     curves = epoch_curves(results, metric)
@@ -303,7 +302,8 @@ def plot_robustness(tuning: dict, path: Path, w: Words) -> Path:
         ax.plot([i, i], [worst, best], color="#3182bd", lw=2)
         ax.plot([i], [best], "*", color="#08519c", markersize=12, label=w.plain("plot_tuning.best") if i == 0 else None)
         ax.plot([i], [mean], "o", color="#6baed6", markersize=8, label=w.plain("plot_tuning.mean") if i == 0 else None)
-        ax.plot([i], [worst], "v", color="#9ecae1", markersize=8, label=w.plain("plot_tuning.worst") if i == 0 else None)
+        ax.plot([i], [worst], "v", color="#9ecae1", markersize=8,
+                label=w.plain("plot_tuning.worst") if i == 0 else None)
     ax.set_xticks(range(len(labels)), labels, rotation=15)
     ax.set_ylabel(w.plain("plot_tuning.sensitivity_axis"))
     ax.set_title(w.plain("plot_tuning.robustness"))

@@ -20,8 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from actlab.errors import ActlabError
 from actlab.files import atomic_write
+from actlab.messages import Words
 from actlab.status import FAILED_TO_LEARN as NEVER_LEARNED
 from actlab.status import PENDING, Status
 
@@ -234,13 +237,15 @@ def load_results(run_dir: str | Path, fix: str = "rerun the experiment") -> Resu
     if not exists:
         if (run_dir / "results.db").is_file():
             raise ActlabError(f"{run_dir} is a sweep's store, not a run folder: list its runs with `actlab runs list "
-                              f"{run_dir}`, or write a report on a subset with `actlab report {run_dir} --where KEY=VALUE`")
+                              f"{run_dir}`, or write a report on a subset with "
+                              f"`actlab report {run_dir} --where KEY=VALUE`")
         raise ActlabError(f"{run_dir} is not an actlab run folder (no results.json); "
                           f"give the folder `actlab run` printed at its end")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ActlabError(f"{path} cannot be read ({exc.strerror or exc}); make it readable (chmod a+r {path})") from None
+        raise ActlabError(f"{path} cannot be read ({exc.strerror or exc}); make it readable "
+                          f"(chmod a+r {path})") from None
     except UnicodeDecodeError:
         raise ActlabError(f"{path} is damaged (not UTF-8 text); {fix}") from None
     try:
@@ -263,8 +268,6 @@ def _mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
 def summary_table(results: Results, lang: str = "en") -> str:
     """One line per activation, in `lang`: accuracy (failed runs counted at what they reached) and
     loss as mean ± std over seeds, time, how the runs ended."""
-    from actlab.messages import Words
-
     w = Words(lang)
     has_val = any(r.best_epoch is not None for r in results.runs)
     keys = ["activation", "seeds", "test_acc", "test_loss", *(["best_epoch", "best_val_acc"] if has_val else []),
@@ -299,3 +302,17 @@ def summary_table(results: Results, lang: str = "en") -> str:
 def _width(text: str) -> int:
     """Columns `text` takes in a terminal: East Asian wide characters take two."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def checkpoint_name(label: str, seed: int) -> str:
+    return safe_name(label) + f"-seed{seed}.pt"
+
+
+def save_checkpoint(path: Path, record: ModelRun, final_state: dict, best_state: dict | None, config: dict) -> None:
+    """The final and best-validation weights of one model, written atomically (on the CPU)."""
+    state = {"final": {k: v.cpu() for k, v in final_state.items()},
+             "best_val": best_state and {k: v.cpu() for k, v in best_state.items()},
+             "label": record.label, "seed": record.seed, "best_epoch": record.best_epoch, "config": config}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, buffer.getvalue())

@@ -1,5 +1,9 @@
 """Which activation is really better: summaries, one verdict per pair, groups, seeds needed, failures.
 
+The tests of one pair (paired t, exact sign flip, TOST, the d_z interval, seeds for power) are in
+`actlab.paired`; here they are run over every pair of a run, corrected for multiplicity (Holm) and
+turned into verdicts, groups and the analysis the report reads.
+
 Within a seed every activation shares the data order and split, so two activations are compared on
 their per-seed differences over the seeds both have (a paired design). Each pair gets one verdict:
 - `equivalent`: on an accuracy, the difference lies within ±margin (two one-sided t-tests, TOST,
@@ -30,13 +34,9 @@ import numpy as np
 from scipy import special
 
 from actlab.config import RunConfig
+from actlab.paired import ALPHA, MIN_SEEDS, SIGN_FLIP_MAX_N, PairedTest, no_spread, paired_test, seeds_for_power
 from actlab.results import ModelRun, Results
 
-ALPHA = 0.05
-MIN_SEEDS = 3  # a pair sharing fewer seeds is not tested: the seed-to-seed noise is unknown
-SIGN_FLIP_MAX_N = 10  # the exact sign-flip test enumerates 2^n sign patterns
-POWER = 0.8
-MAX_SEEDS_ADVISED = 1000
 DEFAULT_MARGIN_POINTS = RunConfig.equivalence_margin  # the smallest difference of interest, in points
 
 # metric name -> (description, higher is better, is an accuracy: equivalence applies)
@@ -96,12 +96,6 @@ class Summary:
     max: float
 
 
-def no_spread(x: np.ndarray) -> bool:
-    """The values are all the same up to float rounding (differences of accuracies that are equal on
-    paper differ by ~1e-17), where a standard deviation and everything built on it is meaningless."""
-    return len(x) > 0 and float(np.ptp(x)) <= 1e-9 * max(1.0, float(np.max(np.abs(x))))
-
-
 def summarize(values: list[float], confidence: float = 0.95, method: str = "t", seed: int = 0,
               bounds: tuple[float, float] = (-math.inf, math.inf)) -> Summary:
     """Mean, std and a confidence interval: Student t, or a seeded BCa bootstrap (`method="bootstrap"`).
@@ -128,150 +122,6 @@ def summarize(values: list[float], confidence: float = 0.95, method: str = "t", 
         low, high = max(float(low), bounds[0]), min(float(high), bounds[1])
     return Summary(n, mean, std, float(low), float(high), float(x.min()) if n else math.nan,
                    float(x.max()) if n else math.nan)
-
-
-# --- one pair ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PairedTest:
-    """The comparison of a against b over the seeds both have; differences are a − b. Statistics that
-    are undefined for these differences (too few seeds, no spread) are None, never infinite."""
-
-    a: str
-    b: str
-    n: int
-    mean_diff: float | None
-    sd_diff: float | None
-    diff_ci_low: float | None  # 95% t interval of the mean difference
-    diff_ci_high: float | None
-    t: float | None
-    p_t: float | None
-    p_sign_flip: float | None  # exact sign-flip permutation test, n ≤ 10
-    p_wilcoxon: float | None
-    effect_dz: float | None  # Cohen's d_z: mean difference / std of the differences
-    dz_ci_low: float | None
-    dz_ci_high: float | None
-    p_tost: float | None = None  # two one-sided tests against ±margin (accuracies only)
-    tost_ci_low: float | None = None  # the 1 − 2α interval whose inclusion in ±margin TOST tests
-    tost_ci_high: float | None = None
-    p_decision: float | None = None  # the p-value that decides significance (t, or sign-flip without spread)
-    p_decision_holm: float | None = None
-    p_sign_flip_holm: float | None = None
-    p_wilcoxon_holm: float | None = None
-    p_tost_holm: float | None = None
-    verdict: str = "not_tested"  # a_better, b_better, equivalent, inconclusive, not_tested
-    significant: bool = False  # the difference is significant (also possible for an equivalent pair)
-    rests_on_normality: bool = False  # significant by t, but the exact sign-flip test is not
-    seeds_needed: int | None = None  # inconclusive pairs: seeds for 80% power (None: more than 1000)
-
-
-def sign_flip_p(d: np.ndarray) -> float | None:
-    """Two-sided exact sign-flip permutation p-value of the mean difference (n ≤ 10), else None."""
-    n = len(d)
-    if n == 0 or n > SIGN_FLIP_MAX_N:
-        return None
-    if not np.any(np.round(d, 12)):
-        return 1.0
-    signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
-    means = np.abs(signs @ d) / n
-    observed = abs(float(d.mean()))
-    return float(np.mean(means >= observed * (1 - 1e-12)))
-
-
-def dz_interval(t: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Confidence interval of d_z from the noncentral t distribution of the paired t statistic; where
-    SciPy's noncentral t cannot be evaluated (|t| in the hundreds), the large-sample normal
-    approximation of d_z's standard error, sqrt(1/n + d_z²/(2(n−1)))."""
-    from scipy import optimize
-    from scipy import stats as sps
-
-    df, tail, dz = n - 1, (1 - confidence) / 2, t / math.sqrt(n)
-
-    def noncentrality(target: float) -> float | None:
-        f = lambda nc: sps.nct.cdf(t, df, nc) - target  # noqa: E731  (decreasing in nc)
-        lo, hi = t - 5.0, t + 5.0
-        for _ in range(40):
-            f_lo, f_hi = f(lo), f(hi)
-            if not (math.isfinite(f_lo) and math.isfinite(f_hi)):
-                return None
-            if f_lo > 0 > f_hi:
-                return optimize.brentq(f, lo, hi)
-            lo, hi = lo - 2 * (hi - lo), hi + 2 * (hi - lo)
-        return None
-
-    try:
-        low, high = noncentrality(1 - tail), noncentrality(tail)
-    except ValueError:  # a NaN inside the bracket
-        low = high = None
-    if low is None or high is None:
-        half = sps.norm.ppf(1 - tail) * math.sqrt(1 / n + dz ** 2 / (2 * df))
-        return dz - half, dz + half
-    return low / math.sqrt(n), high / math.sqrt(n)
-
-
-def tost(d: np.ndarray, margin: float, alpha: float = ALPHA) -> tuple[float, float, float] | None:
-    """Two one-sided t-tests that the mean difference lies within ±margin: (p, interval low, high),
-    the interval at 1 − 2α; None without spread."""
-    from scipy import stats as sps
-
-    n, mean = len(d), float(d.mean())
-    if n < 2 or no_spread(d):
-        return None
-    sd = float(d.std(ddof=1))
-    se = sd / math.sqrt(n)
-    p = max(float(sps.t.sf((mean + margin) / se, n - 1)), float(sps.t.cdf((mean - margin) / se, n - 1)))
-    low, high = sps.t.interval(1 - 2 * alpha, n - 1, loc=mean, scale=se)
-    return p, float(low), float(high)
-
-
-def paired_test(a: str, b: str, xa: list[float], xb: list[float], margin: float | None = None,
-                confidence: float = 0.95) -> PairedTest:
-    """Every statistic of a − b over seeds (both lists in seed order); verdicts come from `compare`."""
-    d = np.asarray(xa, dtype=float) - np.asarray(xb, dtype=float)
-    n = len(d)
-    if n < 2:
-        return PairedTest(a, b, n, float(d.mean()) if n else None, *[None] * 11)
-    from scipy import stats as sps
-
-    mean, sd = float(d.mean()), 0.0 if no_spread(d) else float(d.std(ddof=1))
-    p_flip = sign_flip_p(d)
-    p_w = 1.0 if no_spread(d) and not np.any(np.round(d, 12)) else float(sps.wilcoxon(xa, xb).pvalue)
-    if sd == 0:  # no spread: t and d_z are undefined, and the sign-flip (here the sign) test decides;
-        # the same difference in every seed, inside the margin, is equivalence without a test statistic
-        p_decision = p_flip if p_flip is not None else min(1.0, 2 * 0.5 ** n) if mean else 1.0
-        inside = margin is not None and abs(mean) < margin
-        return PairedTest(a, b, n, mean, 0.0, None, None, None, None, p_flip, p_w, None, None, None,
-                          p_tost=0.0 if inside else None, p_decision=p_decision)
-    res = sps.ttest_rel(xa, xb)
-    t, p_t = float(res.statistic), float(res.pvalue)
-    low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=sd / math.sqrt(n))
-    dz_low, dz_high = dz_interval(t, n, confidence)
-    equivalence = tost(d, margin) if margin is not None else None
-    return PairedTest(a, b, n, mean, sd, float(low), float(high), t, p_t, p_flip, p_w, mean / sd, dz_low, dz_high,
-                      *(equivalence or (None, None, None)), p_decision=p_t)
-
-
-def seeds_for_power(dz: float | None, alpha: float, power: float = POWER) -> int | None:
-    """The fewest seeds at which a two-sided paired t-test at `alpha` has `power` against an effect of
-    size `dz`; None when more than `MAX_SEEDS_ADVISED` (or no effect) would be needed."""
-    from scipy import stats as sps
-
-    if dz is None or not math.isfinite(dz) or dz == 0:
-        return None
-
-    def enough(n: int) -> bool:
-        df, nc = n - 1, abs(dz) * math.sqrt(n)
-        crit = sps.t.ppf(1 - alpha / 2, df)
-        upper, lower = (float(v) for v in (sps.nct.sf(crit, df, nc), sps.nct.cdf(-crit, df, nc)))
-        return (upper if math.isfinite(upper) else 1.0) + (lower if math.isfinite(lower) else 0.0) >= power
-
-    if not enough(MAX_SEEDS_ADVISED):
-        return None
-    lo, hi = MIN_SEEDS, MAX_SEEDS_ADVISED
-    while lo < hi:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
-    return lo
 
 
 # --- all pairs -----------------------------------------------------------------------------------
@@ -433,7 +283,8 @@ def analyse(results: Results, confidence: float = 0.95, method: str = "t",
         if not any(values.values()) or (metric == "best_val_test_acc" and not checkpoints):
             continue
         finished = {label: list(values_by_seed(results, label, metric, True).values()) for label in results.labels}
-        summaries = {label: summarize(v, confidence, method, bounds=metric_bounds(metric)) for label, v in values.items()}
+        summaries = {label: summarize(v, confidence, method, bounds=metric_bounds(metric))
+                     for label, v in values.items()}
         order = sorted((label for label in values if values[label]), key=lambda label: summaries[label].mean,
                        reverse=higher)
         tests = compare(results, metric, margin_points / 100)
@@ -450,7 +301,8 @@ def analyse(results: Results, confidence: float = 0.95, method: str = "t",
     out["tested_pairs"], out["rank_test_min_seeds"] = tested, rank_test_min_seeds(max(1, tested))
     if method == "bootstrap" and any(s["n"] < 10 for m in out["metrics"].values() for s in m["summary"].values()):
         out["warnings"].append("bootstrap_small_n")
-    out["curves"] = {m: epoch_curves(results, m, confidence) for m in ("test_acc", "test_loss", "train_loss", "val_acc")}
+    out["curves"] = {m: epoch_curves(results, m, confidence)
+                     for m in ("test_acc", "test_loss", "train_loss", "val_acc")}
     return out
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from actlab import __version__
 from actlab.errors import ActlabError
 from actlab.files import create_folder
 from actlab.results import METRIC_COLUMNS, ModelRun, Results, safe_name
@@ -216,8 +217,6 @@ def results_from_store(folder: Path, where: dict[str, str]) -> Results:
     each label, so different settings are never averaged together. The config keeps the keys all
     runs share; the run folder is `<folder>/report[-key=value…]` (not created here).
     """
-    from actlab import __version__
-
     with open_store(folder) as store:
         rows = store.rows(where, status="done")
         if not rows:

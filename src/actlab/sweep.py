@@ -34,12 +34,11 @@ from actlab.activations import stacking_obstacle
 from actlab.config import KEYS, SWEEP_ALIASES, Config, config_from_flat, keys_where
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
-from actlab.experiment import (checkpoint_name, data_folder, models_per_chunk, save_checkpoint, stacking, threads_per_worker,
-                               worker_count)
+from actlab.families import FAMILIES
 from actlab.files import atomic_write, create_folder
-from actlab.plan import check_size
-from actlab.results import ModelRun
-from actlab.train import check_precision, resolve_device
+from actlab.plan import check_size, data_folder, models_per_chunk, stacking, threads_per_worker, worker_count
+from actlab.results import ModelRun, checkpoint_name, save_checkpoint
+from actlab.device_data import check_precision, resolve_device
 from actlab.store import Store
 from actlab.workers import Progress, Task, Trained, progress_wanted, run_tasks, train_task
 
@@ -203,7 +202,9 @@ def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], 
     points: dict[str, list[int]] = {}
     for i, run in enumerate(todo):
         same = {k: v for k, v in run.flat.items() if k not in ("activations", "output", "init", "seed", "seeds")}
-        key = json.dumps(same, sort_keys=True) if stack and not stacking_obstacle(run.activation) else f"#{i}"
+        stacks = FAMILIES[run.flat.get("model", KEYS["model"].default)].stacks  # a grid point's model family
+        together = stack and stacks and not stacking_obstacle(run.activation)
+        key = json.dumps(same, sort_keys=True) if together else f"#{i}"
         points.setdefault(key, []).append(i)
     size = models_per_chunk(config, device) if stack else 1
     tasks = [_task(group[k:k + size], todo, folders, str(device)) for group in points.values()
@@ -222,7 +223,8 @@ def _task(group: list[int], runs: list[SweepRun], folders: dict[str, str], devic
     if len(members) > 1:
         activations = list(dict.fromkeys(r.activation for r in members))
         flat.update(activations=activations, init={r.activation: _init_of(r.flat, r.activation) for r in members})
-    return Task(tuple(group), tuple(r.record() for r in members), flat, folders[members[0].flat["dataset"]], device)
+    return Task(tuple(group), tuple(r.record() for r in members), config_from_flat(flat),
+                folders[members[0].flat["dataset"]], device)
 
 
 # --- Ray ----------------------------------------------------------------------------------------

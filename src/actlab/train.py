@@ -1,9 +1,9 @@
 """Training: one epoch loop for a group of models, data as tensors on the device.
 
-`prepare_data` turns a loaded data set into float tensors on the device once per seed (with the
-seeded validation split and subsets). `train_group` trains a group of models together: a group of
-one in a CPU worker, a stack of many on a GPU (or on a CPU when asked). It builds each network under
-its seed, holds the group as one `ModelStack`, and each step computes every model at once (the
+`actlab.device_data` holds each seed's splits as tensors on the device. `train_group` trains a
+group of models together: a group of one in a CPU worker, a stack of many on a GPU (or on a CPU
+when asked). It builds each network under its seed (`actlab.families`), holds the group as one
+`ModelStack` (a family that does not stack: a `ModuleStack` of one), and each step computes every model at once (the
 hand-written backward pass of `actlab.backprop`, or autograd). Each model's bookkeeping, written once
 here, fills its `ModelRun` record epoch by epoch: evaluation in large no-grad batches, the epoch row,
 divergence, the best-validation weights, diagnostics, early stopping. A model that diverges or stops
@@ -26,12 +26,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from actlab.activations import parse_layers
 from actlab.backprop import hand_backprop_applies, hand_step
-from actlab.data import Dataset, Split, seeded_subset, validation_split
-from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
+from actlab.device_data import DeviceData
+from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, layer_histograms, measure
 from actlab.errors import ActlabError
-from actlab.models import ModelStack, apply_per_model, build_mlp, loss_fn, stack_forward
+from actlab.families import ModuleStack, family_of
+from actlab.models import ModelStack, apply_per_model, loss_fn, stack_forward
 from actlab.optimizers import FlatOptimizer, learning_rate
 from actlab.status import OK, Status
 from actlab.results import ModelRun, mark_failed_to_learn, safe_name
@@ -43,107 +43,10 @@ CHECK_EVERY = 100  # steps between divergence checks / progress updates (the onl
 DIVERGED_LOSS = 1e4  # a mean loss above this has left learning behind (cross-entropy starts at ln 10 ≈ 2.3)
 
 
-@dataclass(frozen=True)
-class DeviceData:
-    """One seed's splits as float tensors in [0, 1] (images) and int64 labels, on the device."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor | None
-    y_val: torch.Tensor | None
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    normalization: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, std) from the training split
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ActlabError(f"device = {name!r} but this torch ({torch.__version__}) sees no CUDA GPU; "
-                          f"use --device cpu or --device auto")
-    return torch.device(name)
-
-
-SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux); empty where /proc/cpuinfo says nothing."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """bf16 only where the hardware computes it natively: emulated on a CPU without AVX-512 BF16 or
-    AMX, it runs many times slower than fp32 (docs/speed.md), which is not what the option is for."""
-    if precision != "bf16":
-        return
-    if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported()
-    else:
-        flags = cpu_flags()
-        native = not flags or bool({"avx512_bf16", "amx_bf16"} & flags)  # no flags to read: let it run
-    if not native:
-        raise ActlabError(f"precision = bf16: this {'GPU' if device.type == 'cuda' else 'CPU'} has no native "
-                          f"bfloat16 (no avx512_bf16 or amx_bf16 among its flags), so bf16 would be emulated and "
-                          f"many times slower than fp32 (docs/speed.md); use --precision fp32, or a machine with "
-                          f"native bf16")
-
-
-def _to_device(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return split.images.to(device).float().div_(255), split.labels.to(device)
-
-
-def normalization_stats(x_train: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(mean, std) to standardise inputs with, from the training split only (never validation or test)."""
-    if kind == "none":
-        return None
-    if kind == "symmetric":
-        return torch.tensor(0.5), torch.tensor(0.5)
-    if kind == "global":
-        x = x_train.double()
-        return x.mean().float(), x.std().float()
-    mean, std = x_train.mean(0), x_train.std(0)
-    return mean, torch.where(std > 0, std, torch.ones_like(std))  # a constant pixel gets std 1
-
-
-def prepare_data(dataset: Dataset, config: Config, seed: int, device: torch.device) -> DeviceData:
-    """The seed's training / validation / test tensors; every activation of one seed shares them."""
-    d = config.data
-    train, test = dataset.train, dataset.test
-    val = None
-    if d.val_split:
-        size = d.val_split if isinstance(d.val_split, int) else round(d.val_split * len(train))
-        train_idx, val_idx = validation_split(len(train), size, seed)
-        train, val = train.take(train_idx), train.take(val_idx)
-    if d.train_subset and d.train_subset < len(train):
-        train = train.take(seeded_subset(len(train), d.train_subset, seed))
-    if d.test_subset and d.test_subset < len(test):
-        test = test.take(seeded_subset(len(test), d.test_subset, seed))
-    x_train, y_train = _to_device(train, device)
-    x_val, y_val = _to_device(val, device) if val is not None else (None, None)
-    x_test, y_test = _to_device(test, device)
-    stats = normalization_stats(x_train, d.normalize)
-    if stats is not None:
-        mean, std = (t.to(device) for t in stats)
-        for x in (x_train, x_val, x_test):
-            if x is not None:
-                x.sub_(mean).div_(std)
-    return DeviceData(x_train, y_train, x_val, y_val, x_test, y_test, stats)
-
-
-def build_model(record: ModelRun, config: Config, in_features: int, device: torch.device) -> nn.Sequential:
-    """The network `record` names, with the initial weights its seed gives it."""
-    m = config.model
+def build_model(record: ModelRun, config: Config, in_features: int, device: torch.device) -> nn.Module:
+    """The network `record` names, of the config's model family, with the initial weights its seed gives it."""
     torch.manual_seed(record.seed)  # same seed → same initial weights for every activation
-    return build_mlp(in_features, m.hidden, parse_layers(record.activation), 10, record.output,
-                     m.init_for(record.activation), m.dropout, m.dropout_kind_for(record.activation)).to(device)
+    return family_of(config).build(record.activation, record.output, config, in_features).to(device)
 
 
 @torch.no_grad()
@@ -204,7 +107,12 @@ def train_group(records: list[ModelRun], data: dict[int, DeviceData], config: Co
     o = config.optim
     members = [_member(records[i], data[records[i].seed], config, device, tensorboard_dir)
                for i in sorted(range(len(records)), key=lambda i: records[i].seed)]  # one seed side by side
-    stack = ModelStack([m.model for m in members], [m.record.seed for m in members], [m.noise for m in members])
+    if family_of(config).stacks:
+        stack = ModelStack([m.model for m in members], [m.record.seed for m in members], [m.noise for m in members])
+    elif len(members) == 1:
+        stack = ModuleStack(members[0].model, members[0].record.seed, members[0].noise, members[0].record.output)
+    else:
+        raise ValueError(f"the {config.model.family} family trains each model alone, not {len(members)} together")
     optimizer = FlatOptimizer(stack.flat, o)
     for member in members:
         _diagnose(member, "init", config)
@@ -267,8 +175,12 @@ def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, De
     loss and accuracy over the examples seen, whether it diverged, and the pass's seconds."""
     o = config.optim
     start = time.perf_counter()
-    step = hand_step(stack) if config.run.backprop == "auto" and hand_backprop_applies(stack, config.run.precision) \
-        else autograd_step(stack, autocast(device, config))
+    if isinstance(stack, ModuleStack):
+        step = stack.step(autocast(device, config))
+    elif config.run.backprop == "auto" and hand_backprop_applies(stack, config.run.precision):
+        step = hand_step(stack)
+    else:
+        step = autograd_step(stack, autocast(device, config))
     n = len(data[stack.seeds[0]].y_train)
     steps, seen_per_epoch = epoch_steps(n, o)
     perms = {seed: torch.randperm(n, generator=orders[seed]).to(device) for seed in data}
@@ -278,7 +190,7 @@ def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, De
     loss_sum = torch.zeros(len(stack), device=device)
     # each step writes its logits here, and the predictions are compared with the labels once at the
     # end: no kernel per step for the accuracy
-    logits = torch.empty(len(stack), seen_per_epoch, stack.weights[-1].shape[-2], device=device)
+    logits = torch.empty(len(stack), seen_per_epoch, stack.classes, device=device)
     into = logits[0].split(o.batch_size) if len(stack) == 1 else logits.split(o.batch_size, dim=1)
     diverged = [False] * len(stack)
     for i in range(steps):
@@ -379,10 +291,7 @@ def _tensorboard(folder: Path, record: ModelRun):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        from actlab.errors import ActlabError
         raise ActlabError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-    from actlab.diagnostics import layer_histograms
-
     name = safe_name(record.label) + f"-seed{record.seed}"
     writer = SummaryWriter(log_dir=str(folder / name))
 

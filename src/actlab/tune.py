@@ -21,6 +21,7 @@ which says whether the verdicts at the tuned values differ from those at the fix
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import statistics
 import sys
@@ -29,12 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from actlab.config import KEYS, Config, config_from_flat, keys_where, load_toml
+from actlab.config import KEYS, Config, config_from_flat, keys_where, load_toml, toml_text
+from actlab.device_data import resolve_device
 from actlab.errors import ActlabError
-from actlab.files import create_folder
+from actlab.experiment import environment
+from actlab.files import atomic_write, create_folder
 from actlab.plan import check_size
 from actlab.results import CHANCE_ACCURACY, ModelRun, Results, write_results
-from actlab.train import resolve_device
+from actlab.stats import pairwise_verdicts, summarize
+from actlab.store import Store
+from actlab.sweep import expand, train_runs
 
 TUNABLE = keys_where("tunable")
 EXAMPLE_VALUES = {"weight_decay": "0;0.0001;0.001", "momentum": "0;0.9", "dropout": "0;0.2;0.5",
@@ -138,8 +143,6 @@ def at_edge(point: dict[str, float], grid: dict[str, list[float]]) -> dict[str, 
 
 
 def summary_of(values: list[float]) -> dict[str, float]:
-    from actlab.stats import summarize
-
     s = summarize(values, bounds=(0.0, 1.0))  # validation accuracies
     return {"n": s.n, "mean": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high}
 
@@ -148,8 +151,6 @@ def tuning_report(grid: dict[str, list[float]], scores, chosen, fixed: dict[str,
                   fixed_results: Results) -> dict[str, Any]:
     """What results.json and stats.json keep of a tuning: the grid, every point's scores, the
     choices, edges, robustness, and the runs and verdicts at the fixed values."""
-    from actlab.stats import pairwise_verdicts
-
     per_label = {}
     for label, per_point in scores.items():
         means = [statistics.fmean(v) for _, v in per_point if v]
@@ -168,8 +169,6 @@ def tuning_report(grid: dict[str, list[float]], scores, chosen, fixed: dict[str,
 def run_tuned(config: Config, grid: dict[str, list[float]], out: Path, backend: str = "local",
               ray_address: str | None = None, show_progress: bool | None = None, log=None) -> Results:
     """Tune, choose, evaluate, and write the run folder and its report; returns the tuned `Results`."""
-    from actlab.sweep import expand, train_runs
-
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     if len(config.model.outputs) > 1:
         raise ActlabError("tuning compares activations: give one output head (--output)")
@@ -217,8 +216,6 @@ def _activation_of(config: Config) -> dict[str, str]:
 
 def _train(config: Config, runs, out: Path, backend: str, ray_address, show_progress, log, what: str,
            keys: list[str]) -> None:
-    from actlab.sweep import train_runs
-
     counts = train_runs(config, runs, out, backend, ray_address, show_progress, log, what,
                         lambda run: ", ".join(f"{k}={run.flat[k]:g}" for k in keys))
     if counts.get("failed") or counts.get("pending") or counts.get("running"):
@@ -229,8 +226,6 @@ def _train(config: Config, runs, out: Path, backend: str, ray_address, show_prog
 
 def _scores(tuning, out: Path, grid_points: list[dict[str, float]]) -> dict[str, list]:
     """Per activation, per grid point (in grid order), the tuning seeds' scores."""
-    from actlab.store import Store
-
     with Store(out) as store:
         records = store.done_runs([r.hash for r in tuning])
     scores: dict[str, list] = {}
@@ -245,8 +240,6 @@ def _scores(tuning, out: Path, grid_points: list[dict[str, float]]) -> dict[str,
 
 def _records(out: Path, runs, chosen: dict[str, dict[str, float]]) -> list[ModelRun]:
     """The store's finished records of `runs`, marked with the values tuning chose for them."""
-    from actlab.store import Store
-
     with Store(out) as store:
         records = store.done_runs([r.hash for r in runs])
     out_runs = []
@@ -258,11 +251,6 @@ def _records(out: Path, runs, chosen: dict[str, dict[str, float]]) -> list[Model
 
 
 def _environment(config: Config, seeds: dict[str, list[int]]) -> dict:
-    import torch
-
-    from actlab.experiment import environment
-    from actlab.train import resolve_device
-
     env = environment(resolve_device(config.run.device), config)
     env.update(tuning_seeds=seeds["tuning"], seeds=seeds["evaluation"])
     return env
@@ -270,12 +258,7 @@ def _environment(config: Config, seeds: dict[str, list[int]]) -> dict:
 
 def write_tuned(results: Results, log=None) -> None:
     """The tuned run's folder: its tables, config, and the report (with the sensitivity section)."""
-    from actlab.files import atomic_write
-    from actlab.report import build_report
-
-    import json
-
-    from actlab.config import toml_text
+    from actlab.report import build_report  # matplotlib and SciPy: imported when a report is written
 
     write_results(results)
     experiment = {k: v for k, v in results.config.items() if k != "tune"}

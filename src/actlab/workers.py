@@ -32,14 +32,15 @@ from pathlib import Path
 
 import torch
 
-from actlab.config import config_from_flat
+from actlab.config import Config
 from actlab.data import Dataset, load_dataset
 from actlab.errors import ActlabError
 from actlab.forks import fork_is_safe, fork_warning_silenced
 from actlab.progress import bar_class
 from actlab.status import LOST
 from actlab.results import ModelRun
-from actlab.train import prepare_data, train_group
+from actlab.device_data import prepare_data
+from actlab.train import train_group
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Task:
 
     indices: tuple[int, ...]
     records: tuple[ModelRun, ...]
-    flat_config: dict  # the resolved [experiment] table
+    config: Config  # resolved once, in the parent
     data_folder: str
     device: str = "cpu"
     board: str | None = None  # TensorBoard folder
@@ -96,7 +97,7 @@ def train_task(task: Task, progress=None) -> list[Trained]:
     """Train the task's models together here; a problem the user can fix comes back as each model's
     `error`, so one bad run of a sweep does not stop the others."""
     try:
-        config = config_from_flat(task.flat_config)
+        config = task.config
         device = torch.device(task.device)
         data = _task_data(task, config, device)
         trained = train_group(list(task.records), data, config, device, progress,
@@ -107,10 +108,9 @@ def train_task(task: Task, progress=None) -> list[Trained]:
         if isinstance(exc, RuntimeError) and "allocate" not in str(exc) and "out of memory" not in str(exc):
             raise
         what = ", ".join(f"{r.label} seed {r.seed}" for r in task.records)
-        return [Trained(i, r, peak_mb=resident_peak_mb(), error=f"not enough memory to train {what} on {task.device} "
-                                                                 f"({str(exc).splitlines()[0][:120]}); use smaller "
-                                                                 f"layers, a smaller --eval-batch-size or fewer "
-                                                                 f"--workers") for i, r in zip(task.indices, task.records)]
+        error = (f"not enough memory to train {what} on {task.device} ({str(exc).splitlines()[0][:120]}); use "
+                 f"smaller layers, a smaller --eval-batch-size or fewer --workers")
+        return [Trained(i, r, peak_mb=resident_peak_mb(), error=error) for i, r in zip(task.indices, task.records)]
     peak = resident_peak_mb()
     return [Trained(i, r, model.state_dict(), best, peak)
             for i, r, (model, best) in zip(task.indices, task.records, trained)]

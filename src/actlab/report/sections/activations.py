@@ -7,4 +7,5 @@ from actlab.report.context import Context
 
 
 def blocks(c: Context) -> list[Block]:
-    return [Heading(2, c.w("report.activations")), Image(f"{c.images}/activations.png", c.w.plain("plot.alt_activations"))]
+    return [Heading(2, c.w("report.activations")),
+            Image(f"{c.images}/activations.png", c.w.plain("plot.alt_activations"))]

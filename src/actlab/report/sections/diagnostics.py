@@ -26,17 +26,20 @@ def diagnostics_table(table, w: Words) -> tuple[list, list[list]]:
               w("diagnostics.max_derivative"), w("diagnostics.output_stats")]
     has_best = "best" in table
     header += [w("diagnostics.best")] if has_best else []
-    learned = sorted({m for stage in table.values() for m in stage if m.startswith("param_") and not m.endswith("_std")})
+    learned = sorted({m for stage in table.values() for m in stage
+                      if m.startswith("param_") and not m.endswith("_std")})
     header += [w("diagnostics.learned")] if learned else []
     extra = [m for m in METRICS.values() if m.column and any(m.name in stage for stage in table.values())]
     header += [m.title(w) for m in extra]
     rows = []
     for label in table.get("init", {}).get("dead_fraction", {}):
         for layer in table["init"]["dead_fraction"][label]:
-            get = lambda stage, metric: table.get(stage, {}).get(metric, {}).get(label, {}).get(layer, math.nan)  # noqa: E731
+            def get(stage: str, metric: str, label=label, layer=layer) -> float:
+                return table.get(stage, {}).get(metric, {}).get(label, {}).get(layer, math.nan)
             row: list = [Code(label), Code(layer),
                          f"{pct(get('init', 'dead_fraction'), 1)} → {pct(get('final', 'dead_fraction'), 1)}",
-                         f"{pct(get('init', 'saturated_fraction'), 1)} → {pct(get('final', 'saturated_fraction'), 1)}",
+                         f"{pct(get('init', 'saturated_fraction'), 1)} → "
+                         f"{pct(get('final', 'saturated_fraction'), 1)}",
                          f"{get('init', 'max_derivative'):.3g}",
                          f"{get('final', 'act_mean'):.2f}, {get('final', 'act_std'):.2f}"]
             if has_best:
