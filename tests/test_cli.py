@@ -301,3 +301,13 @@ print("finished", len(results.runs))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "finished 2"
     assert json.loads((tmp_path / "run" / "environment.json").read_text())["workers"] == 2
+
+
+def test_a_run_with_the_data_folder_from_the_environment_does_not_write_it(tmp_path, data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("ACTLAB_DATA_DIR", str(data_dir))
+    flags = quick_flags(data_dir, tmp_path / "run", epochs="1")
+    flags = flags[:flags.index("--data-dir")] + flags[flags.index("--data-dir") + 2:]
+    code, _, _ = run_cli(capsys, ["run", *flags])
+    assert code == 0
+    assert str(data_dir) not in (tmp_path / "run" / "config.toml").read_text(encoding="utf-8")
+    assert "data_dir" not in json.loads((tmp_path / "run" / "results.json").read_text())["config"]

@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 import pytest
+import torch
 
 from actlab.config import (KEYS, SECTIONS, Config, config_from_flat, read_sweep, replace, resolve_config, toml_text,
                            tomllib)
@@ -256,3 +257,35 @@ def test_a_key_that_does_not_change_what_is_trained_cannot_be_swept(key, tmp_pat
               "stack": "true;false", "workers": "1;2"}[key]
     code = main(["run", "--sweep", f"{key}={values}", "--out", str(tmp_path / "s")])
     assert code == 1 and not (tmp_path / "s").exists()
+
+
+def test_a_data_folder_from_the_environment_is_used_but_never_written(tmp_path):
+    """A run folder's config.toml reruns on another machine, whose ACTLAB_DATA_DIR then applies."""
+    config = resolve_config(env={"ACTLAB_DATA_DIR": "/x"})
+    assert config.data.data_dir == "/x" and "data_dir" not in config.to_flat() and "/x" not in config.to_toml()
+    assert replace(config, lr=0.1).data.data_dir == "/x" and "data_dir" not in replace(config, lr=0.1).to_flat()
+    given = resolve_config(overrides={"data_dir": "/y"}, env={"ACTLAB_DATA_DIR": "/x"})
+    assert given.to_flat()["data_dir"] == "/y"  # one the user gave is part of the experiment's record
+
+
+class _Swish(torch.nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+def _cube(x):
+    return x ** 3
+
+
+def test_activations_given_as_python_objects_are_recorded_by_name():
+    config = resolve_config(overrides={"activations": ["relu", _Swish, _cube]})
+    assert config.model.activations == ("relu", f"{__name__}:_Swish", f"{__name__}:_cube")
+    with pytest.raises(ActlabError, match="a lambda or a nested function"):
+        resolve_config(overrides={"activations": ["relu", lambda x: x]})
+    with pytest.raises(ActlabError, match=r"an object; give its class"):
+        resolve_config(overrides={"activations": ["relu", _Swish()]})
+
+
+def test_an_activation_missing_from_main_is_one_clear_error():
+    with pytest.raises(ActlabError, match=r"cannot import 'NoSuchThing' from '__main__'"):
+        resolve_config(overrides={"activations": "__main__:NoSuchThing"})

@@ -523,3 +523,24 @@ def test_the_gradient_norm_axis_is_labelled_in_plain_numbers(tmp_path, monkeypat
     assert shown and all(re.fullmatch(r"\d+(\.\d+)?", t) for t in shown), shown
     assert "0.1" in shown
     plt.close("all")
+
+
+def test_drawing_a_report_leaves_the_callers_matplotlib_backend_and_figures_alone(tmp_path):
+    """A notebook's inline backend (here: svg, any backend not Agg) and its open figures stay as they were."""
+    import subprocess
+    import sys
+
+    script = f"""
+import matplotlib
+matplotlib.use("svg")
+import matplotlib.pyplot as plt
+plt.figure()
+from actlab import plots
+from actlab.activations import parse_activation
+plots.plot_activations([parse_activation("relu"), parse_activation("tanh")], __import__("pathlib").Path(r"{tmp_path}") / "a.png")
+print(matplotlib.get_backend(), plt.get_fignums())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={**__import__("os").environ, "MPLBACKEND": ""})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["svg", "[1]"] and (tmp_path / "a.png").stat().st_size > 1000

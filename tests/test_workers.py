@@ -81,3 +81,17 @@ def test_a_process_that_freezes_objects_itself_keeps_its_freeze():
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_process_that_merely_imported_ipykernel_is_no_notebook(capsys):
+    """The per-model lines go to stderr outside a kernel, even where ipykernel is imported (a harness)."""
+    pytest.importorskip("ipykernel")
+    import ipykernel  # noqa: F401
+
+    from actlab.progress import in_kernel
+    from actlab.workers import default_log
+
+    assert not in_kernel()
+    default_log("relu seed 0: ok")
+    out, err = capsys.readouterr()
+    assert err == "relu seed 0: ok\n" and out == ""

@@ -14,6 +14,7 @@ import difflib
 import importlib
 import importlib.util
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -181,7 +182,7 @@ def _parse_params(label: str, name: str, entry: Entry, text: str) -> tuple[tuple
 
 def _import_user(label: str, path: str, attr: str) -> ActivationSpec:
     try:
-        target = getattr(importlib.import_module(path), attr)
+        target = getattr(sys.modules.get(path) or importlib.import_module(path), attr)  # __main__: a notebook
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         raise ActlabError(f"activation {label!r}: cannot import {attr!r} from {path!r} ({exc}); "
                           f"give a function or nn.Module class as package.module:name") from None
@@ -203,6 +204,13 @@ def _import_user(label: str, path: str, attr: str) -> ActivationSpec:
         raise ActlabError(f"activation {label!r} returns {got} for a test batch of shape {tuple(x.shape)}; an "
                           f"activation must return a tensor of its input's shape")
     return spec
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # `__main__` in a notebook has no spec
+        return False
 
 
 def parse_activation(text: str) -> ActivationSpec:
@@ -230,7 +238,7 @@ def parse_activation(text: str) -> ActivationSpec:
         _check_finite(label, y.detach(), x.detach())
         return ActivationSpec(label, "expr", (("text", params),), Expression, "expression", deterministic=True)
     if key not in REGISTRY:
-        if params.isidentifier() and ("." in head or importlib.util.find_spec(head.strip())):
+        if params.isidentifier() and ("." in head or head.strip() in sys.modules or _findable(head.strip())):
             return _import_user(label, head.strip(), params)
         names = list(REGISTRY) + list(ALIASES)
         close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)

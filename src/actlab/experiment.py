@@ -32,8 +32,8 @@ from actlab.plan import (backward_pass, check_memory, check_size, data_folder, p
 from actlab.results import (ModelRun, Results, checkpoint_name, load_results, save_checkpoint, write_results,
                             write_results_json)
 from actlab.device_data import SPEED_FLAGS, check_precision, cpu_flags, prepare_data, resolve_device
-from actlab.workers import (Task, Trained, objects_frozen, progress_wanted, remember_dataset, resident_peak_mb,
-                            run_tasks)
+from actlab.workers import (Task, Trained, default_log, objects_frozen, progress_wanted, remember_dataset,
+                            resident_peak_mb, run_tasks)
 
 
 def environment(device: torch.device, config: Config) -> dict:
@@ -135,7 +135,7 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     """
     with objects_frozen():
         return _run(config, progress_wanted() if show_progress is None else show_progress,
-                    log or (lambda line: print(line, file=sys.stderr, flush=True)))
+                    log or default_log)
 
 
 def _run(config: Config, show_progress: bool, log) -> Results:
@@ -178,8 +178,12 @@ def _run(config: Config, show_progress: bool, log) -> Results:
 
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
     write_results_json(results)
-    for lang in langs:
-        build_report(results, lang=lang, log=log, drawn=drawn)
+    try:
+        for lang in langs:
+            build_report(results, lang=lang, log=log, drawn=drawn)
+    except KeyboardInterrupt as stop:  # every file is written whole or not at all: the report is there or absent
+        raise Interrupted(f"interrupted while the report was written; all {len(records)} models are saved in "
+                          f"{folder}: `actlab report {folder}` writes the report", getattr(stop, "signum", 2)) from None
     if lost:
         raise ActlabError(f"{len(lost)} of {len(records)} models were lost ({'; '.join(lost)}); the other models "
                           f"are saved in {folder}: run `{resume_command(results)}` to train just the lost ones")
@@ -259,8 +263,13 @@ def _prepare_report_in_background(results: Results, langs: list[str], drawn: set
 
 
 def resume_command(results: Results) -> str:
-    """The command that resumes this run: the one that started it, with its `--out`."""
-    command = results.environment.get("command") or "actlab run --config " + str(results.run_dir / "config.toml")
+    """The command that resumes this run: the one that started it, with its `--out`; from Python (a
+    notebook), the same call again into the same folder."""
+    command = results.environment.get("command")
+    if command is None and results.config.get("out") is not None:
+        return "actlab.run(config) again (re-run the cell)"
+    if command is None:
+        return f"actlab.run(config) again with \"out\": {str(results.run_dir)!r} in its overrides (re-run the cell)"
     return command if "--out" in shlex.split(command) else f"{command} --out {shlex.quote(str(results.run_dir))}"
 
 

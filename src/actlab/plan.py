@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from actlab.config import Config
-from actlab.activations import stacking_obstacle
+from actlab.activations import split_layers, stacking_obstacle
 from actlab.errors import ActlabError
 from actlab.families import family_of, memory_parts
 from actlab.results import ModelRun
@@ -175,12 +175,18 @@ def plan_line(how: str, models: int, workers: int, stack: bool, device: torch.de
 
 def worker_count(config: Config, device: torch.device, tasks: int) -> int:
     """Processes to train in: on CPU one per core (small MLPs keep one core busier than two threads
-    keep two), on a GPU one."""
-    if device.type != "cpu" or tasks < 2:
+    keep two), on a GPU one; one, too, where an activation is defined in the caller's `__main__` (a
+    notebook cell, a script), which a worker process does not have."""
+    if device.type != "cpu" or tasks < 2 or defined_in_main(config):
         return 1  # a GPU trains in this process (stacked); `workers` is for CPUs
     if config.run.workers:
         return min(config.run.workers, tasks)
     return max(1, min(os.cpu_count() or 1, tasks))
+
+
+def defined_in_main(config: Config) -> bool:
+    """Whether an activation is the caller's own, defined in `__main__` (`__main__:Swish`)."""
+    return any(layer.split(":")[0].strip() == "__main__" for a in config.model.activations for layer in split_layers(a))
 
 
 def threads_per_worker(config: Config, workers: int) -> int:

@@ -19,20 +19,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import torch
+from matplotlib import ticker
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from actlab.activations import ActivationSpec, curve  # noqa: E402
-from actlab.diagnostics import METRICS  # noqa: E402
-from actlab.files import atomic_write  # noqa: E402
-from actlab.forks import fork_is_safe, fork_warning_silenced  # noqa: E402
-from actlab.messages import Words  # noqa: E402
-from actlab.results import Results  # noqa: E402
-from actlab.stats import epoch_curves  # noqa: E402
+from actlab.activations import ActivationSpec, curve
+from actlab.diagnostics import METRICS
+from actlab.files import atomic_write
+from actlab.forks import fork_is_safe, fork_warning_silenced
+from actlab.messages import Words
+from actlab.results import Results
+from actlab.stats import epoch_curves
 
 CURVES = ("train_loss", "test_loss", "test_acc", "train_acc", "val_loss", "val_acc")
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Micro Hei",
@@ -80,11 +79,18 @@ def labels_for(w: Words):
         yield w, None
 
 
+def _figure(nrows: int = 1, ncols: int = 1, *, figsize, dpi, **kwargs):
+    """A figure of actlab's own, drawn by Agg: no pyplot state, so the caller's backend (a notebook's
+    inline one, a script's window) and open figures are left as they were."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
 def _save(fig, path: Path) -> None:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", metadata={"Software": None})  # the same run draws the same bytes
-    plt.close(fig)
     atomic_write(path, buffer.getvalue())
 
 
@@ -142,7 +148,7 @@ def plot_metric(results: Results, metric: str, path: Path, w: Words) -> bool:
     curves = epoch_curves(results, metric)
     if not any(curves.values()):
         return False
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = _figure(figsize=(7, 4.5), dpi=110)
     for label, points in curves.items():
         if not points:
             continue
@@ -167,7 +173,7 @@ def plot_final_bars(summary: dict[str, dict], values: dict[str, list[float]], ti
                     scale: float = 100.0) -> Path:
     """One bar per activation: the mean with its 95% CI, and every seed as a dot."""
     labels = [label for label in summary if summary[label]["n"]]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(labels) + 2), 4.2), dpi=110)
+    fig, ax = _figure(figsize=(max(5.0, 1.2 * len(labels) + 2), 4.2), dpi=110)
     means = np.array([summary[label]["mean"] for label in labels]) * scale
     low = np.array([summary[label]["ci_low"] for label in labels], dtype=float) * scale
     high = np.array([summary[label]["ci_high"] for label in labels], dtype=float) * scale
@@ -205,7 +211,7 @@ def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tupl
     `table[stage][metric][activation][layer]` holds the mean over seeds; `stages` names the two rows.
     """
     panels = [m for m in METRICS.values() if m.plot]  # the registered metrics that ask for one
-    fig, axes = plt.subplots(2, len(panels), figsize=(13 * len(panels) / 3, 6.5), dpi=100, squeeze=False)
+    fig, axes = _figure(2, len(panels), figsize=(13 * len(panels) / 3, 6.5), dpi=100, squeeze=False)
     for row, stage in enumerate(stages):
         for col, entry in enumerate(panels):
             metric = entry.name
@@ -245,7 +251,7 @@ def plot_activations(specs: list[ActivationSpec], path: Path, lo: float = -10.0,
     """Each activation and its derivative (by autograd) over [lo, hi], side by side."""
     w = w or Words("en")
     x = torch.linspace(lo, hi, points)
-    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    fig, (ax_f, ax_d) = _figure(1, 2, figsize=(11, 4.2), dpi=110)
     for spec in specs:
         y, dy = curve(spec, x)
         ax_f.plot(x.numpy(), y.numpy(), label=spec.label)
@@ -266,7 +272,7 @@ def plot_sensitivity(tuning: dict, path: Path, w: Words) -> Path:
     that activation's chosen values), mean and 95% CI over the tuning seeds; log axis for a range
     that spans a decade or more."""
     key = tuning["keys"][0]
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = _figure(figsize=(7, 4.5), dpi=110)
     for label, entry in tuning["activations"].items():
         others = {k: v for k, v in entry["chosen"].items() if k != key}
         rows = sorted((p["point"][key], p) for p in entry["points"]
@@ -295,7 +301,7 @@ def plot_sensitivity(tuning: dict, path: Path, w: Words) -> Path:
 def plot_robustness(tuning: dict, path: Path, w: Words) -> Path:
     """Per activation: its best point, its mean and its worst point over the grid."""
     labels = list(tuning["activations"])
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(labels) + 2), 4.2), dpi=110)
+    fig, ax = _figure(figsize=(max(5.0, 1.2 * len(labels) + 2), 4.2), dpi=110)
     for i, label in enumerate(labels):
         entry = tuning["activations"][label]
         best, mean, worst = (100 * entry[k] for k in ("best", "mean_over_grid", "worst"))

@@ -8,6 +8,7 @@ forking its worker processes and its second report process (`actlab.forks`).
 from __future__ import annotations
 
 import functools
+import sys
 
 
 @functools.cache
@@ -17,3 +18,11 @@ def bar_class():
     class Bar(tqdm):
         monitor_interval = 0  # no monitor thread
     return Bar
+
+
+def in_kernel() -> bool:
+    """Whether this process is a Jupyter kernel running the user's cells (ipykernel being imported
+    is not enough: a test harness or a tool may import it without being one)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"

@@ -24,6 +24,7 @@ import torch
 
 from actlab.errors import ActlabError
 from actlab.files import atomic_write
+from actlab.display import results_frame, results_html
 from actlab.messages import Words
 from actlab.status import FAILED_TO_LEARN as NEVER_LEARNED
 from actlab.status import PENDING, Status
@@ -61,6 +62,11 @@ class ModelRun:
     stopped_epoch: int | None = None  # the last epoch trained (earlier than `epochs` after early stopping)
     diagnostics: list[dict[str, Any]] = field(default_factory=list)  # stage, layer, metric, value
     tuned: dict[str, float] = field(default_factory=dict)  # the values tuning chose for this model (actlab.tune)
+
+    def __repr__(self) -> str:
+        acc = self.final_test_acc
+        return (f"ModelRun({self.label!r}, seed {self.seed}, {self.status}, {len(self.epochs)} epochs, "
+                f"test acc {'–' if acc is None else f'{acc:.2%}'})")
 
     @property
     def last_evaluated(self) -> dict[str, float | None]:
@@ -171,10 +177,21 @@ class Results:
         return {**doc, "tuning": self.tuning} if self.tuning else doc
 
     def table(self, lang: str = "en") -> str:
+        """The summary table `actlab run` prints: per activation, its seeds, mean test accuracy and
+        loss with their spread, training time and statuses (in `lang`: en or zh)."""
         return summary_table(self, lang)
 
     def __repr__(self) -> str:
         return f"Results({len(self.runs)} models in {self.run_dir})"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the summary table, the verdicts, the main figures and the run folder."""
+        return results_html(self, summary_rows(self))
+
+    def to_pandas(self, kind: str = "epochs"):
+        """A pandas DataFrame: one row per epoch (`epochs`: activation, seed, epoch, losses and
+        accuracies), per model (`models`: the summary.csv columns) or per diagnostic (`diagnostics`)."""
+        return results_frame(self, kind)
 
 
 def safe_name(text: str) -> str:
@@ -256,6 +273,11 @@ def load_results(run_dir: str | Path, fix: str = "rerun the experiment") -> Resu
         raise ActlabError(f"{path} is damaged ({exc}); {fix}") from None
 
 
+
+def load(run_dir: str | Path) -> Results:
+    """A finished run's results from its folder (`actlab.load(run_dir)` in a notebook)."""
+    return load_results(run_dir)
+
 def _mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
     if not values:
         return "–"
@@ -265,9 +287,9 @@ def _mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
 
 
-def summary_table(results: Results, lang: str = "en") -> str:
-    """One line per activation, in `lang`: accuracy (failed runs counted at what they reached) and
-    loss as mean ± std over seeds, time, how the runs ended."""
+def summary_rows(results: Results, lang: str = "en") -> list[list[str]]:
+    """The summary table's header and one row per activation, in `lang`: accuracy (failed runs counted
+    at what they reached) and loss as mean ± std over seeds, time, how the runs ended."""
     w = Words(lang)
     has_val = any(r.best_epoch is not None for r in results.runs)
     keys = ["activation", "seeds", "test_acc", "test_loss", *(["best_epoch", "best_val_acc"] if has_val else []),
@@ -288,7 +310,13 @@ def summary_table(results: Results, lang: str = "en") -> str:
                 w.plain("terminal.ok") if not bad else
                 w.plain("terminal.some_ok", ok=len(runs) - len(bad), n=len(runs), statuses=", ".join(bad))]
         lines.append(row)
-    widths = [max(_width(line[i]) for line in lines) for i in range(len(keys))]
+    return lines
+
+
+def summary_table(results: Results, lang: str = "en") -> str:
+    """`summary_rows` as the terminal shows them: aligned columns, then what the numbers are over."""
+    w, lines = Words(lang), summary_rows(results, lang)
+    widths = [max(_width(line[i]) for line in lines) for i in range(len(lines[0]))]
     text = ["  ".join(cell + " " * (w_ - _width(cell)) for cell, w_ in zip(line, widths)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * w_ for w_ in widths))
     seeds = sorted({r.seed for r in results.runs})

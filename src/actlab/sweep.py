@@ -21,7 +21,6 @@ import itertools
 import json
 import os
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from actlab.plan import check_size, data_folder, models_per_chunk, stacking, thr
 from actlab.results import ModelRun, checkpoint_name, save_checkpoint
 from actlab.device_data import check_precision, resolve_device
 from actlab.store import Store
-from actlab.workers import Progress, Task, Trained, progress_wanted, run_tasks, train_task
+from actlab.workers import Progress, Task, Trained, default_log, progress_wanted, run_tasks, train_task
 
 # keys that do not change what a run computes, left out of its content hash
 NOT_HASHED = frozenset(KEYS) - set(keys_where("hashed"))
@@ -131,7 +130,7 @@ def train_runs(config: Config, runs: list[SweepRun], out: Path, backend: str = "
     """Train the runs not yet done into `out`'s store (one line up front with the count, one with a
     time estimate once the first runs are in); returns counts by status of these runs."""
     show_progress = progress_wanted() if show_progress is None else show_progress
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or default_log
     check_precision(config.run.precision, resolve_device(config.run.device))
     folders = {name: str(load_dataset(name, data_folder(config), download=config.data.download,
                                       mirror=config.data.data_mirror).folder)

@@ -24,7 +24,6 @@ import itertools
 import json
 import math
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from actlab.results import CHANCE_ACCURACY, ModelRun, Results, write_results
 from actlab.stats import pairwise_verdicts, summarize
 from actlab.store import Store
 from actlab.sweep import expand, train_runs
+from actlab.workers import default_log
 
 TUNABLE = keys_where("tunable")
 EXAMPLE_VALUES = {"weight_decay": "0;0.0001;0.001", "momentum": "0;0.9", "dropout": "0;0.2;0.5",
@@ -169,7 +169,7 @@ def tuning_report(grid: dict[str, list[float]], scores, chosen, fixed: dict[str,
 def run_tuned(config: Config, grid: dict[str, list[float]], out: Path, backend: str = "local",
               ray_address: str | None = None, show_progress: bool | None = None, log=None) -> Results:
     """Tune, choose, evaluate, and write the run folder and its report; returns the tuned `Results`."""
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or default_log
     if len(config.model.outputs) > 1:
         raise ActlabError("tuning compares activations: give one output head (--output)")
     if not config.data.val_split:

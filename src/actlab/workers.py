@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import importlib.util
 import io
 import multiprocessing
 import multiprocessing.connection
@@ -36,7 +37,7 @@ from actlab.config import Config
 from actlab.data import Dataset, load_dataset
 from actlab.errors import ActlabError
 from actlab.forks import fork_is_safe, fork_warning_silenced
-from actlab.progress import bar_class
+from actlab.progress import bar_class, in_kernel
 from actlab.status import LOST
 from actlab.results import ModelRun
 from actlab.device_data import prepare_data
@@ -148,8 +149,16 @@ def resident_peak_mb() -> float:
 # --- progress ------------------------------------------------------------------------------------
 
 def progress_wanted() -> bool:
-    """Bars on a terminal and in a notebook; elsewhere (a log file, CI) only the per-model lines."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    """Bars on a terminal and in a notebook that can draw widgets; elsewhere (a log file, CI, a kernel
+    without ipywidgets, where text bars would fill the cell with cursor codes) only the per-model lines."""
+    if in_kernel():
+        return importlib.util.find_spec("ipywidgets") is not None
+    return sys.stderr.isatty()
+
+
+def default_log(line: str) -> None:
+    """The per-model lines: on stderr, or in a notebook on stdout (stderr shows as a red warning there)."""
+    print(line, file=sys.stdout if in_kernel() else sys.stderr, flush=True)
 
 
 class Progress:

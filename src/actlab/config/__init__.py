@@ -20,6 +20,7 @@ flags, unknown keys, combinations, sweeps' lists.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import sys
@@ -246,19 +247,26 @@ def resolve_config(preset: str | None = None, file: str | Path | None = None,
         flat[key] = value
         sources[key] = f"--{key.replace('_', '-')}"
     _restart_seeds(flat, overrides or {})
-    for name, spec in KEYS.items():
-        if spec.env and name not in flat and env.get(spec.env):
-            flat[name] = env[spec.env]
-            sources[name] = f"${spec.env}"
-    return config_from_flat(flat, sources)
+    from_env = tuple(name for name, spec in KEYS.items() if spec.env and name not in flat and env.get(spec.env))
+    for name in from_env:
+        flat[name] = env[KEYS[name].env]
+        sources[name] = f"${KEYS[name].env}"
+    return dataclasses.replace(config_from_flat(flat, sources), from_env=from_env)
+
+
+def config_value(config: Config, name: str) -> Any:
+    """The value of key `name` in `config`."""
+    return getattr(getattr(config, KEYS[name].section), KEYS[name].field)
 
 
 def replace(config: Config, **flat_overrides: Any) -> Config:
-    """A copy of `config` with some `[experiment]` keys changed (validated like any other input)."""
-    flat = config.to_flat()
+    """A copy of `config` with some `[experiment]` keys changed (validated like any other input); the
+    values the environment set stay, and stay unwritten."""
+    flat = {**config.to_flat(), **{name: config_value(config, name) for name in config.from_env}}
     flat.update(flat_overrides)
     _restart_seeds(flat, flat_overrides)
-    return config_from_flat(flat)
+    kept = tuple(name for name in config.from_env if name not in flat_overrides)
+    return dataclasses.replace(config_from_flat(flat), from_env=kept)
 
 
 def _restart_seeds(flat: dict[str, Any], changed: dict[str, Any]) -> None:

@@ -108,11 +108,27 @@ def _hidden(v: Any) -> tuple[int, ...]:
     return tuple(v)
 
 
+def activation_name(a: Any) -> Any:
+    """An activation given as a Python object (an nn.Module class or a tensor function, e.g. one
+    defined in a notebook cell) as the name a run records: `module:name`; anything else as it is."""
+    if isinstance(a, (str, list, tuple)) or not callable(a):
+        return a
+    name = getattr(a, "__qualname__", None)
+    if not isinstance(a, type) and not hasattr(a, "__code__"):
+        raise _Bad(f"lists {type(a).__name__}(...), an object; give its class or a function, e.g. "
+                   f"activations=[\"relu\", Swish]")
+    if not (name or "").isidentifier():
+        raise _Bad(f"lists {name!r}, which cannot be found again by name (a lambda or a nested function); "
+                   f"define it at the top level of a module or notebook cell")
+    return f"{a.__module__}:{name}"
+
+
 def _activations(v: Any) -> tuple[str, ...]:
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, (list, tuple)) or not v:
         raise _Bad('must be a non-empty list of activation names, e.g. ["relu", "tanh"]')
+    v = [activation_name(a) for a in v]  # a class or function from the caller's code, by its module:name
     # a list inside the list gives one activation per hidden layer: ["relu", "tanh"] → "relu+tanh"
     v = ["+".join(a) if isinstance(a, (list, tuple)) and all(isinstance(x, str) for x in a) else a for a in v]
     if not all(isinstance(a, str) for a in v):

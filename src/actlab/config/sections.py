@@ -153,10 +153,15 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Config:
+    """One experiment, resolved and checked (`actlab.resolve_config`): its data, models, optimizer and
+    run settings. Frozen: derive a changed copy with `actlab.config.replace(config, lr=0.01)`."""
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
     run: RunConfig = RunConfig()
+    # keys this machine's environment set (ACTLAB_DATA_DIR, ...): used here, never written into a run's
+    # files, so a run folder's config.toml reruns on another machine with that machine's settings
+    from_env: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     def to_flat(self) -> dict[str, Any]:
         """The `[experiment]` table that reproduces this config (omitting unset paths)."""
@@ -165,7 +170,7 @@ class Config:
             if spec.field is None:
                 continue
             value = getattr(getattr(self, spec.section), spec.field)
-            if value is None or (spec.omit_default and value == spec.default):
+            if value is None or (spec.omit_default and value == spec.default) or name in self.from_env:
                 continue
             if name == "init" and isinstance(value, tuple):
                 value = dict(value)
@@ -192,7 +197,7 @@ class Config:
         return [(f"{a}/{o}", a, o) for a in acts for o in outs]
 
 
-SECTIONS: dict[str, type] = {f.name: type(f.default) for f in dataclasses.fields(Config)}
+SECTIONS: dict[str, type] = {f.name: type(f.default) for f in dataclasses.fields(Config) if f.name != "from_env"}
 
 
 def _declared_keys() -> dict[str, Key]:
