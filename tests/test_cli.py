@@ -275,13 +275,34 @@ def test_tensorboard_event_files_read_back_with_the_expected_tags(tmp_path, data
     events = EventAccumulator(str(out / "tensorboard" / "tanh-seed0"), size_guidance={"histograms": 0})
     events.Reload()
     tags = events.Tags()
-    assert {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds"} <= set(tags["scalars"])
+    assert {"loss/train", "acc/train", "loss/val", "acc/val", "loss/test", "acc/test",
+            "time/epoch_seconds"} <= set(tags["scalars"])
     assert set(tags["histograms"]) == {"activations/hidden1", "activations/hidden2", "weight_grad/linear1",
                                        "weight_grad/linear2", "weight_grad/linear3"}
-    test_acc = [e.value for e in events.Scalars("test_acc")]
+    test_acc = [e.value for e in events.Scalars("acc/test")]
     metrics = [r for r in csv.DictReader(open(out / "metrics.csv")) if r["activation"] == "tanh"]
     assert test_acc == pytest.approx([float(r["test_acc"]) for r in metrics])
     assert [e.step for e in events.Histograms("activations/hidden1")] == [1, 2]
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    (content,) = [c for tag, c in events.PluginTagToContent("hparams").items() if "session_start" in tag]
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert start.hparams["activation"].string_value == "tanh" and start.hparams["lr"].number_value == 0.001
+
+
+def test_tensorboard_without_its_package_is_one_line_before_the_run_folder(tmp_path, data_dir, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    code, _, err = run_cli(capsys, ["run", *quick_flags(data_dir, tmp_path / "run", tensorboard=None)])
+    assert_one_line_error(code, err, r"--tensorboard needs the tensorboard package: pip install tensorboard")
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_script_without_a_main_guard_can_use_worker_processes(tmp_path, data_dir):

@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "actlab"
 MODULES = sorted(SRC.rglob("*.py"))
 
 RUN = {"cli", "commands", "experiment", "workers", "sweep", "tune", "plan"}
-TRAIN = {"train", "backprop", "optimizers", "device_data"}
+TRAIN = {"train", "backprop", "optimizers", "device_data", "board"}
 REPORT = {"report", "analysis", "stats", "paired", "plots", "render", "messages"}
 
 # imports inside a function, each for start-up time (torch, matplotlib, SciPy), none for a cycle

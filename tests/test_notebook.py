@@ -44,3 +44,5 @@ def test_the_example_notebook_runs_with_inline_results_frames_and_plots(tmp_path
     printed, kinds = _outputs(code[5])
     assert "backend unchanged: True" in printed and "image/png" in kinds
     assert (tmp_path / "runs" / "notebook-demo" / "report.html").is_file()
+    report, kinds = _outputs(code[6])  # results.show_report()
+    assert "text/html" in kinds and "<iframe srcdoc=\"&lt;!DOCTYPE html" in report

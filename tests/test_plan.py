@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,6 +102,8 @@ def test_a_run_states_its_plan_first(data_dir, tmp_path):
     actlab.run(config, show_progress=False, log=lines.append)
     assert lines[0].startswith("plan: 1 seed × 2 activations = 2 models, in this process on cpu, hand-written "
                                "backward pass; about "), lines[0]
+    logged = (tmp_path / "r" / "run.log").read_text(encoding="utf-8").splitlines()
+    assert [line[20:] for line in logged] == lines and re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", logged[0])
 
 
 class _AsciiStream(io.TextIOWrapper):

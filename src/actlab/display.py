@@ -67,3 +67,14 @@ def results_frame(results, kind: str = "epochs"):
     else:
         raise ValueError(f"to_pandas(kind={kind!r}): choose 'epochs', 'models' or 'diagnostics'")
     return pd.DataFrame(rows)
+
+
+class ReportFrame:
+    """A run's report.html shown inline in a frame of its own, whose page style stays inside it."""
+
+    def __init__(self, page: str, height: int = 700):
+        self.page, self.height = page, height
+
+    def _repr_html_(self) -> str:
+        return (f"<iframe srcdoc=\"{html.escape(self.page, quote=True)}\" "
+                f"style='width:100%;height:{self.height}px;border:1px solid #ddd'></iframe>")

@@ -13,6 +13,7 @@ import copy
 import datetime as dt
 import importlib
 import json
+import logging
 import platform
 import shlex
 import sys
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from actlab import __version__
+from actlab.board import summary_writer_class
 from actlab.config import Config, keys_where
 from actlab.data import load_dataset
 from actlab.errors import ActlabError, Interrupted, Terminated
@@ -127,27 +129,48 @@ def write_normalization(folder: Path, config: Config, dataset) -> None:
 def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
     """Train `config`'s activations × seeds and write the run folder; returns the `Results`.
 
-    `show_progress` defaults to bars on a terminal or in a notebook; `log` receives one line per
-    finished model (default: stderr). A run folder that already holds this experiment is resumed.
+    `show_progress` defaults to bars on a terminal or in a notebook; `log` receives the plan and
+    one line per finished model (default: stderr; a notebook's output), and the run folder's
+    run.log gets every line too, with its time, through the `actlab.run` logger. A run folder
+    that already holds this experiment is resumed.
     The report is written in English, and in `lang` beside it when that is another language.
     Ctrl-C or SIGTERM raise `Interrupted` once the models finished so far are on disk; models
     whose worker process died are marked `lost`, and the run ends in an `ActlabError` saying so.
     """
-    with objects_frozen():
+    with objects_frozen(), contextlib.ExitStack() as closing:
         return _run(config, progress_wanted() if show_progress is None else show_progress,
-                    log or default_log)
+                    log or default_log, closing)
 
 
-def _run(config: Config, show_progress: bool, log) -> Results:
+def _logged_to_file(folder: Path, log, closing: contextlib.ExitStack):
+    """`log`, with every line also written to the folder's run.log (appended: a resume adds to it)."""
+    handler = logging.FileHandler(folder / "run.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger = logging.getLogger("actlab.run")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # the caller's `log` shows the line; the root logger need not again
+    logger.addHandler(handler)
+    closing.callback(lambda: (logger.removeHandler(handler), handler.close()))
+
+    def both(line: str) -> None:
+        logger.info(line)
+        log(line)
+    return both
+
+
+def _run(config: Config, show_progress: bool, log, closing: contextlib.ExitStack) -> Results:
     device = resolve_device(config.run.device)
     check_precision(config.run.precision, device)
     check_memory(config, device)
     seconds = check_size(config, device)  # before anything is allocated per model
+    if config.run.tensorboard:
+        summary_writer_class()  # a missing package is one line before the run folder exists
     dataset = load_dataset(config.data.dataset, data_folder(config), download=config.data.download,
                            mirror=config.data.data_mirror, show_progress=show_progress)
     remember_dataset(dataset)
     folder, previous = open_run_folder(config)
     create_folder(folder)
+    log = _logged_to_file(folder, log, closing)
     models, how = product(config)  # stated once every check has passed, before anything per model
     log(plan_line(how, models, worker_count(config, device, models), stacking(config, device), device,
                   backward_pass(config), seconds))

@@ -24,7 +24,7 @@ import torch
 
 from actlab.errors import ActlabError
 from actlab.files import atomic_write
-from actlab.display import results_frame, results_html
+from actlab.display import ReportFrame, results_frame, results_html
 from actlab.messages import Words
 from actlab.status import FAILED_TO_LEARN as NEVER_LEARNED
 from actlab.status import PENDING, Status
@@ -187,6 +187,11 @@ class Results:
     def _repr_html_(self) -> str:
         """In a notebook: the summary table, the verdicts, the main figures and the run folder."""
         return results_html(self, summary_rows(self))
+
+    def show_report(self, lang: str = "en", height: int = 700) -> ReportFrame:
+        """The report, inline in a notebook (in a frame: its page style does not restyle the notebook)."""
+        name = "report.html" if lang == "en" else f"report.{lang}.html"
+        return ReportFrame((self.run_dir / name).read_text(encoding="utf-8"), height)
 
     def to_pandas(self, kind: str = "epochs"):
         """A pandas DataFrame: one row per epoch (`epochs`: activation, seed, epoch, losses and

@@ -27,14 +27,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from actlab.backprop import hand_backprop_applies, hand_step
+from actlab.board import tensorboard_writer
 from actlab.device_data import DeviceData
-from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, layer_histograms, measure
-from actlab.errors import ActlabError
+from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
 from actlab.families import ModuleStack, family_of
 from actlab.models import ModelStack, apply_per_model, loss_fn, stack_forward
 from actlab.optimizers import FlatOptimizer, learning_rate
 from actlab.status import OK, Status
-from actlab.results import ModelRun, mark_failed_to_learn, safe_name
+from actlab.results import ModelRun, mark_failed_to_learn
 
 if TYPE_CHECKING:  # the configuration is passed down; train never reads or builds one
     from actlab.config import Config, OptimConfig
@@ -156,7 +156,7 @@ def _member(record: ModelRun, data: DeviceData, config: Config, device: torch.de
             tensorboard_dir: Path | None) -> Member:
     model = build_model(record, config, data.x_train.shape[1], device)
     noise = torch.Generator(device).manual_seed(record.seed)
-    board = _tensorboard(tensorboard_dir, record) if tensorboard_dir else None
+    board = tensorboard_writer(tensorboard_dir, record, config) if tensorboard_dir else None
     return Member(record, data, model, noise, board)
 
 
@@ -286,29 +286,6 @@ def model_losses(out: torch.Tensor, y: torch.Tensor, heads: list) -> torch.Tenso
                         for m, head in enumerate(heads)])
 
 
-def _tensorboard(folder: Path, record: ModelRun):
-    """A per-epoch writer for one model: every metric as a scalar, histograms per layer."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ActlabError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-    name = safe_name(record.label) + f"-seed{record.seed}"
-    writer = SummaryWriter(log_dir=str(folder / name))
-
-    def write(model: nn.Module | None, row: dict | None = None, loss=None, data: DeviceData | None = None) -> None:
-        """Write one epoch; `write(None)` closes the files."""
-        if model is None:
-            writer.close()
-            return
-        epoch = int(row["epoch"])
-        for key, value in row.items():
-            if key != "epoch" and value is not None:
-                writer.add_scalar(key, value, epoch)
-        x, y = data.x_test[:DIAGNOSTIC_EXAMPLES], data.y_test[:DIAGNOSTIC_EXAMPLES]
-        for tag, values in layer_histograms(model, x, y, loss).items():
-            writer.add_histogram(tag, values, epoch)
-        writer.flush()
-    return write
 
 
 def autocast(device: torch.device, config: Config):
