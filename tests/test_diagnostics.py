@@ -294,3 +294,17 @@ def test_an_activation_that_works_in_place_gets_the_same_diagnostics():
     assert rows_dict(measure(in_place, x, y, LOSS)) == rows_dict(measure(plain, x, y, LOSS))
     pre, out, _ = hidden_layer_io(in_place, x)[0]
     assert (pre < 0).any() and not torch.equal(pre, out)
+
+
+def test_a_redefined_activation_of_the_same_name_is_measured_again():
+    """A notebook cell run twice defines a new class of the same name and repr: its own maximum slope."""
+    from torch import nn
+
+    from actlab.diagnostics import max_derivative
+
+    def make(scale):
+        class Scaled(nn.Module):
+            def forward(self, x):
+                return scale * torch.tanh(x)
+        return Scaled()
+    assert max_derivative(make(1.0)) == pytest.approx(1.0) and max_derivative(make(3.0)) == pytest.approx(3.0)

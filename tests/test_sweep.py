@@ -267,3 +267,22 @@ def test_a_stacked_sweep_trains_each_grid_point_as_one_stack_with_the_same_numbe
     by_key = {(h, e): (loss, acc) for h, e, loss, acc, _ in single[1]}
     for h, e, loss, acc, _ in stacked[1]:
         assert loss == pytest.approx(by_key[h, e][0], rel=5e-4) and abs(acc - by_key[h, e][1]) <= 0.01, (h, e)
+
+
+def test_store_rows_read_a_key_written_only_when_changed_at_its_default(tmp_path):
+    """Runs of the default model family carry no `model` key; `--where model=mlp` still finds them."""
+    from actlab.store import Store
+
+    with Store(tmp_path) as store:
+        store.add_pending([("h1", 0, {"lr": 0.001, "activations": ["relu"]}, "relu", "relu", "logits", 0)])
+        assert [r["hash"] for r in store.rows({"model": "mlp"})] == ["h1"]
+        assert store.rows({"model": "toy"}) == []
+
+
+def test_a_sweep_with_an_activation_from_main_refuses_ray_in_one_line(tmp_path):
+    from actlab.errors import ActlabError
+    from actlab.sweep import SweepRun, _run_on_ray
+
+    run = SweepRun("h", 0, {}, "__main__:Swish", "__main__:Swish", "logits", 0)
+    with pytest.raises(ActlabError, match=r"defined in __main__ .* Ray's workers cannot import"):
+        _run_on_ray([run], {}, None, None, False, None)

@@ -95,3 +95,16 @@ def test_a_process_that_merely_imported_ipykernel_is_no_notebook(capsys):
     default_log("relu seed 0: ok")
     out, err = capsys.readouterr()
     assert err == "relu seed 0: ok\n" and out == ""
+
+
+def test_a_notebook_kernel_is_known_by_its_shell_colab_s_too(monkeypatch):
+    import types
+
+    from actlab.progress import in_kernel
+
+    class Shell:  # Colab's shell subclasses Jupyter's; both carry the kernel they run in
+        kernel = object()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: Shell()))
+    assert in_kernel()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
+    assert not in_kernel()

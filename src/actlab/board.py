@@ -1,6 +1,7 @@
 """TensorBoard for a run (`--tensorboard`): one folder per model under <run>/tensorboard/, its metrics
 per epoch as grouped scalars (`loss/train`, `acc/test`, ...), its layers as histograms, and its
-hyper-parameters with its final results, so the HParams tab compares activations and sweep points.
+hyper-parameters with its final results, so the HParams tab compares the run's activations and seeds.
+`actlab run` writes it; a sweep's or tuning's runs do not.
 """
 
 from __future__ import annotations

@@ -37,14 +37,15 @@ DEAD_EPS = 1e-8
 SATURATED_DERIVATIVE = 0.05
 
 
-_MAX_DERIVATIVE: dict[str, float] = {}  # parameter-free activations: the value never changes
+_MAX_DERIVATIVE: dict[tuple, float] = {}  # parameter-free activations: the value never changes
 
 
 def max_derivative(activation: nn.Module, width: int = 1) -> float:
     """The activation's largest |derivative| over [-20, 20] (the scale saturation is judged on),
     taken on a grid of `width` units so per-unit and learnable activations are measured as they are."""
     learnable = any(True for _ in activation.parameters())
-    key = f"{type(activation).__module__}.{activation!r}"
+    # the class itself (a notebook may define one of the same name again) and, for a wrapped function, it
+    key = (id(type(activation)), repr(activation), id(getattr(activation, "fn", None)))
     if not learnable:
         if key in _MAX_DERIVATIVE:
             return _MAX_DERIVATIVE[key]

@@ -142,15 +142,23 @@ def run(config: Config, show_progress: bool | None = None, log=None) -> Results:
                     log or default_log, closing)
 
 
-def _logged_to_file(folder: Path, log, closing: contextlib.ExitStack):
-    """`log`, with every line also written to the folder's run.log (appended: a resume adds to it)."""
-    handler = logging.FileHandler(folder / "run.log", encoding="utf-8")
+class _QuietFileHandler(logging.FileHandler):
+    """run.log is a record beside the run's files: a full disk must not print tracebacks for it."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def _logged_to_file(folder: Path, log, closing: contextlib.ExitStack, first: str):
+    """`log`, with every line also written to the folder's run.log (appended: a resume adds to it)
+    through a logger of this run's own (`actlab.run.N`); `first` is written there at once."""
+    handler = _QuietFileHandler(folder / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    logger = logging.getLogger("actlab.run")
+    logger = logging.getLogger(f"actlab.run.{id(closing)}")
     logger.setLevel(logging.INFO)
-    logger.propagate = False  # the caller's `log` shows the line; the root logger need not again
     logger.addHandler(handler)
     closing.callback(lambda: (logger.removeHandler(handler), handler.close()))
+    logger.info(first)
 
     def both(line: str) -> None:
         logger.info(line)
@@ -170,10 +178,10 @@ def _run(config: Config, show_progress: bool, log, closing: contextlib.ExitStack
     remember_dataset(dataset)
     folder, previous = open_run_folder(config)
     create_folder(folder)
-    log = _logged_to_file(folder, log, closing)
     models, how = product(config)  # stated once every check has passed, before anything per model
-    log(plan_line(how, models, worker_count(config, device, models), stacking(config, device), device,
-                  backward_pass(config), seconds))
+    plan = plan_line(how, models, worker_count(config, device, models), stacking(config, device), device,
+                     backward_pass(config), seconds)
+    log(plan)
     records = [ModelRun(label, activation, output, seed)
                for seed in config.run.seeds for label, activation, output in config.variants]
     kept, earlier = kept_models(config, folder, previous, records)
@@ -191,6 +199,7 @@ def _run(config: Config, show_progress: bool, log, closing: contextlib.ExitStack
     atomic_write(folder / "config.toml", config.to_toml())
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
     write_results(results)
+    log = _logged_to_file(folder, log, closing, plan)  # a folder holding run.log holds results.json too
     if config.data.normalize != "none":
         write_normalization(folder, config, dataset)
     if kept:

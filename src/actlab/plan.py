@@ -24,7 +24,7 @@ from actlab.errors import ActlabError
 from actlab.families import family_of, memory_parts
 from actlab.results import ModelRun
 
-MAX_SECONDS = 7 * 86400  # a week: beyond this a run of MNIST-sized MLPs is a typo, not a plan
+MAX_SECONDS = 30 * 86400  # a month: beyond this a run of MNIST-sized MLPs is a typo, not a plan
 MODEL_SECONDS = 0.3  # per model, besides its epochs: start, evaluation, diagnostics, its files
 STEP_OVERHEAD = 1.5  # a training step takes about 1.2x its matrix products' floor (docs/speed.md), plus the rest
 RECORD_BYTES = 3000  # one model's record in memory, before its epochs
@@ -121,9 +121,9 @@ def check_size(config: Config, device: torch.device, sweep: dict[str, list] | No
                fix: str = "give fewer seeds") -> float:
     """The estimated seconds of a run of `config` (over `sweep`'s grid, if given); refuses, before
     anything is allocated for its models, one whose records would not fit in memory or which would
-    take more than `MAX_SECONDS`."""
+    take more than `MAX_SECONDS` (a month) with the workers it would have."""
     models, how = product(config, sweep)
-    seconds = estimate_seconds(config, models, device)
+    seconds = estimate_seconds(config, models, device, worker_count(config, device, models))
     memory, free = record_bytes(config, models), available_bytes(torch.device("cpu"))
     if seconds > MAX_SECONDS or memory > free / 2:
         costs = [f"about {duration(seconds)} on this machine"]
@@ -186,7 +186,12 @@ def worker_count(config: Config, device: torch.device, tasks: int) -> int:
 
 def defined_in_main(config: Config) -> bool:
     """Whether an activation is the caller's own, defined in `__main__` (`__main__:Swish`)."""
-    return any(layer.split(":")[0].strip() == "__main__" for a in config.model.activations for layer in split_layers(a))
+    return any(main_defined(a) for a in config.model.activations)
+
+
+def main_defined(activation: str) -> bool:
+    """Whether this activation (any of its layers) is defined in the caller's `__main__`."""
+    return any(layer.split(":")[0].strip() == "__main__" for layer in split_layers(activation))
 
 
 def threads_per_worker(config: Config, workers: int) -> int:

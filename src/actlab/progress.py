@@ -25,4 +25,4 @@ def in_kernel() -> bool:
     is not enough: a test harness or a tool may import it without being one)."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    return type(shell).__name__ == "ZMQInteractiveShell"
+    return getattr(shell, "kernel", None) is not None  # Jupyter's ZMQInteractiveShell, Colab's subclass of it

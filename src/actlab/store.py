@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from actlab import __version__
+from actlab.config import KEYS
 from actlab.errors import ActlabError
 from actlab.files import create_folder
 from actlab.results import METRIC_COLUMNS, ModelRun, Results, safe_name
@@ -58,6 +59,9 @@ CREATE TABLE IF NOT EXISTS diagnostics (
     PRIMARY KEY (hash, stage, layer, metric)
 ) STRICT;
 """
+
+# keys a run writes only where they differ from their default (config.Key.omit_default): read at it
+OMITTED_DEFAULTS = {name: spec.default for name, spec in KEYS.items() if spec.omit_default}
 
 
 def _now() -> str:
@@ -157,7 +161,7 @@ class Store:
         rows = []
         for values in cursor.fetchall():
             row = dict(zip(names, values))
-            row["config"] = json.loads(row["config"])
+            row["config"] = {**OMITTED_DEFAULTS, **json.loads(row["config"])}
             rows.append(row)
         known = set(names).union(*(row["config"] for row in rows))
         for key in where or {}:

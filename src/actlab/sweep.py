@@ -35,7 +35,8 @@ from actlab.data import load_dataset
 from actlab.errors import ActlabError
 from actlab.families import FAMILIES
 from actlab.files import atomic_write, create_folder
-from actlab.plan import check_size, data_folder, models_per_chunk, stacking, threads_per_worker, worker_count
+from actlab.plan import (check_size, data_folder, main_defined, models_per_chunk, stacking, threads_per_worker,
+                         worker_count)
 from actlab.results import ModelRun, checkpoint_name, save_checkpoint
 from actlab.device_data import check_precision, resolve_device
 from actlab.store import Store
@@ -208,7 +209,7 @@ def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], 
     size = models_per_chunk(config, device) if stack else 1
     tasks = [_task(group[k:k + size], todo, folders, str(device)) for group in points.values()
              for k in range(0, len(group), size)]
-    workers = worker_count(config, device, len(tasks))
+    workers = 1 if any(main_defined(r.activation) for r in todo) else worker_count(config, device, len(tasks))
     store.mark_running(r.hash for r in todo)
     run_tasks(tasks, workers, threads_per_worker(config, workers), show_progress,
               lambda trained: done(todo[trained.index], trained), "runs")
@@ -250,6 +251,10 @@ def _check_reachable(address: str) -> None:
 
 def _run_on_ray(todo: list[SweepRun], folders: dict[str, str], store: Store, address: str | None,
                 show_progress: bool, done) -> None:
+    mine = next((r.activation for r in todo if main_defined(r.activation)), None)
+    if mine is not None:
+        raise ActlabError(f"activation {mine!r} is defined in __main__ (a notebook or script), which Ray's workers "
+                          f"cannot import; put it in a module file (mymodule:Name) or use --backend local")
     try:
         import ray
     except ImportError:
