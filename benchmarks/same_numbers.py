@@ -6,7 +6,7 @@
 Each preset runs as `actlab run --preset NAME` would on the CPU (seed 0, checkpoints off, data from
 $ACTLAB_DATA_DIR or ../shared/datasets); its metrics.csv and diagnostics.csv, less the wall-clock
 `seconds` column, are hashed (SHA-256). CPU training is deterministic, so any difference means the
-change altered what is trained or measured. About 5 minutes on 2 cores.
+change altered what is trained or measured. About 8 minutes on 2 cores.
 """
 
 from __future__ import annotations
