@@ -33,3 +33,7 @@ def test_the_public_names_are_listed_and_documented():
     assert public <= set(dir(actlab))
     for name in public:
         assert getattr(actlab, name).__doc__, name
+    for cls in (actlab.Results, actlab.results.ModelRun):
+        for member, value in vars(cls).items():
+            if not member.startswith("_") and (callable(value) or isinstance(value, property)):
+                assert (value.fget if isinstance(value, property) else value).__doc__, f"{cls.__name__}.{member}"

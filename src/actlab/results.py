@@ -70,15 +70,18 @@ class ModelRun:
 
     @property
     def last_evaluated(self) -> dict[str, float | None]:
+        """The last epoch's row that has a test accuracy (an early-stopped or diverged model's last one)."""
         rows = [r for r in self.epochs if r.get("test_acc") is not None]
         return rows[-1] if rows else {}
 
     @property
     def final_test_acc(self) -> float | None:
+        """The test accuracy after the last evaluated epoch, as a fraction (None before any)."""
         return self.last_evaluated.get("test_acc")
 
     @property
     def final_test_loss(self) -> float | None:
+        """The test loss after the last evaluated epoch (None before any)."""
         return self.last_evaluated.get("test_loss")
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -107,6 +110,7 @@ class ModelRun:
         return CHANCE_ACCURACY if value is None and self.status.diverged else value
 
     def summary_row(self) -> dict[str, Any]:
+        """Its row of summary.csv."""
         return {"activation": self.label, "seed": self.seed, "final_test_acc": self.final_test_acc,
                 "final_test_loss": self.final_test_loss, "best_epoch": self.best_epoch,
                 "best_val_acc": self.best_val_acc, "best_test_acc": self.best_test_acc,
@@ -114,6 +118,7 @@ class ModelRun:
                 "tuned": " ".join(f"{k}={v:g}" for k, v in self.tuned.items())}
 
     def to_json(self) -> dict[str, Any]:
+        """Its record in results.json (with the final test accuracy and loss written out)."""
         return {**asdict(self), "final_test_acc": self.final_test_acc,
                 "final_test_loss": self.final_test_loss}
 
@@ -167,12 +172,15 @@ class Results:
 
     @property
     def labels(self) -> list[str]:
+        """The compared models' labels (activations, or activation/head), in the order they ran."""
         return list(dict.fromkeys(r.label for r in self.runs))
 
     def by_label(self, label: str) -> list[ModelRun]:
+        """The models of one label, one per seed."""
         return [r for r in self.runs if r.label == label]
 
     def to_json(self) -> dict[str, Any]:
+        """results.json's document: config, environment, every model (and a tuned run's tuning)."""
         doc = {"config": self.config, "environment": self.environment, "runs": [r.to_json() for r in self.runs]}
         return {**doc, "tuning": self.tuning} if self.tuning else doc
 
