@@ -544,3 +544,14 @@ print(matplotlib.get_backend(), plt.get_fignums())
                          env={**__import__("os").environ, "MPLBACKEND": ""})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["svg", "[1]"] and (tmp_path / "a.png").stat().st_size > 1000
+
+
+def test_plot_functions_return_their_figure_as_well_as_writing_it(tmp_path):
+    from matplotlib.figure import Figure
+
+    from actlab import plots
+    from actlab.activations import parse_activation
+
+    fig = plots.plot_activations([parse_activation("relu")], tmp_path / "relu.png")
+    assert isinstance(fig, Figure) and (tmp_path / "relu.png").stat().st_size > 1000
+    assert len(fig.axes) == 2  # the function and its derivative

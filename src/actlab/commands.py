@@ -138,8 +138,8 @@ def cmd_plot_activations(args: argparse.Namespace) -> int:
     specs = [parse_activation(name) for name in split_activation_list(args.names)]
     if not specs:
         raise ActlabError("plot-activations: name at least one activation, e.g. actlab plot-activations relu,tanh")
-    path = plot_activations(specs, Path(args.out), lo, hi)
-    print(f"wrote {path}")
+    plot_activations(specs, Path(args.out), lo, hi)
+    print(f"wrote {args.out}")
     return 0
 
 

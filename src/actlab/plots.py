@@ -6,6 +6,10 @@ reader sees the spread before reading any claim about the difference. Chinese la
 with Chinese glyphs; `labels_for` finds an installed one (Noto Sans CJK SC, Source Han Sans SC,
 WenQuanYi, Microsoft YaHei, PingFang SC, SimHei, ...) and, when there is none, labels the plots in
 English instead of drawing boxes where the glyphs are missing.
+
+Every figure is actlab's own (`matplotlib.figure.Figure` on an Agg canvas, no pyplot state, so the
+caller's backend and open figures stay as they were). Each `plot_*` function writes its PNG and
+returns the figure, which a notebook shows when it is a cell's value.
 """
 
 from __future__ import annotations
@@ -138,7 +142,7 @@ def _fork_drawing(jobs: list[Callable[[], object]]) -> int | None:
         os._exit(code)
 
 
-def plot_metric(results: Results, metric: str, path: Path, w: Words) -> bool:
+def plot_metric(results: Results, metric: str, path: Path, w: Words) -> Figure | None:
     """Draw one metric per epoch; returns False (and draws nothing) when no run measured it.
 
     With several seeds the line is the mean and the band its 95% t confidence interval.
@@ -147,7 +151,7 @@ def plot_metric(results: Results, metric: str, path: Path, w: Words) -> bool:
     scale = 100.0 if accuracy else 1.0
     curves = epoch_curves(results, metric)
     if not any(curves.values()):
-        return False
+        return None
     fig, ax = _figure(figsize=(7, 4.5), dpi=110)
     for label, points in curves.items():
         if not points:
@@ -166,11 +170,11 @@ def plot_metric(results: Results, metric: str, path: Path, w: Words) -> bool:
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
-    return True
+    return fig
 
 
 def plot_final_bars(summary: dict[str, dict], values: dict[str, list[float]], title: str, path: Path, w: Words,
-                    scale: float = 100.0) -> Path:
+                    scale: float = 100.0) -> Figure:
     """One bar per activation: the mean with its 95% CI, and every seed as a dot."""
     labels = [label for label in summary if summary[label]["n"]]
     fig, ax = _figure(figsize=(max(5.0, 1.2 * len(labels) + 2), 4.2), dpi=110)
@@ -191,7 +195,7 @@ def plot_final_bars(summary: dict[str, dict], values: dict[str, list[float]], ti
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     _save(fig, path)
-    return path
+    return fig
 
 
 class PlainLogFormatter(ticker.LogFormatter):
@@ -204,7 +208,7 @@ class PlainLogFormatter(ticker.LogFormatter):
 
 
 def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tuple[str, str], path: Path,
-                     w: Words) -> Path:
+                     w: Words) -> Figure:
     """Grouped bars per layer, one panel per metric that asks for one (`diagnostics.METRICS`: dead
     units, saturation and gradient norm), at init and after training.
 
@@ -233,7 +237,7 @@ def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tupl
             if row == 0 and col == 0 and labels:
                 ax.legend(fontsize=8)
     _save(fig, path)
-    return path
+    return fig
 
 
 def plot_run(results: Results, folder: Path, w: Words) -> list[Path]:
@@ -247,7 +251,7 @@ def plot_run(results: Results, folder: Path, w: Words) -> list[Path]:
 
 
 def plot_activations(specs: list[ActivationSpec], path: Path, lo: float = -10.0, hi: float = 10.0,
-                     points: int = 1001, w: Words | None = None) -> Path:
+                     points: int = 1001, w: Words | None = None) -> Figure:
     """Each activation and its derivative (by autograd) over [lo, hi], side by side."""
     w = w or Words("en")
     x = torch.linspace(lo, hi, points)
@@ -264,10 +268,10 @@ def plot_activations(specs: list[ActivationSpec], path: Path, lo: float = -10.0,
         ax.grid(alpha=0.3)
         ax.legend()
     _save(fig, path)
-    return path
+    return fig
 
 
-def plot_sensitivity(tuning: dict, path: Path, w: Words) -> Path:
+def plot_sensitivity(tuning: dict, path: Path, w: Words) -> Figure:
     """Validation accuracy against the first tuned key, one line per activation (the other keys at
     that activation's chosen values), mean and 95% CI over the tuning seeds; log axis for a range
     that spans a decade or more."""
@@ -295,10 +299,10 @@ def plot_sensitivity(tuning: dict, path: Path, w: Words) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
-    return path
+    return fig
 
 
-def plot_robustness(tuning: dict, path: Path, w: Words) -> Path:
+def plot_robustness(tuning: dict, path: Path, w: Words) -> Figure:
     """Per activation: its best point, its mean and its worst point over the grid."""
     labels = list(tuning["activations"])
     fig, ax = _figure(figsize=(max(5.0, 1.2 * len(labels) + 2), 4.2), dpi=110)
@@ -316,4 +320,4 @@ def plot_robustness(tuning: dict, path: Path, w: Words) -> Path:
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
     _save(fig, path)
-    return path
+    return fig
