@@ -131,9 +131,3 @@ def memory_parts(config: Config) -> dict[str, int]:
     return {"layers": family.parameters(config) * 4 * 7 + 60000 * CLASSES * 4,
             "batch_size": min(config.optim.batch_size, examples) * sum(widths) * 4 * 4,
             "eval_batch_size": min(config.run.eval_batch_size, 70000) * max(widths) * 4 * 3}
-
-
-def forward_flops(config: Config) -> float:
-    """Floating-point operations of one forward pass of one example."""
-    return 2.0 * family_of(config).weights(config)
-

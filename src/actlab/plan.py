@@ -5,7 +5,7 @@ A run is the product of its seeds, activations (and output heads) and, in a swee
 typo such as `--seeds 1000000` multiplies into millions of models, whose per-model records alone
 outgrow a shared machine's memory while the run is still planning. `check_size` counts the models
 from the config alone, estimates the time and the memory of their records, and refuses, in one
-line naming the product, a plan that would not fit in memory or would take more than a week. The
+line naming the product, a plan that would not fit in memory or would take more than a month. The
 estimate also opens every run's narration (`plan_line`), as nanoGPT's train.py states its setup.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from actlab.config import Config
 from actlab.activations import split_layers, stacking_obstacle
+from actlab.config import Config
 from actlab.errors import ActlabError
 from actlab.families import family_of, memory_parts
 from actlab.results import ModelRun
