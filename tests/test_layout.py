@@ -13,7 +13,7 @@ MODULES = sorted(SRC.rglob("*.py"))
 
 RUN = {"cli", "commands", "experiment", "workers", "sweep", "tune", "plan"}
 TRAIN = {"train", "backprop", "optimizers", "device_data", "board"}
-REPORT = {"report", "analysis", "stats", "paired", "plots", "render", "messages"}
+REPORT = {"report", "analysis", "measured", "numbers", "stats", "paired", "interaction", "plots", "render", "messages"}
 
 # imports inside a function, each for start-up time (torch, matplotlib, SciPy), none for a cycle
 LAZY = {

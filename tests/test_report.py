@@ -95,10 +95,9 @@ def test_analysis_changes_with_the_numbers(tmp_path):
     a, b = analysis_text(relu_wins, analyse(relu_wins)), analysis_text(sigmoid_wins, analyse(sigmoid_wins))
     assert "Over 6 seeds, `relu` has the highest mean final test accuracy: 98.00% (95% CI" in a
     assert "Over 6 seeds, `sigmoid` has the highest mean final test accuracy: 98.00% (95% CI" in b
-    assert "`relu` is ahead of `sigmoid` by +3.00 points (95% CI of the paired difference" in a
+    assert "`relu` is ahead of `sigmoid` by +3.00 points (simultaneous 95% CI over 1 pair: " in a
     assert "`sigmoid` is ahead of `relu` by +3.00 points" in b
-    assert "Groups (activations that share a letter are not significantly different from each other): " \
-           "`relu` (`a`), `sigmoid` (`b`)." in a
+    assert "Groups: `relu` (`a`), `sigmoid` (`b`). Two activations with no letter in common differ significantly" in a
     # the measurements go with each activation, stated beside the best one's, never as a cause
     assert "first-layer gradient norm at initialisation 0.02, 10.0× smaller than `relu`'s 0.2" in a
     assert "first-layer gradient norm at initialisation 0.2, 10.0× larger than `sigmoid`'s 0.02" in b
@@ -141,8 +140,8 @@ def test_an_inconclusive_pair_says_how_many_seeds_a_test_would_need(tmp_path):
     assert pair["verdict"] == "inconclusive" and pair["seeds_needed"] > 5
     text = analysis_text(results, stats)
     assert "`relu` vs `tanh`: inconclusive. The paired difference is +0.26 points" in text
-    assert f"would need about {pair['seeds_needed']} seeds for 80% power at the Holm-corrected α = 0.0500" in text
-    assert f"--seeds {pair['seeds_needed']}" in text
+    assert f"would need about {pair['seeds_needed']} seeds for 80% power" in text and "at α/1 = 0.0500 (Bonferroni" in text
+    assert f"--seed 5 --seeds {pair['seeds_needed']} --out" in text  # fresh seeds, after the five used
 
 
 def test_fewer_than_three_seeds_are_not_tested_anywhere(tmp_path):
@@ -274,8 +273,8 @@ def test_runs_that_fail_to_learn_are_counted_not_hidden(tmp_path):
     acc = stats["metrics"]["final_test_acc"]
     assert acc["summary"]["selu"]["n"] == 5 and acc["as_finished"]["selu"]["n"] == 3
     text = analysis_text(results, stats)
-    assert "`selu` failed in 2 of 5 runs (failure rate 40%, 95% CI 5%–85%, exact binomial): 2 never learned" in text
-    assert "62.46% with them, 97.10% over the 3 runs that finished" in text
+    assert "`selu` failed in 2 of 5 runs (failure rate 40%, 95% CI 5%–85%, exact binomial): 2 had not learned by epoch 3" in text
+    assert "62.46% with them, 97.10% over the 3 runs that did not fail" in text
     md = build_report(results)[0].read_text()
     assert "| `selu` | 3/5 | 2/5 (5%–85%) | 62.46% (95% CI" in md
 
@@ -299,7 +298,7 @@ def test_bootstrap_confidence_intervals_on_request(tmp_path, capsys):
 
 # names that stay as they are in a Chinese report: people and tests, software, data sets, activations
 NAMES = {"actlab", "torch", "Python", "PyTorch", "MNIST", "Fashion", "Holm", "Wilcoxon", "Student", "BCa",
-         "Clopper", "Pearson", "Binomial", "Klambauer", "LeCun", "SELU", "ReLU", "Leaky", "SGD", "Adam", "Debian",
+         "Clopper", "Pearson", "Bonferroni", "Binomial", "Klambauer", "LeCun", "SELU", "ReLU", "Leaky", "SGD", "Adam", "Debian",
          "Ubuntu", "relu", "sigmoid", "tanh", "leaky_relu", "elu", "selu", "softmax", "log_softmax", "alpha", "d_z",
          "sqrt", "apt-get", "fonts-noto-cjk"}
 

@@ -310,10 +310,14 @@ def test_without_a_validation_split_a_diverged_run_does_not_make_a_checkpoint_me
     assert out["metrics"]["final_test_acc"]["summary"]["tanh"]["n"] == 5  # the diverged run, at chance
 
 
-def test_identical_results_inside_the_margin_are_equivalent():
-    results = results_from({"a": [0.97, 0.975, 0.98, 0.972], "b": [0.97, 0.975, 0.98, 0.972]})
-    (pair,) = compare(results, "final_test_acc", margin=0.005)
-    assert pair.verdict == "equivalent" and pair.t is None
+@pytest.mark.parametrize("seeds, verdict", [(3, "inconclusive"), (4, "inconclusive"), (5, "equivalent")])
+def test_identical_results_are_equivalent_only_by_an_exact_test(seeds, verdict):
+    """No spread: the TOST statistic is undefined, so equivalence rests on the exact one-sided sign
+    tests, p = ½ⁿ, never on a made-up p = 0 ("p < 0.001" from three seeds)."""
+    finals = [0.97, 0.975, 0.98, 0.972, 0.978][:seeds]
+    (pair,) = compare(results_from({"a": finals, "b": finals}), "final_test_acc", margin=0.005)
+    assert pair.verdict == verdict and pair.t is None and pair.tost_by == "sign"
+    assert pair.p_tost == pytest.approx(0.5 ** seeds)
 
 
 def test_untested_pairs_are_in_no_holm_family():
@@ -354,3 +358,77 @@ print("scipy.stats" in sys.modules)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------- second review (issue 29)
+
+def test_holm_counts_a_tested_pair_whose_p_is_undefined_as_p_one():
+    """Dropping an undefined p from the family would shrink it and loosen the others' correction."""
+    assert holm([0.01, None, 0.04], family=[True, True, True]) == [pytest.approx(0.03), None, pytest.approx(0.08)]
+    assert holm([0.01, None, 0.04]) == [pytest.approx(0.02), None, pytest.approx(0.04)]  # no family: as before
+
+
+@pytest.mark.parametrize("t, n", [(30.0, 3), (-30.0, 3), (300.0, 3), (80.0, 4), (2.1, 5)])
+def test_the_dz_interval_is_exact_where_scipys_noncentral_t_returns_nan_in_a_tail(t, n):
+    """With |t| ≈ 30 and 3 seeds the old code fell back to a normal approximation (0.80–80.53 where
+    the exact interval is narrower); each end must put the observed t at the 97.5% / 2.5% point."""
+    low, high = dz_interval(t, n)
+    assert sps.nct.cdf(t, n - 1, low * math.sqrt(n)) == pytest.approx(0.975, abs=1e-6)
+    assert sps.nct.cdf(t, n - 1, high * math.sqrt(n)) == pytest.approx(0.025, abs=1e-6)
+
+
+def random_results(rng: np.random.Generator, labels: int, seeds: int) -> Results:
+    base = rng.normal(0.97, 0.004, labels)
+    return results_from({f"act{i}": list(np.clip(base[i] + rng.normal(0, rng.uniform(0.0005, 0.004), seeds), 0, 1))
+                         for i in range(labels)})
+
+
+def test_every_inconclusive_pair_has_a_simultaneous_interval_that_includes_zero():
+    """The intervals beside Holm-corrected p-values are simultaneous (Bonferroni, 1 − α/m): Holm's
+    p ≥ α implies the Bonferroni p ≥ α, so an inconclusive pair's interval always reaches 0, while
+    the unadjusted 95% interval often does not."""
+    rng, unadjusted_excludes = np.random.default_rng(7), 0
+    for _ in range(60):
+        tests = compare(random_results(rng, 4, 3), "final_test_acc", margin=0.005)
+        for t in tests:
+            if t.verdict == "inconclusive" and t.sd_diff:
+                assert t.diff_ci_adj_low <= 0 <= t.diff_ci_adj_high, t
+                assert t.adj_confidence == pytest.approx(1 - ALPHA / 6)
+                unadjusted_excludes += not (t.diff_ci_low <= 0 <= t.diff_ci_high)
+    assert unadjusted_excludes > 0  # the case the review found: this test would fail on the old intervals
+
+
+def test_seeds_needed_carries_the_range_that_dz_s_interval_allows():
+    results = results_from({"a": [0.980, 0.975, 0.982, 0.978, 0.979], "b": [0.976, 0.979, 0.970, 0.975, 0.981]})
+    (pair,) = compare(results, "final_test_acc", margin=0.005)
+    assert pair.verdict == "inconclusive" and pair.seeds_needed is not None
+    low, high = pair.seeds_needed_range
+    assert low <= pair.seeds_needed and high is None  # d_z's interval reaches 0: no upper bound
+    assert low == seeds_for_power(max(abs(pair.dz_ci_low), abs(pair.dz_ci_high)), ALPHA)
+
+
+def test_activations_that_failed_in_every_run_are_not_ranked_nor_compared_with_each_other():
+    runs = [run("relu", s, [0.9, 0.97 + 0.001 * s]) for s in range(4)]
+    runs += [run(label, s, [0.1, 0.1135], status="failed_to_learn") for label in ("sigmoid", "tanh") for s in range(4)]
+    out = analyse(make_results(runs))
+    m = out["metrics"]["final_test_acc"]
+    assert m["order"] == ["relu"] and m["never_learned"] == ["sigmoid", "tanh"]
+    pairs = {(t["a"], t["b"]): t for t in m["pairwise"]}
+    assert pairs["sigmoid", "tanh"]["verdict"] == "both_failed" and pairs["sigmoid", "tanh"]["seeds_needed"] is None
+    assert pairs["relu", "sigmoid"]["verdict"] == "a_better"
+    assert out["tested_pairs"] == 2  # the pair of two failures is in no Holm family
+    assert pairs["relu", "sigmoid"]["p_decision_holm"] == pytest.approx(min(1, 2 * pairs["relu", "sigmoid"]["p_t"]))
+
+
+def test_the_order_uses_the_seeds_every_activation_has_when_seed_sets_differ():
+    """b's extra seed 3 is a lucky one; on the three shared seeds a is ahead in every one."""
+    runs = [run("a", s, [0.5, acc]) for s, acc in enumerate([0.970, 0.971, 0.972])]
+    runs += [run("b", s, [0.5, acc]) for s, acc in enumerate([0.968, 0.969, 0.970, 0.999])]
+    m = analyse(make_results(runs))["metrics"]["final_test_acc"]
+    assert m["summary"]["b"]["mean"] > m["summary"]["a"]["mean"]  # own means would put b first
+    assert m["order"] == ["a", "b"] and m["order_basis"]["seeds"] == [0, 1, 2]
+
+
+def test_a_run_that_had_not_learned_yet_can_still_be_improving():
+    assert still_improving(run("sigmoid", 0, [0.10, 0.11, 0.15], status="failed_to_learn"))
+    assert not still_improving(run("sigmoid", 0, [0.10, 0.15, None], status="diverged@epoch 3"))

@@ -131,7 +131,7 @@ def test_a_tuning_killed_with_sigkill_resumes_with_every_run_exactly_once(data_d
         {r["activation"]: {"lr": float(r["tuned"][3:])} for r in summary}
     report = (killed / "report.md").read_text()
     assert "## Tuned values and sensitivity" in report and "plots/sensitivity.png" in report
-    assert "### Tuned against fixed" in report and "at the fixed values (" in report
+    assert "### Tuned against fixed" in report and "fixed values (`lr=" in report
     assert (killed / "plots" / "sensitivity.png").is_file() and (killed / "plots" / "robustness.png").is_file()
     from actlab.cli import main  # the tuned run's own report, rebuilt, in Chinese: not a report on its store
 

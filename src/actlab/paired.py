@@ -47,6 +47,8 @@ class PairedTest:
     tost_ci_low: float | None = None  # the 1 − 2α interval whose inclusion in ±margin TOST tests
     tost_ci_high: float | None = None
     p_decision: float | None = None  # the p-value that decides significance (t, or sign-flip without spread)
+    decided_by: str | None = None  # which test gave p_decision: "t" or "sign_flip"
+    tost_by: str | None = None  # which test gave p_tost: "t" (TOST), or "sign" (no spread: exact sign tests)
     p_decision_holm: float | None = None
     p_sign_flip_holm: float | None = None
     p_wilcoxon_holm: float | None = None
@@ -55,6 +57,10 @@ class PairedTest:
     significant: bool = False  # the difference is significant (also possible for an equivalent pair)
     rests_on_normality: bool = False  # significant by t, but the exact sign-flip test is not
     seeds_needed: int | None = None  # inconclusive pairs: seeds for 80% power (None: more than 1000)
+    seeds_needed_range: tuple[int | None, int | None] | None = None  # the same at the ends of d_z's interval
+    diff_ci_adj_low: float | None = None  # simultaneous interval: 1 − α/m over the m pairs tested (Bonferroni)
+    diff_ci_adj_high: float | None = None
+    adj_confidence: float | None = None
 
 
 def sign_flip_p(d: np.ndarray) -> float | None:
@@ -71,34 +77,33 @@ def sign_flip_p(d: np.ndarray) -> float | None:
 
 
 def dz_interval(t: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Confidence interval of d_z from the noncentral t distribution of the paired t statistic; where
-    SciPy's noncentral t cannot be evaluated (|t| in the hundreds), the large-sample normal
-    approximation of d_z's standard error, sqrt(1/n + d_z²/(2(n−1)))."""
+    """Confidence interval of d_z from the noncentral t distribution of the paired t statistic, by
+    inverting its cdf in the noncentrality. SciPy's noncentral t returns NaN far in a tail (with
+    |t| ≈ 30 and 3 seeds, at noncentralities around −20); there the cdf's limit on that side (1 below
+    t, 0 above) keeps the root search exact instead of falling back to an approximation."""
     from scipy import optimize
     from scipy import stats as sps
 
-    df, tail, dz = n - 1, (1 - confidence) / 2, t / math.sqrt(n)
+    df, tail = n - 1, (1 - confidence) / 2
 
-    def noncentrality(target: float) -> float | None:
-        f = lambda nc: sps.nct.cdf(t, df, nc) - target  # noqa: E731  (decreasing in nc)
-        lo, hi = t - 5.0, t + 5.0
-        for _ in range(40):
-            f_lo, f_hi = f(lo), f(hi)
-            if not (math.isfinite(f_lo) and math.isfinite(f_hi)):
-                return None
-            if f_lo > 0 > f_hi:
-                return optimize.brentq(f, lo, hi)
-            lo, hi = lo - 2 * (hi - lo), hi + 2 * (hi - lo)
-        return None
+    def cdf(nc: float) -> float:
+        value = float(sps.nct.cdf(t, df, nc))
+        if math.isfinite(value):
+            return value
+        upper = float(sps.nct.sf(t, df, nc))
+        return 1.0 - upper if math.isfinite(upper) else (1.0 if nc < t else 0.0)
 
-    try:
-        low, high = noncentrality(1 - tail), noncentrality(tail)
-    except ValueError:  # a NaN inside the bracket
-        low = high = None
-    if low is None or high is None:
-        half = sps.norm.ppf(1 - tail) * math.sqrt(1 / n + dz ** 2 / (2 * df))
-        return dz - half, dz + half
-    return low / math.sqrt(n), high / math.sqrt(n)
+    def noncentrality(target: float) -> float:
+        """The nc where cdf(nc) = target; cdf falls from 1 to 0 as nc rises."""
+        step, lo, hi = 1.0, t, t
+        while cdf(lo) <= target:
+            lo, step = lo - step, 2 * step
+        step = 1.0
+        while cdf(hi) >= target:
+            hi, step = hi + step, 2 * step
+        return optimize.brentq(lambda nc: cdf(nc) - target, lo, hi, xtol=1e-10)
+
+    return noncentrality(1 - tail) / math.sqrt(n), noncentrality(tail) / math.sqrt(n)
 
 
 def tost(d: np.ndarray, margin: float, alpha: float = ALPHA) -> tuple[float, float, float] | None:
@@ -129,18 +134,33 @@ def paired_test(a: str, b: str, xa: list[float], xb: list[float], margin: float 
     p_flip = sign_flip_p(d)
     p_w = 1.0 if no_spread(d) and not np.any(np.round(d, 12)) else float(sps.wilcoxon(xa, xb).pvalue)
     if sd == 0:  # no spread: t and d_z are undefined, and the sign-flip (here the sign) test decides;
-        # the same difference in every seed, inside the margin, is equivalence without a test statistic
+        # equivalence then rests on the exact one-sided sign tests: every difference inside ±margin has
+        # probability ½ⁿ under a median at the margin (p = 1 when the differences lie outside it)
         p_decision = p_flip if p_flip is not None else min(1.0, 2 * 0.5 ** n) if mean else 1.0
-        inside = margin is not None and abs(mean) < margin
+        p_tost = None if margin is None else 0.5 ** n if abs(mean) < margin else 1.0
         return PairedTest(a, b, n, mean, 0.0, None, None, None, None, p_flip, p_w, None, None, None,
-                          p_tost=0.0 if inside else None, p_decision=p_decision)
+                          p_tost=p_tost, p_decision=p_decision, decided_by="sign_flip",
+                          tost_by=None if margin is None else "sign")
     res = sps.ttest_rel(xa, xb)
     t, p_t = float(res.statistic), float(res.pvalue)
     low, high = sps.t.interval(confidence, n - 1, loc=mean, scale=sd / math.sqrt(n))
     dz_low, dz_high = dz_interval(t, n, confidence)
     equivalence = tost(d, margin) if margin is not None else None
     return PairedTest(a, b, n, mean, sd, float(low), float(high), t, p_t, p_flip, p_w, mean / sd, dz_low, dz_high,
-                      *(equivalence or (None, None, None)), p_decision=p_t)
+                      *(equivalence or (None, None, None)), p_decision=p_t, decided_by="t",
+                      tost_by="t" if equivalence else None)
+
+
+def mean_interval(d: list[float] | np.ndarray, confidence: float) -> tuple[float, float] | None:
+    """The t interval of the mean of `d` at `confidence`; None without spread or with under 2 values."""
+    from scipy import stats as sps
+
+    d = np.asarray(d, dtype=float)
+    if len(d) < 2 or no_spread(d):
+        return None
+    scale = float(d.std(ddof=1)) / math.sqrt(len(d))
+    low, high = sps.t.interval(confidence, len(d) - 1, loc=float(d.mean()), scale=scale)
+    return float(low), float(high)
 
 
 def seeds_for_power(dz: float | None, alpha: float, power: float = POWER) -> int | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -34,7 +35,8 @@ import numpy as np
 from scipy import special
 
 from actlab.config import RunConfig
-from actlab.paired import ALPHA, MIN_SEEDS, SIGN_FLIP_MAX_N, PairedTest, no_spread, paired_test, seeds_for_power
+from actlab.paired import (ALPHA, MIN_SEEDS, SIGN_FLIP_MAX_N, PairedTest, mean_interval, no_spread, paired_test,
+                           seeds_for_power)
 from actlab.results import ModelRun, Results
 
 DEFAULT_MARGIN_POINTS = RunConfig.equivalence_margin  # the smallest difference of interest, in points
@@ -126,14 +128,18 @@ def summarize(values: list[float], confidence: float = 0.95, method: str = "t", 
 
 # --- all pairs -----------------------------------------------------------------------------------
 
-def holm(p_values: list[float | None]) -> list[float | None]:
-    """Holm's step-down adjustment: controls the family-wise error over all the pairs tested."""
-    tested = [i for i, p in enumerate(p_values) if p is not None and not math.isnan(p)]
-    order = sorted(tested, key=lambda i: p_values[i])
+def holm(p_values: list[float | None], family: list[bool] | None = None) -> list[float | None]:
+    """Holm's step-down adjustment: controls the family-wise error over all the pairs tested.
+    `family` marks the pairs tested; a tested pair whose p is undefined (None) still counts in the
+    family, as p = 1, so dropping it never loosens the others' correction."""
+    family = family or [p is not None and not math.isnan(p) for p in p_values]
+    defined = [i for i, p in enumerate(p_values) if family[i] and p is not None and not math.isnan(p)]
+    size = sum(family)
+    order = sorted(defined, key=lambda i: p_values[i])
     adjusted: list[float | None] = [None] * len(p_values)
     running = 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(tested) - rank) * p_values[i]))
+        running = max(running, min(1.0, (size - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
 
@@ -145,28 +151,43 @@ def paired_values(results: Results, metric: str, a: str, b: str) -> tuple[list[f
     return [va[s] for s in seeds], [vb[s] for s in seeds]
 
 
+def never_learned(results: Results, label: str) -> bool:
+    """Every run of `label` that counts failed (never learned or diverged): its accuracies are chance
+    or assumed chance, and ranking it against another such activation would rank noise."""
+    counted = [r for r in results.by_label(label) if r.counts]
+    return bool(counted) and all(r.failed for r in counted)
+
+
 def compare(results: Results, metric: str, margin: float | None = None, alpha: float = ALPHA) -> list[PairedTest]:
     """Every pair of activations, with Holm-corrected p-values and one verdict each. `margin` (as a
-    fraction, 0.005 = 0.5 points) makes equivalence testable on accuracies."""
+    fraction, 0.005 = 0.5 points) makes equivalence testable on accuracies. Two activations that
+    failed in every run are not compared (`both_failed`): they are in no Holm family."""
     _, higher, accuracy = METRICS[metric]
     margin = margin if accuracy else None
-    tests = [paired_test(a, b, *paired_values(results, metric, a, b), margin)
-             for a, b in itertools.combinations(results.labels, 2)]
-    tests = [t if t.n >= MIN_SEEDS else replace(t, p_decision=None, p_tost=None, p_sign_flip=None, p_wilcoxon=None)
-             for t in tests]  # an untested pair is in no Holm family
-    holms = {name: holm([getattr(t, name) for t in tests]) for name in ("p_decision", "p_sign_flip", "p_wilcoxon",
-                                                                          "p_tost")}
-    tested = sum(t.n >= MIN_SEEDS for t in tests)
+    failed = {label for label in results.labels if never_learned(results, label)}
+    values = {(a, b): paired_values(results, metric, a, b) for a, b in itertools.combinations(results.labels, 2)}
+    tests = [paired_test(a, b, *values[a, b], margin) for a, b in values]
+    family = [t.n >= MIN_SEEDS and not {t.a, t.b} <= failed for t in tests]
+    holms = {name: holm([getattr(t, name) for t in tests], family)
+             for name in ("p_decision", "p_sign_flip", "p_wilcoxon", "p_tost")}
+    tested = sum(family)
+    confidence = 1 - alpha / max(1, tested)
     out = []
     for i, t in enumerate(tests):
-        t = replace(t, **{f"{name}_holm": holm_values[i] for name, holm_values in holms.items()})
+        if not family[i]:
+            kind = "not_tested" if t.n < MIN_SEEDS else "both_failed"
+            out.append(replace(t, p_decision=None, p_tost=None, p_sign_flip=None, p_wilcoxon=None, verdict=kind))
+            continue
+        xa, xb = values[t.a, t.b]
+        simultaneous = mean_interval(np.subtract(xa, xb), confidence)
+        t = replace(t, **{f"{name}_holm": holm_values[i] for name, holm_values in holms.items()},
+                    diff_ci_adj_low=simultaneous[0] if simultaneous else None,
+                    diff_ci_adj_high=simultaneous[1] if simultaneous else None, adj_confidence=confidence)
         out.append(_with_verdict(t, higher, alpha, tested))
     return out
 
 
 def _with_verdict(t: PairedTest, higher: bool, alpha: float, tested: int) -> PairedTest:
-    if t.n < MIN_SEEDS:
-        return replace(t, verdict="not_tested")
     significant = t.p_decision_holm is not None and t.p_decision_holm < alpha
     if t.p_tost_holm is not None and t.p_tost_holm < alpha:
         verdict = "equivalent"
@@ -176,8 +197,41 @@ def _with_verdict(t: PairedTest, higher: bool, alpha: float, tested: int) -> Pai
         verdict = "inconclusive"
     normality = significant and t.p_t is not None and (t.p_sign_flip_holm is None or t.p_sign_flip_holm >= alpha) \
         and t.n <= SIGN_FLIP_MAX_N
-    needed = seeds_for_power(t.effect_dz, alpha / max(1, tested)) if verdict == "inconclusive" else None
-    return replace(t, verdict=verdict, significant=significant, rests_on_normality=normality, seeds_needed=needed)
+    needed = spread = None
+    if verdict == "inconclusive":
+        needed = seeds_for_power(t.effect_dz, alpha / max(1, tested))
+        spread = _seeds_range(t, alpha / max(1, tested))
+    return replace(t, verdict=verdict, significant=significant, rests_on_normality=normality, seeds_needed=needed,
+                   seeds_needed_range=spread)
+
+
+def _seeds_range(t: PairedTest, alpha: float) -> tuple[int | None, int | None] | None:
+    """Seeds for 80% power at the two ends of d_z's interval: (fewest, most). The most is None when the
+    interval reaches 0 (no number of seeds is enough against no effect) or needs over 1,000."""
+    if t.dz_ci_low is None or t.dz_ci_high is None:
+        return None
+    low, high = sorted((abs(t.dz_ci_low), abs(t.dz_ci_high)))
+    crosses = t.dz_ci_low <= 0 <= t.dz_ci_high
+    return seeds_for_power(high, alpha), None if crosses else seeds_for_power(low, alpha)
+
+
+UNTESTED = ("not_tested", "both_failed")  # verdicts outside the Holm family
+
+
+def ranking(by_seed: dict[str, dict[int, float]], learned: list[str], higher: bool) -> tuple[list[str], dict]:
+    """The activations that learned, best first. When their seed sets differ, each own mean would
+    compare different seeds, so the order is by the mean over the seeds they all have (where they
+    share any); `basis` says which."""
+    present = [label for label in learned if by_seed[label]]
+    seed_sets = {frozenset(by_seed[label]) for label in present}
+    common = sorted(frozenset.intersection(*seed_sets)) if seed_sets else []
+    if len(seed_sets) > 1 and common:
+        mean = {label: statistics.fmean(by_seed[label][s] for s in common) for label in present}
+        basis = {"seeds": common, "means": mean}
+    else:
+        mean = {label: statistics.fmean(by_seed[label].values()) for label in present}
+        basis = {"seeds": None, "means": None}
+    return sorted(present, key=lambda label: mean[label], reverse=higher), basis
 
 
 def letter_groups(order: list[str], tests: list[PairedTest]) -> dict[str, str]:
@@ -234,10 +288,11 @@ def failure_counts(results: Results) -> dict[str, dict[str, Any]]:
 
 
 def still_improving(run: ModelRun) -> bool:
-    """The run trained every epoch and its best validation (else test) accuracy came in the last one."""
+    """Its best validation (else test) accuracy came in its last epoch: more epochs might change it.
+    A run that had not learned yet counts too (it may have been about to); a diverged one does not."""
     key = "val_acc" if any(row.get("val_acc") is not None for row in run.epochs) else "test_acc"
     accs = [row[key] for row in run.epochs if row.get(key) is not None]
-    return run.status.ok and len(accs) > 1 and accs.index(max(accs)) == len(accs) - 1
+    return run.counts and not run.status.diverged and len(accs) > 1 and accs.index(max(accs)) == len(accs) - 1
 
 
 def rank_test_min_seeds(pairs: int, alpha: float = ALPHA) -> int:
@@ -278,27 +333,31 @@ def analyse(results: Results, confidence: float = 0.95, method: str = "t",
         "metrics": {}, "warnings": [],
     }
     checkpoints = any(r.best_test_acc is not None for r in results.runs)  # a validation split was used
+    failed = [label for label in results.labels if never_learned(results, label)]
     for metric, (description, higher, _) in METRICS.items():
-        values = {label: list(values_by_seed(results, label, metric).values()) for label in results.labels}
+        by_seed = {label: values_by_seed(results, label, metric) for label in results.labels}
+        values = {label: list(v.values()) for label, v in by_seed.items()}
         if not any(values.values()) or (metric == "best_val_test_acc" and not checkpoints):
             continue
         finished = {label: list(values_by_seed(results, label, metric, True).values()) for label in results.labels}
         summaries = {label: summarize(v, confidence, method, bounds=metric_bounds(metric))
                      for label, v in values.items()}
-        order = sorted((label for label in values if values[label]), key=lambda label: summaries[label].mean,
-                       reverse=higher)
+        order, basis = ranking(by_seed, [label for label in results.labels if label not in failed], higher)
         tests = compare(results, metric, margin_points / 100)
+        learned = [t for t in tests if t.a in order and t.b in order]
         out["metrics"][metric] = {
-            "description": description, "higher_is_better": higher, "order": order,
+            "description": description, "higher_is_better": higher, "order": order, "order_basis": basis,
+            "never_learned": [label for label in failed if values[label]],
             "summary": {label: asdict(s) for label, s in summaries.items()},
             "as_finished": {label: asdict(summarize(v, confidence, method, bounds=metric_bounds(metric)))
                             for label, v in finished.items()},
             "pairwise": [asdict(t) for t in tests],
-            "groups": letter_groups(order, tests) if any(t.verdict != "not_tested" for t in tests) else None,
+            "groups": letter_groups(order, learned) if any(t.verdict != "not_tested" for t in learned) else None,
         }
     primary = out["metrics"].get("best_val_test_acc") or out["metrics"].get("final_test_acc")
-    tested = sum(t["verdict"] != "not_tested" for t in primary["pairwise"]) if primary else 0
-    out["tested_pairs"], out["rank_test_min_seeds"] = tested, rank_test_min_seeds(max(1, tested))
+    tested = [t for t in primary["pairwise"] if t["verdict"] not in UNTESTED] if primary else []
+    out["tested_pairs"], out["rank_test_min_seeds"] = len(tested), rank_test_min_seeds(max(1, len(tested)))
+    out["tested_pair_seeds"] = max((t["n"] for t in tested), default=0)
     if method == "bootstrap" and any(s["n"] < 10 for m in out["metrics"].values() for s in m["summary"].values()):
         out["warnings"].append("bootstrap_small_n")
     out["curves"] = {m: epoch_curves(results, m, confidence)

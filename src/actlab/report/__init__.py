@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from actlab.activations import parse_layers
-from actlab.analysis import diagnostic_means, primary_metric
+from actlab.analysis import primary_metric
+from actlab.measured import diagnostic_means
 from actlab.config import config_from_flat
 from actlab.errors import ActlabError
 from actlab.files import atomic_write
+from actlab.interaction import tuning_interaction
 from actlab.messages import Words
 from actlab.plots import (draw_side_by_side, labels_for, plot_activations, plot_diagnostics, plot_final_bars,
                           plot_robustness, plot_run, plot_sensitivity)
@@ -47,7 +49,8 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
     analysis = analyse(results, method=ci or results.config.get("ci", "t"), margin_points=margin)
     if results.tuning and "fixed_runs" in results.tuning:  # the verdicts at the fixed values, at this margin
         fixed = Results(run_dir, results.config, {}, [ModelRun.from_json(r) for r in results.tuning["fixed_runs"]])
-        analysis["tuning"] = {**results.tuning, "fixed_pairwise": pairwise_verdicts(fixed, margin)}
+        analysis["tuning"] = {**results.tuning, "fixed_pairwise": pairwise_verdicts(fixed, margin),
+                              "interaction": tuning_interaction(results, fixed, primary_metric(analysis))}
     elif results.tuning:
         analysis["tuning"] = results.tuning
     atomic_write(run_dir / "stats.json", json.dumps(json_safe(analysis), indent=1) + "\n")
@@ -102,7 +105,7 @@ def _draw_plots(results: Results, analysis: dict[str, Any], metric: str, table, 
     (unless `drawn` has them); the last two (about half the drawing time) in a second process where
     one can be forked."""
     here: list[Callable[[], object]] = [lambda: plot_run(results, plots, w)]
-    if analysis["metrics"].get(metric, {}).get("order"):
+    if any(s["n"] for s in analysis["metrics"].get(metric, {}).get("summary", {}).values()):
         summary = analysis["metrics"][metric]["summary"]
         values = {label: list(values_by_seed(results, label, metric).values()) for label in results.labels}
         title = w.plain("plot.final_bars", what=w.plain(f"metric.{metric}"))

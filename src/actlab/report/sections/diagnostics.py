@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from actlab.analysis import pct
+from actlab.numbers import pct
 from actlab.diagnostics import METRICS
 from actlab.messages import Words
 from actlab.render import Block, Code, Heading, Image, Paragraph, Table

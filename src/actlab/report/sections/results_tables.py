@@ -5,25 +5,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from actlab.analysis import mean_ci, p_text, pct, primary_metric, pts
+from actlab.analysis import primary_metric
+from actlab.numbers import mean_ci, p_text, pct, pts
 from actlab.messages import Words
-from actlab.render import Block, Code, Heading, Image, Paragraph, Table, joined
+from actlab.render import Block, Code, Heading, Image, Paragraph, Table, Text, joined
 from actlab.results import Results
+from actlab.stats import ALPHA
 from actlab.report.context import Context
 
 
 def blocks(c: Context) -> list[Block]:
     """The results table and the final-accuracy figure, then the pairwise table (once models finished)."""
     results, analysis, metric, w, images = c.results, c.analysis, c.metric, c.w, c.images
-    if not analysis["metrics"].get(metric, {}).get("order"):
+    m = analysis["metrics"].get(metric, {})
+    if not any(s["n"] for s in m.get("summary", {}).values()):
         return []
-    m = analysis["metrics"][metric]
     ci = w("results.ci_t" if analysis["ci_method"] == "t" else "results.ci_bootstrap")
     blocks: list[Block] = [Heading(2, w("report.results")), Table(*results_table(results, analysis, w)),
                            Paragraph(w("results.caption", ci=ci)),
                            Image(f"{images}/final_accuracy.png", w.plain("plot.alt_final")),
                            Heading(2, w("report.pairs"))]
-    lead = [w("pairs.caption", what=w(f"metric.{metric}"), margin=f"{analysis['equivalence_margin_points']:g}")]
+    family = max(1, analysis["tested_pairs"])
+    lead = [w("pairs.caption", what=w(f"metric.{metric}"), margin=f"{analysis['equivalence_margin_points']:g}",
+              pairs=w.count("pair", family), level=f"{100 * (1 - ALPHA / family):.4g}%")]
     return blocks + [Paragraph(joined(lead, w.plain("list.sentence"))), Table(*pairwise_table(m, w))]
 
 
@@ -61,7 +65,7 @@ def results_table(results: Results, analysis: dict[str, Any], w: Words) -> tuple
 
 
 def pairwise_table(m: dict[str, Any], w: Words) -> tuple[list, list[list]]:
-    """One row per pair: the paired difference and every test beside its verdict."""
+    """One row per pair: the paired difference, its simultaneous interval and every test beside its verdict."""
     header = [w("table.pair"), w("table.seeds"), w("table.difference"), w("table.diff_ci"), w("table.p_t"),
               w("table.p_sign_flip"), w("table.p_tost"), w("table.dz"), w("table.verdict"), w("table.seeds_needed")]
     rows = []
@@ -69,8 +73,26 @@ def pairwise_table(m: dict[str, Any], w: Words) -> tuple[list, list[list]]:
         verdict = w("verdict_short.better", winner=Code(t["a"] if t["verdict"] == "a_better" else t["b"])) \
             if t["verdict"] in ("a_better", "b_better") else w(f"verdict_short.{t['verdict']}")
         dz = "–" if t["effect_dz"] is None else f"{t['effect_dz']:+.2f}"
-        rows.append([joined([Code(t["a"]), Code(t["b"])], " – "), t["n"], pts(t["mean_diff"]),
-                     f"{pts(t['diff_ci_low'])} … {pts(t['diff_ci_high'])}" if t["diff_ci_low"] is not None else "–",
-                     p_text(t["p_decision_holm"]), p_text(t["p_sign_flip_holm"]), p_text(t["p_tost_holm"]), dz,
-                     verdict, str(t["seeds_needed"]) if t["seeds_needed"] else "–"])
+        decision = p_text(t["p_decision_holm"])
+        if t.get("decided_by") == "sign_flip" and t["p_decision_holm"] is not None:
+            decision = w("table.by_sign_flip", p=decision)
+        interval = f"{pts(t['diff_ci_adj_low'])} … {pts(t['diff_ci_adj_high'])}" \
+            if t.get("diff_ci_adj_low") is not None else "–"
+        rows.append([joined([Code(t["a"]), Code(t["b"])], " – "), t["n"], pts(t["mean_diff"]), interval, decision,
+                     p_text(t["p_sign_flip_holm"]), p_text(t["p_tost_holm"]), dz, verdict, _seeds_cell(t, w)])
     return header, rows
+
+
+def _seeds_cell(t: dict[str, Any], w: Words) -> Text:
+    """Seeds for 80% power, for an inconclusive pair only: the estimate and the range d_z's interval
+    allows, "over 1,000", or no estimate where the differences have no spread."""
+    if t["verdict"] != "inconclusive":
+        return "–"
+    if t["effect_dz"] is None:
+        return w("table.no_estimate")
+    if t["seeds_needed"] is None:
+        return w("table.over_1000")
+    low, high = t.get("seeds_needed_range") or (None, None)
+    if low is None:
+        return str(t["seeds_needed"])
+    return f"{t['seeds_needed']} ({low}–{high if high is not None else w.plain('table.over_1000')})"

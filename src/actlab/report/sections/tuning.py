@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from actlab.analysis import mean_ci, pct, point_text, primary_metric
+from actlab.analysis import primary_metric
+from actlab.numbers import mean_ci, p_text, pct, point_text, pts
+from actlab.interaction import shared_choice
 from actlab.messages import Words
-from actlab.render import Block, Bullets, Code, Heading, Image, Paragraph, Table, Text, joined
+from actlab.render import Block, Code, Heading, Image, Paragraph, Table, Text, joined
 from actlab.report.context import Context
 from actlab.results import Results
 
@@ -46,20 +48,51 @@ def tuning_blocks(results: Results, analysis: dict[str, Any], w: Words, images: 
 
 
 def _tuned_against_fixed(analysis: dict[str, Any], tuning: dict[str, Any], w: Words) -> list[Block]:
+    """Per pair: the difference and verdict at the fixed and at the tuned values, and whether the
+    difference changes between them (the paired test of the difference of differences). A verdict
+    is said to depend on the tuned values only where that test says so."""
     tuned = {frozenset((t["a"], t["b"])): t for t in analysis["metrics"][primary_metric(analysis)]["pairwise"]}
-    items, changed = [], 0
-    for fixed in tuning["fixed_pairwise"]:
-        at_tuned = tuned.get(frozenset((fixed["a"], fixed["b"])))
-        if at_tuned is None:
+    fixed = {frozenset((t["a"], t["b"])): t for t in tuning["fixed_pairwise"]}
+    shared = shared_choice(tuning)
+    blocks: list[Block] = [Heading(3, w("tuning.versus_heading"))]
+    if shared == tuning["fixed"]:
+        return blocks + [Paragraph(w("tuning.versus_all_fixed", fixed=Code(point_text(tuning["fixed"]))))]
+    intro = [w("tuning.versus_intro", fixed=Code(point_text(tuning["fixed"])))]
+    if shared is not None:
+        intro.append(w("tuning.versus_shared", chosen=Code(point_text(shared)),
+                       fixed=Code(point_text(tuning["fixed"]))))
+    rows, depends, changed = [], [], 0
+    for row in tuning.get("interaction", []):
+        key = frozenset((row["a"], row["b"]))
+        if key not in tuned or key not in fixed:
             continue
-        same = _verdict_of(at_tuned) == _verdict_of(fixed)
-        changed += not same
-        items.append(w("tuning.versus_same" if same else "tuning.versus_changed", a=Code(fixed["a"]),
-                       b=Code(fixed["b"]), tuned=_short_verdict(at_tuned, w), fixed=_short_verdict(fixed, w)))
-    summary = w("tuning.versus_some", k=changed, n=len(items)) if changed else w("tuning.versus_none")
-    return [Heading(3, w("tuning.versus_heading")),
-            Paragraph(w("tuning.versus_intro", fixed=Code(point_text(tuning["fixed"])))), Bullets(items),
-            Paragraph(summary)]
+        changed += _verdict_of(tuned[key]) != _verdict_of(fixed[key])
+        if row["depends"]:
+            depends.append(joined([Code(row["a"]), Code(row["b"])], " – "))
+        rows.append([joined([Code(row["a"]), Code(row["b"])], " – "), row["n"], _shown(row["fixed"]),
+                     _short_verdict(fixed[key], w), _shown(row["tuned"]), _short_verdict(tuned[key], w),
+                     _shown(row["change"]), p_text(row["p_holm"])])
+    header = [w("table.pair"), w("table.seeds"), w("tuning.fixed_diff"), w("tuning.fixed_verdict"),
+              w("tuning.tuned_diff"), w("tuning.tuned_verdict"), w("tuning.change"), w("tuning.change_p")]
+    level = f"{100 * tuning['interaction'][0]['confidence']:.4g}%" if tuning.get("interaction") else "95%"
+    blocks += [Paragraph(joined(intro, w.plain("list.sentence"))), Table(header, rows),
+               Paragraph(w("tuning.versus_caption", level=level))]
+    if depends:
+        key = "tuning.depends_shared" if shared is not None else "tuning.depends"
+        summary = [w(key, pairs=joined(depends, w.plain("list.comma")), k=len(depends), n=len(rows))]
+    else:
+        summary = [w("tuning.depends_none_changed", k=changed, n=len(rows)) if changed else w("tuning.depends_none")]
+    edges = [Code(label) for label, entry in tuning["activations"].items() if entry["at_edge"]]
+    if edges:
+        summary.append(w("tuning.edge_caveat", labels=joined(edges, w.plain("list.comma"))))
+    return blocks + [Paragraph(joined(summary, w.plain("list.sentence")))]
+
+
+def _shown(d: dict[str, float | None]) -> str:
+    """A difference in points with its interval: `+1.20 (−0.30 … +2.70)`."""
+    if d["mean"] is None:
+        return "–"
+    return pts(d["mean"]) if d["ci_low"] is None else f"{pts(d['mean'])} ({pts(d['ci_low'])} … {pts(d['ci_high'])})"
 
 
 def _verdict_of(t: dict[str, Any]) -> tuple[str, str | None]:

@@ -1,0 +1,39 @@
+"""Numbers as the report writes them: percentages, signed differences in points, p-values, a mean
+with its interval, a grid point. One home, so every section and language formats a number alike."""
+
+from __future__ import annotations
+
+import math
+
+from actlab.messages import Words
+from actlab.render import Text
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}%"
+
+
+def pts(x: float | None) -> str:
+    """A difference of accuracies in percentage points, signed."""
+    return "–" if x is None else f"{100 * x:+.2f}"
+
+
+def p_text(p: float | None) -> str:
+    """A p-value after "p": `= 0.031`, `< 0.001`, or `–` when there is none."""
+    if p is None or math.isnan(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def mean_ci(w: Words, s: dict[str, float] | None) -> Text:
+    """A summary's mean with its 95% CI, or the mean alone when there is no interval."""
+    if not s or not s["n"]:
+        return "–"
+    if s["ci_low"] is None or math.isnan(s["ci_low"]):
+        return pct(s["mean"])
+    return w("number.mean_ci", mean=pct(s["mean"]), low=f"{100 * s['ci_low']:.2f}", high=f"{100 * s['ci_high']:.2f}")
+
+
+def point_text(point: dict[str, float]) -> str:
+    """A grid point as `lr=0.001 dropout=0.2`."""
+    return " ".join(f"{k}={v:g}" for k, v in point.items())
