@@ -53,13 +53,15 @@ def main() -> int:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--record", type=Path, help="write the presets' hashes to this JSON file")
     what.add_argument("--check", type=Path, help="compare the presets' hashes with this JSON file")
-    parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets (default: all)")
+    parser.add_argument("--presets", default=None,
+                        help="comma-separated presets (default: those --check recorded, or all for --record)")
     args = parser.parse_args()
     data_dir = os.environ.get("ACTLAB_DATA_DIR") or str(REPO.parent / "shared" / "datasets")
     recorded = json.loads(args.check.read_text()) if args.check else {}
     hashes, differ = {}, []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.presets.split(","):
+        names = args.presets.split(",") if args.presets else list(recorded) if args.check else list(PRESETS)
+        for name in names:
             hashes[name] = preset_hashes(name, data_dir, Path(tmp))
             same = recorded.get(name) == hashes[name]
             if args.check and not same:

@@ -290,6 +290,26 @@ def test_tensorboard_event_files_read_back_with_the_expected_tags(tmp_path, data
     assert start.hparams["activation"].string_value == "tanh" and start.hparams["lr"].number_value == 0.001
 
 
+def test_a_sweep_writes_tensorboard_files_per_grid_point_with_their_hparams(tmp_path, data_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    out = tmp_path / "sweep"
+    assert main(["run", *quick_flags(data_dir, out, tensorboard=None, epochs="1", activations="relu"),
+                 "--sweep", "lr=0.001;0.01"]) == 0
+    points = sorted((out / "tensorboard").iterdir())
+    assert len(points) == 2 and all(p.name.startswith("point-") for p in points)
+    lrs = set()
+    for point in points:
+        assert [p.name for p in point.iterdir()] == ["relu-seed0"]
+        events = EventAccumulator(str(point / "relu-seed0"))
+        events.Reload()
+        assert "acc/test" in events.Tags()["scalars"]
+        (content,) = [c for tag, c in events.PluginTagToContent("hparams").items() if "session_start" in tag]
+        lrs.add(plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams["lr"].number_value)
+    assert lrs == {0.001, 0.01}  # the HParams tab tells the grid points apart
+
+
 def test_tensorboard_without_its_package_is_one_line_before_the_run_folder(tmp_path, data_dir, capsys, monkeypatch):
     import builtins
 

@@ -41,7 +41,8 @@ def test_a_toy_metric_and_a_toy_section_appear_in_a_run(toys, data_dir, tmp_path
     assert 0.3 < shares["relu", "init"] < 0.7 and 0.3 < shares["tanh", "epoch_1"] < 0.7
     md = (results.run_dir / "report.md").read_text(encoding="utf-8")
     assert "positive share" in md and "正值占比" in (results.run_dir / "report.zh.md").read_text(encoding="utf-8")
-    assert md.index("## Toy section") < md.index("## Results") and "The toy counted 2 models." in md
+    assert md.index("## Analysis") < md.index("## Toy section") < md.index("## Pairwise verdicts")  # after findings
+    assert "The toy counted 2 models." in md
     assert (results.run_dir / "plots" / "diagnostics.png").is_file()
 
 

@@ -13,13 +13,15 @@ MODULES = sorted(SRC.rglob("*.py"))
 
 RUN = {"cli", "commands", "experiment", "workers", "sweep", "tune", "plan"}
 TRAIN = {"train", "backprop", "optimizers", "device_data", "board"}
-REPORT = {"report", "analysis", "measured", "numbers", "stats", "paired", "interaction", "plots", "render", "messages"}
+REPORT = {"report", "analysis", "measured", "numbers", "stats", "paired", "interaction", "causes", "plots", "render",
+          "messages", "word"}
 
 # imports inside a function, each for start-up time (torch, matplotlib, SciPy), none for a cycle
 LAZY = {
     ("cli", "*"): "the command imports what it runs after its parser, with Ctrl-C and SIGTERM held while torch loads",
     ("experiment", "actlab.report"): "plotting and statistics: only the parent process builds the report",
     ("tune", "actlab.report"): "plotting and statistics: imported when the tuned run's report is written",
+    ("explain", "actlab.report"): "plotting and statistics: imported when `actlab explain` rebuilds the report",
     ("commands", "actlab.plots"): "matplotlib: only plot-activations draws",
     ("__init__", "*"): "the public names are imported on first use (`actlab presets` pays for none of them)",
 }

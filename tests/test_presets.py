@@ -13,8 +13,14 @@ import pytest
 
 import actlab
 
-# wording that claims a cause; a report states what was measured alongside a result, not why
+# wording that claims a cause; a report states what was measured alongside a result, not why, except in
+# its "Possible causes" section, where each cause is a tested hypothesis with a verdict that says "here"
 CAUSAL = re.compile(r"\b(because|causes?|caused|which reduces|due to|leads? to|explains?|explained)\b", re.I)
+
+
+def outside_causes(markdown: str) -> str:
+    """The report without its Possible causes section."""
+    return re.sub(r"\n## Possible causes\n.*?(?=\n## |\Z)", "\n", markdown, flags=re.S)
 
 
 def run_preset(name, data_dir, tmp_path, **overrides):
@@ -23,7 +29,7 @@ def run_preset(name, data_dir, tmp_path, **overrides):
                                                            "device": "cpu", "checkpoints": False, **overrides})
     results = actlab.run(config, show_progress=False, log=lambda line: None)
     report = (results.run_dir / "report.md").read_text()
-    assert not CAUSAL.findall(report), CAUSAL.findall(report)
+    assert not CAUSAL.findall(outside_causes(report)), CAUSAL.findall(outside_causes(report))
     return results
 
 

@@ -106,9 +106,9 @@ def test_a_stopped_sweep_leaves_its_unfinished_runs_pending_not_running(tmp_path
     config = resolve_config(file=path, overrides={"data_dir": str(data_dir), "workers": 1}, env={})
     local = sweep._run_locally
 
-    def stopped_after_one(config, todo, folders, store, show_progress, done):
+    def stopped_after_one(config, todo, folders, store, show_progress, done, board=None):
         store.mark_running(r.hash for r in todo)  # as the local backend claims every run it will train
-        local(config, todo[:1], folders, store, show_progress, done)
+        local(config, todo[:1], folders, store, show_progress, done, board)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(sweep, "_run_locally", stopped_after_one)

@@ -17,7 +17,7 @@ from actlab.messages import Words
 from actlab.numbers import mean_ci, p_text, pct, pts
 from actlab.render import Block, Bullets, Code, Paragraph, Text, codes, joined
 from actlab.results import CHANCE_ACCURACY, FAILED_TO_LEARN, Results
-from actlab.stats import ALPHA, MIN_SEEDS, SIGN_FLIP_MAX_N, UNTESTED, rank_test_min_seeds, still_improving
+from actlab.stats import ALPHA, MIN_SEEDS, SIGN_FLIP_MAX_N, UNTESTED, rank_test_min_seeds
 
 
 def primary_metric(analysis: dict[str, Any]) -> str:
@@ -62,7 +62,7 @@ def analysis_blocks(results: Results, analysis: dict[str, Any], w: Words) -> lis
     else:
         blocks = [Paragraph(_untested(results, analysis, m, what, w))]
     notes = _rank_test_advice(analysis, m, w) + _failure_notes(results, analysis, w) + \
-        _convergence_notes(results, w) + [w(f"warning.{key}") for key in analysis["warnings"]]
+        [w(f"warning.{key}") for key in analysis["warnings"]]  # runs still improving: said once, in Limitations
     if m["never_learned"]:
         notes.insert(0, w("analysis.not_ranked", labels=codes(m["never_learned"], w.plain("list.comma"))))
     if notes:
@@ -107,6 +107,8 @@ def _verdicts(results: Results, analysis: dict[str, Any], m: dict[str, Any], wha
                   **shared)]
     if m["groups"] and len(order) > 1:
         lead.append(w("analysis.groups", groups=group_text(order, m["groups"], w)))
+    if any(t["verdict"] == "inconclusive" for t in pairs):  # said once, not in every inconclusive pair's sentence
+        lead.append(w("analysis.inconclusive_meaning", margin=f"{analysis['equivalence_margin_points']:g}"))
     rank = {label: i for i, label in enumerate(order)}
     ranked = sorted(pairs, key=lambda t: sorted((rank.get(t["a"], 99), rank.get(t["b"], 99))))
     blocks: list[Block] = [Paragraph(joined(lead, w.plain("list.sentence"))),
@@ -161,7 +163,7 @@ def pair_sentence(t: dict[str, Any], analysis: dict[str, Any], results: Results,
         if t["diff_ci_adj_low"] is not None and t["diff_ci_adj_low"] <= 0 <= t["diff_ci_adj_high"]:
             text.append(w("verdict.holm_not_simultaneous"))
         if t["rests_on_normality"]:
-            text.append(w("verdict.rests_on_normality", p=p_text(t["p_sign_flip_holm"])))
+            text.append(w("verdict.rests_on_normality", p=p_text(t["p_sign_flip_holm"]), winner=winner, loser=loser))
         return joined(text, "")
     if not spread:
         text = [w("verdict.inconclusive_no_spread", a=a, b=b, diff=pts(t["mean_diff"]), n=n,
@@ -169,7 +171,7 @@ def pair_sentence(t: dict[str, Any], analysis: dict[str, Any], results: Results,
     else:
         text = [w("verdict.inconclusive", a=a, b=b, diff=pts(t["mean_diff"]), low=pts(t["diff_ci_adj_low"]),
                   high=pts(t["diff_ci_adj_high"]), pairs=w.count("pair", _family(analysis)),
-                  p=p_text(t["p_decision_holm"]), margin=margin)]
+                  p=p_text(t["p_decision_holm"]))]
     return joined(text + [_seeds_needed(t, analysis, results, w)], "")
 
 
@@ -249,18 +251,6 @@ def _failure_notes(results: Results, analysis: dict[str, Any], w: Words) -> list
         if unfinished:
             notes.append(w("analysis.unfinished", label=Code(label), k=len(unfinished), n=c["runs"],
                            statuses=codes(unfinished, w.plain("list.comma"))))
-    return notes
-
-
-def _convergence_notes(results: Results, w: Words) -> list[Text]:
-    notes: list[Text] = []
-    has_val = any(row.get("val_acc") is not None for r in results.runs for row in r.epochs)
-    for label in results.labels:
-        runs = [r for r in results.by_label(label) if r.counts and not r.status.diverged]
-        improving = sum(still_improving(r) for r in runs)
-        if improving:
-            notes.append(w("analysis.still_improving", label=Code(label), k=improving, n=len(runs),
-                           which=w("analysis.validation" if has_val else "analysis.test")))
     return notes
 
 

@@ -47,8 +47,8 @@ def _add_experiment_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + key.replace("_", "-")
         kwargs = dict(dest=key, default=argparse.SUPPRESS, metavar=spec.metavar,
                       help=f"{spec.help} (default: {defaults[key]})".replace("%", "%%"))
-        if spec.from_text.__name__ == "_text_bool":
-            kwargs.update(nargs="?", const="true")
+        if spec.bare is not None:
+            kwargs.update(nargs="?", const=spec.bare)
         groups[spec.section].add_argument(flag, **kwargs)
 
 
@@ -98,9 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--equivalence-margin", type=float, default=None, metavar="POINTS",
                         help=f"equivalence margin in percentage points (default: the run's setting, "
                              f"{RunConfig.equivalence_margin:g})")
+    report.add_argument("--docx", action="store_true", default=None,
+                        help="also write the report as an editable Word document (report.docx; needs python-docx)")
     report.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="sweep stores: only runs whose config has KEY=VALUE, e.g. --where hidden=512 (repeatable)")
 
+    _add_explain_commands(sub)
     runs = sub.add_parser("runs", help="list, show or export the runs of a sweep store")
     runs.add_argument("action", choices=("list", "show", "export"))
     runs.add_argument("store_dir", metavar="DIR")
@@ -126,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-mirror", default=None, metavar="URL",
                       help="a base URL tried first for downloads (default $ACTLAB_DATA_MIRROR; docs/data.md)")
     return parser
+
+
+def _add_explain_commands(sub) -> None:
+    """`actlab explain RUN` and `actlab hypotheses`."""
+    explain = sub.add_parser("explain", help="train the models that test the classic explanations (dead units, "
+                                             "vanishing gradients, …) on a finished run, and rebuild its report")
+    explain.add_argument("run_dir", metavar="RUN")
+    explain.add_argument("--only", default="all", metavar="NAMES",
+                         help="these hypotheses only, e.g. --only dead_units,zero_centred (default: every one that "
+                              "applies; `actlab hypotheses` lists them)")
+    explain.add_argument("--quiet", action="store_true", help="no progress bar and no per-model lines")
+    sub.add_parser("hypotheses", help="list the hypotheses --explain tests, with what each needs")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -247,16 +262,36 @@ def _cmd_report(args: argparse.Namespace) -> int:
                           f"above 0 and below 100, e.g. 0.5")
     from actlab.commands import where_filter
     from actlab.report import rebuild, report_store
+    from actlab.word import require_docx
     from actlab.store import STORE_NAME
 
+    if args.docx:
+        require_docx()
     folder = Path(args.run_dir)
     if (folder / STORE_NAME).is_file() and (args.where or not (folder / "results.json").is_file()):
         md, html = report_store(folder, where_filter(args.where), args.ci, args.equivalence_margin, args.lang)
     else:  # a run folder (a tuned run keeps its store beside its results)
         if args.where:
             raise ActlabError("--where filters the runs of a sweep store; this folder is a single run")
-        md, html = rebuild(args.run_dir, args.ci, args.equivalence_margin, args.lang)
+        md, html = rebuild(args.run_dir, args.ci, args.equivalence_margin, args.lang, args.docx)
     print(f"wrote {md}\nwrote {html}")
+    if args.docx:
+        print(f"wrote {md.with_suffix('.docx')}")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from actlab.config.checks import _Bad, _explain
+    from actlab.explain import explain_run
+    from actlab.workers import default_log
+
+    try:
+        names = _explain(args.only)
+    except _Bad as exc:
+        raise ActlabError(f"--only {args.only!r}: {exc}") from None
+    log = (lambda line: None) if args.quiet else default_log
+    results = explain_run(args.run_dir, names, show_progress=False if args.quiet else None, log=log)
+    print(f"report: {results.run_dir / 'report.html'}")
     return 0
 
 
@@ -299,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_show(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "explain":
+            return _cmd_explain(args)
+        if args.command == "hypotheses":
+            return commands.cmd_hypotheses()
         if args.command == "runs":
             return commands.cmd_runs(args)
         if args.command == "presets":

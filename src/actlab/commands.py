@@ -15,6 +15,7 @@ from pathlib import Path
 from actlab import data
 from actlab.activations import ALIASES, list_activations, parse_activation, split_activation_list
 from actlab.errors import ActlabError
+from actlab.hypotheses import HYPOTHESES
 from actlab.files import atomic_write
 from actlab.presets import PRESETS
 from actlab.store import RESULT_FIELDS, open_store
@@ -107,6 +108,16 @@ def cmd_presets() -> int:
     width = max(map(len, PRESETS))
     for name, preset in PRESETS.items():
         print(f"{name.ljust(width)}  {preset.summary}")
+    return 0
+
+
+def cmd_hypotheses() -> int:
+    """Each hypothesis --explain can test, and what it needs of a run."""
+    width = max(map(len, HYPOTHESES))
+    for name, h in HYPOTHESES.items():
+        print(f"{name.ljust(width)}  {h.needs}")
+    print("\nrun them with `actlab run … --explain` (or --explain NAME,NAME), or on a finished run with "
+          "`actlab explain RUN`; docs/causes.md says what each tests and how its verdict reads")
     return 0
 
 

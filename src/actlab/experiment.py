@@ -28,6 +28,8 @@ from actlab.board import summary_writer_class
 from actlab.config import Config, keys_where
 from actlab.data import load_dataset
 from actlab.errors import ActlabError, Interrupted, Terminated
+from actlab.explain import announce_explain, train_interventions
+from actlab.word import require_docx
 from actlab.files import atomic_write, create_folder
 from actlab.plan import (backward_pass, check_memory, check_size, data_folder, plan_groups, plan_line, product,
                          stacking, threads_per_worker, worker_count)
@@ -149,6 +151,14 @@ class _QuietFileHandler(logging.FileHandler):
         pass
 
 
+def _check_extras(config: Config) -> None:
+    """A missing optional package (TensorBoard, python-docx) is one line before the run folder exists."""
+    if config.run.tensorboard:
+        summary_writer_class()
+    if config.run.docx:
+        require_docx()
+
+
 def _logged_to_file(folder: Path, log, closing: contextlib.ExitStack, first: str):
     """`log`, with every line also written to the folder's run.log (appended: a resume adds to it)
     through a logger of this run's own (`actlab.run.N`); `first` is written there at once."""
@@ -156,6 +166,7 @@ def _logged_to_file(folder: Path, log, closing: contextlib.ExitStack, first: str
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger = logging.getLogger(f"actlab.run.{id(closing)}")
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # the file's logger: the console gets the line from `log`
     logger.addHandler(handler)
     closing.callback(lambda: (logger.removeHandler(handler), handler.close()))
     logger.info(first)
@@ -171,8 +182,7 @@ def _run(config: Config, show_progress: bool, log, closing: contextlib.ExitStack
     check_precision(config.run.precision, device)
     check_memory(config, device)
     seconds = check_size(config, device)  # before anything is allocated per model
-    if config.run.tensorboard:
-        summary_writer_class()  # a missing package is one line before the run folder exists
+    _check_extras(config)
     dataset = load_dataset(config.data.dataset, data_folder(config), download=config.data.download,
                            mirror=config.data.data_mirror, show_progress=show_progress)
     remember_dataset(dataset)
@@ -182,6 +192,8 @@ def _run(config: Config, show_progress: bool, log, closing: contextlib.ExitStack
     plan = plan_line(how, models, worker_count(config, device, models), stacking(config, device), device,
                      backward_pass(config), seconds)
     log(plan)
+    if config.run.explain:
+        log(announce_explain(config, folder))
     records = [ModelRun(label, activation, output, seed)
                for seed in config.run.seeds for label, activation, output in config.variants]
     kept, earlier = kept_models(config, folder, previous, records)
@@ -191,7 +203,8 @@ def _run(config: Config, show_progress: bool, log, closing: contextlib.ExitStack
     groups = [[todo[i] for i in g] for g in groups]
     workers = worker_count(config, device, len(groups))
     threads = threads_per_worker(config, workers)
-    results = Results(folder, config.to_flat(), environment(device, config), records)
+    results = Results(folder, config.to_flat(), environment(device, config), records,
+                      interventions=previous.interventions if previous else None)
     results.environment.update(
         data_folder=str(dataset.folder), workers=workers, threads_per_worker=threads, resumed=len(kept),
         stacked=[[f"{records[i].label} seed {records[i].seed}" for i in g] for g in groups if len(g) > 1],
@@ -210,6 +223,8 @@ def _run(config: Config, show_progress: bool, log, closing: contextlib.ExitStack
 
     atomic_write(folder / "environment.json", json.dumps(results.environment, indent=1) + "\n")
     write_results_json(results)
+    if config.run.explain and not lost:
+        _explain(config, results, show_progress, log)
     try:
         for lang in langs:
             build_report(results, lang=lang, log=log, drawn=drawn)
@@ -220,6 +235,16 @@ def _run(config: Config, show_progress: bool, log, closing: contextlib.ExitStack
         raise ActlabError(f"{len(lost)} of {len(records)} models were lost ({'; '.join(lost)}); the other models "
                           f"are saved in {folder}: run `{resume_command(results)}` to train just the lost ones")
     return results
+
+
+def _explain(config: Config, results: Results, show_progress: bool, log) -> None:
+    """--explain: the models that test the hypotheses, trained after the run's own (resumable alike)."""
+    try:
+        train_interventions(config, results, show_progress=show_progress, log=log, announce=False)
+    except KeyboardInterrupt as stop:
+        raise Interrupted(f"interrupted while --explain trained its models; the run's models and the explain "
+                          f"models done so far are saved in {results.run_dir}: `{resume_command(results)}` or "
+                          f"`actlab explain {results.run_dir}` goes on", getattr(stop, "signum", 2)) from None
 
 
 def _train(config: Config, device: torch.device, dataset, results: Results, groups: list[list[int]], workers: int,

@@ -109,6 +109,15 @@ def _facts(results: Results, table, label: str, best: str, w: Words) -> list[Tex
     return facts
 
 
+def same_start(results: Results) -> bool:
+    """Within a seed every activation started from the same weights with the same training settings
+    (no per-activation init, dropout kind or tuned values)."""
+    inits = results.config.get("init", "default")
+    per_init = isinstance(inits, dict) and len({inits.get(a, "default") for a in _activations(results)}) > 1
+    tuned = {json.dumps(e["chosen"], sort_keys=True) for e in (results.tuning or {}).get("activations", {}).values()}
+    return not per_init and len(set(_dropout_kinds(results).values())) <= 1 and len(tuned) <= 1
+
+
 def isolation_sentences(results: Results, w: Words) -> list[Text]:
     """What the run holds fixed between activations, and what it does not."""
     config = results.config

@@ -28,6 +28,7 @@ import torch
 from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from actlab.activations import ActivationSpec, curve
 from actlab.diagnostics import METRICS
@@ -38,6 +39,8 @@ from actlab.results import Results
 from actlab.stats import epoch_curves
 
 CURVES = ("train_loss", "test_loss", "test_acc", "train_acc", "val_loss", "val_acc")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+DASHES = ("-", "--", "-.", ":")
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Micro Hei",
              "WenQuanYi Zen Hei", "Microsoft YaHei", "PingFang SC", "SimHei", "Noto Sans CJK JP",
              "Droid Sans Fallback")
@@ -153,16 +156,19 @@ def plot_metric(results: Results, metric: str, path: Path, w: Words) -> Figure |
     if not any(curves.values()):
         return None
     fig, ax = _figure(figsize=(7, 4.5), dpi=110)
-    for label, points in curves.items():
+    for k, (label, points) in enumerate(curves.items()):
         if not points:
             continue
         epochs = np.array([p["epoch"] for p in points])
         mean = np.array([p["mean"] for p in points]) * scale
-        line, = ax.plot(epochs, mean, marker="o", markersize=3, label=label)
+        # a marker and dash of its own: curves that coincide (relu and leaky_relu:0.01) stay apart
+        line, = ax.plot(epochs, mean, marker=MARKERS[k % len(MARKERS)], linestyle=DASHES[k % len(DASHES)],
+                        markersize=4, label=label)
         low = np.array([p["ci_low"] for p in points]) * scale
         high = np.array([p["ci_high"] for p in points]) * scale
         if not np.isnan(low).all():
-            ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.15)
+            ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.10, linewidth=0)
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # epochs are whole numbers
     seeds = len({r.seed for r in results.runs})
     ax.set_title(w.plain(f"plot.{metric}") + ("\n" + w.plain("plot.band", n=seeds) if seeds > 1 else ""))
     ax.set_xlabel(w.plain("plot.epoch"))
@@ -175,17 +181,20 @@ def plot_metric(results: Results, metric: str, path: Path, w: Words) -> Figure |
 
 def plot_final_bars(summary: dict[str, dict], values: dict[str, list[float]], title: str, path: Path, w: Words,
                     scale: float = 100.0) -> Figure:
-    """One bar per activation: the mean with its 95% CI, and every seed as a dot."""
+    """Per activation the mean as a point with its 95% CI, and every seed as a small dot beside it: no
+    bars, whose length from a cut axis would make a small gap look large."""
     labels = [label for label in summary if summary[label]["n"]]
     fig, ax = _figure(figsize=(max(5.0, 1.2 * len(labels) + 2), 4.2), dpi=110)
     means = np.array([summary[label]["mean"] for label in labels]) * scale
     low = np.array([summary[label]["ci_low"] for label in labels], dtype=float) * scale
     high = np.array([summary[label]["ci_high"] for label in labels], dtype=float) * scale
     err = None if np.isnan(low).all() else np.nan_to_num(np.vstack([means - low, high - means]))
-    ax.bar(range(len(labels)), means, yerr=err, capsize=6, color="#9ecae1", edgecolor="#3182bd")
+    ax.errorbar(range(len(labels)), means, yerr=err, fmt="o", markersize=8, capsize=8, color="#08519c",
+                elinewidth=2, zorder=3)
     for i, label in enumerate(labels):
         points = np.array(values.get(label, [])) * scale
-        ax.plot(np.full(len(points), i), points, "o", color="#08519c", markersize=4)
+        ax.plot(np.full(len(points), i + 0.18), points, "o", color="#6baed6", markersize=4, zorder=2)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
     finite = np.concatenate([v[np.isfinite(v)] for v in (means, low, high)] + [np.array([])])
     if finite.size:
         pad = max(0.5, 0.15 * (finite.max() - finite.min()))
@@ -319,5 +328,36 @@ def plot_robustness(tuning: dict, path: Path, w: Words) -> Figure:
     ax.set_title(w.plain("plot_tuning.robustness"))
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
+    _save(fig, path)
+    return fig
+
+
+VERDICT_COLOURS = {"supported": "#238b45", "contradicted": "#cb181d", "no_effect": "#6a51a3", "inconclusive": "#737373"}
+
+
+def plot_causes(entries: list[dict], margin_points: float, path: Path, w: Words) -> Figure | None:
+    """Every tested contrast of the possible causes: treated minus control in points with its
+    simultaneous 95% interval, coloured by verdict, against 0 and the ±margin band."""
+    rows = [row for e in entries for row in e["contrasts"] if row["verdict"] in VERDICT_COLOURS]
+    if not rows:
+        return None
+    fig, ax = _figure(figsize=(7.5, 0.45 * len(rows) + 1.4), dpi=110)
+    ax.axvspan(-margin_points, margin_points, color="#eeeeee", zorder=0)
+    ax.axvline(0, color="#444444", linewidth=0.8)
+    for i, row in enumerate(rows):
+        mean = 100 * row["test"]["mean_diff"]
+        low, high = (100 * row["ci_low"], 100 * row["ci_high"]) if row["ci_low"] is not None else (mean, mean)
+        colour = VERDICT_COLOURS[row["verdict"]]
+        ax.plot([low, high], [i, i], color=colour, linewidth=2)
+        ax.plot([mean], [i], "o", color=colour)
+    names = [f"{row['hypothesis']}: {row['subject']}" + (f" ({w.plain('causes.step.' + row['step'])})"
+                                                          if row["role"] == "ladder" else "") for row in rows]
+    ax.set_yticks(range(len(rows)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel(w.plain("causes.axis"))
+    handles = [Line2D([], [], color=c, marker="o", label=w.plain(f"causes.verdict_plain.{v}"))
+               for v, c in VERDICT_COLOURS.items() if any(row["verdict"] == v for row in rows)]
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    ax.grid(axis="x", alpha=0.3)
     _save(fig, path)
     return fig

@@ -70,6 +70,7 @@ class Table:
 class Image:
     path: str  # relative to the run folder
     alt: str
+    caption: Text = ""  # what to look at; the report numbers its figures (`Figure 1.`) in its language
 
 
 Block = Union[Heading, Paragraph, Bullets, Table, Image]

@@ -169,6 +169,7 @@ class Results:
     environment: dict[str, Any]
     runs: list[ModelRun]
     tuning: dict[str, Any] | None = None  # a tuned run's grid, scores and choices (actlab.tune)
+    interventions: dict[str, Any] | None = None  # models that test the hypotheses (actlab.explain)
 
     @property
     def labels(self) -> list[str]:
@@ -182,7 +183,11 @@ class Results:
     def to_json(self) -> dict[str, Any]:
         """results.json's document: config, environment, every model (and a tuned run's tuning)."""
         doc = {"config": self.config, "environment": self.environment, "runs": [r.to_json() for r in self.runs]}
-        return {**doc, "tuning": self.tuning} if self.tuning else doc
+        if self.tuning:
+            doc["tuning"] = self.tuning
+        if self.interventions:
+            doc["interventions"] = self.interventions
+        return doc
 
     def table(self, lang: str = "en") -> str:
         """The summary table `actlab run` prints: per activation, its seeds, mean test accuracy and
@@ -281,7 +286,7 @@ def load_results(run_dir: str | Path, fix: str = "rerun the experiment") -> Resu
     try:
         doc = json.loads(text)
         return Results(run_dir, doc["config"], doc["environment"], [ModelRun.from_json(r) for r in doc["runs"]],
-                       doc.get("tuning"))
+                       doc.get("tuning"), doc.get("interventions"))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # ValueError includes JSONDecodeError
         raise ActlabError(f"{path} is damaged ({exc}); {fix}") from None
 

@@ -30,6 +30,7 @@ import torch
 
 from actlab import __version__
 from actlab.activations import stacking_obstacle
+from actlab.board import summary_writer_class
 from actlab.config import KEYS, SWEEP_ALIASES, Config, config_from_flat, keys_where
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
@@ -44,6 +45,7 @@ from actlab.workers import Progress, Task, Trained, default_log, progress_wanted
 
 # keys that do not change what a run computes, left out of its content hash
 NOT_HASHED = frozenset(KEYS) - set(keys_where("hashed"))
+PER_MODEL = ("activations", "output", "init", "seed", "seeds")  # what differs between a grid point's models
 TRAINING_CODE_VERSION = __version__  # a new actlab version retrains: its numbers may differ
 
 
@@ -119,6 +121,8 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
     """Train the grid's runs not yet done into `out`'s store; returns counts by status."""
     check_size(config, resolve_device(config.run.device), sweep, fix="give fewer values or seeds")
     runs = expand(config, sweep)
+    if config.run.tensorboard:
+        summary_writer_class()  # a missing package is one line before the store's folder exists
     create_folder(out)
     atomic_write(out / "sweep.toml", config.to_toml(sweep))
     return train_runs(config, runs, out, backend, ray_address, show_progress, log, "sweep",
@@ -163,7 +167,8 @@ def train_runs(config: Config, runs: list[SweepRun], out: Path, backend: str = "
             if backend == "ray":
                 _run_on_ray(todo, folders, store, ray_address, show_progress, done)
             else:
-                _run_locally(config, todo, folders, store, show_progress, done)
+                _run_locally(config, todo, folders, store, show_progress, done,
+                             out / "tensorboard" if config.run.tensorboard else None)
         finally:  # stopped (Ctrl-C, an error): what this invocation claimed and did not finish is pending again
             store.release_running(r.hash for r in todo)
         counts: dict[str, int] = {}
@@ -193,7 +198,7 @@ def _point(run: SweepRun, sweep: dict[str, list[Any]]) -> str:
 
 
 def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], store: Store, show_progress: bool,
-                 done) -> None:
+                 done, board: Path | None = None) -> None:
     """Worker processes on this machine (one per core, one thread each; on a GPU, this process) fed
     every pending run; with `stack` (by default on a GPU) the runs of one grid point that differ only
     in activation and seed train together, in stacks that fit in memory."""
@@ -201,13 +206,13 @@ def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], 
     stack = stacking(config, device)
     points: dict[str, list[int]] = {}
     for i, run in enumerate(todo):
-        same = {k: v for k, v in run.flat.items() if k not in ("activations", "output", "init", "seed", "seeds")}
+        same = {k: v for k, v in run.flat.items() if k not in PER_MODEL}
         stacks = FAMILIES[run.flat.get("model", KEYS["model"].default)].stacks  # a grid point's model family
         together = stack and stacks and not stacking_obstacle(run.activation)
         key = json.dumps(same, sort_keys=True) if together else f"#{i}"
         points.setdefault(key, []).append(i)
     size = models_per_chunk(config, device) if stack else 1
-    tasks = [_task(group[k:k + size], todo, folders, str(device)) for group in points.values()
+    tasks = [_task(group[k:k + size], todo, folders, str(device), board) for group in points.values()
              for k in range(0, len(group), size)]
     workers = 1 if any(main_defined(r.activation) for r in todo) else worker_count(config, device, len(tasks))
     store.mark_running(r.hash for r in todo)
@@ -215,16 +220,21 @@ def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], 
               lambda trained: done(todo[trained.index], trained), "runs")
 
 
-def _task(group: list[int], runs: list[SweepRun], folders: dict[str, str], device: str = "cpu") -> Task:
+def _task(group: list[int], runs: list[SweepRun], folders: dict[str, str], device: str = "cpu",
+          board: Path | None = None) -> Task:
     """The task that trains the runs `group` (indices into `runs`, alike but for activation and seed)
-    together, under one [experiment] table naming each activation's own init."""
+    together, under one [experiment] table naming each activation's own init; with `board`, each
+    grid point writes its TensorBoard files under `board/point-<id>/` (the HParams tab tells them apart)."""
     members = [runs[i] for i in group]
     flat = _single(members[0].flat, members[0])
     if len(members) > 1:
         activations = list(dict.fromkeys(r.activation for r in members))
         flat.update(activations=activations, init={r.activation: _init_of(r.flat, r.activation) for r in members})
+    point = {k: v for k, v in members[0].flat.items() if k not in PER_MODEL}
+    folder = board / f"point-{hashlib.sha256(json.dumps(point, sort_keys=True).encode()).hexdigest()[:10]}" \
+        if board is not None and flat.get("tensorboard") else None
     return Task(tuple(group), tuple(r.record() for r in members), config_from_flat(flat),
-                folders[members[0].flat["dataset"]], device)
+                folders[members[0].flat["dataset"]], device, str(folder) if folder else None)
 
 
 # --- Ray ----------------------------------------------------------------------------------------

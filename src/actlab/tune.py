@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from actlab.board import summary_writer_class
 from actlab.config import KEYS, Config, config_from_flat, keys_where, load_toml, toml_text
 from actlab.device_data import resolve_device
 from actlab.errors import ActlabError
@@ -186,6 +187,8 @@ def run_tuned(config: Config, grid: dict[str, list[float]], out: Path, backend: 
         f"({len(labels)} activations × {len(grid_points)} grid points × tuning seeds {seeds['tuning']}), then up to "
         f"{2 * len(labels) * len(seeds['evaluation'])} evaluation runs (each activation at its chosen and at the "
         f"fixed values, seeds {seeds['evaluation']})")
+    if config.run.tensorboard:
+        summary_writer_class()  # a missing package is one line before the folder exists
     create_folder(out)
     tuning = [run for a in config.model.activations for p in grid_points
               for run in expand(point_config(config, a, p, seeds["tuning"]), {})]

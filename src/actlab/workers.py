@@ -37,7 +37,7 @@ from actlab.config import Config
 from actlab.data import Dataset, load_dataset
 from actlab.errors import ActlabError
 from actlab.forks import fork_is_safe, fork_warning_silenced
-from actlab.progress import bar_class, in_kernel
+from actlab.progress import bar_class, in_kernel, log_line
 from actlab.status import LOST
 from actlab.results import ModelRun
 from actlab.device_data import prepare_data
@@ -157,8 +157,8 @@ def progress_wanted() -> bool:
 
 
 def default_log(line: str) -> None:
-    """The per-model lines: on stderr, or in a notebook on stdout (stderr shows as a red warning there)."""
-    print(line, file=sys.stdout if in_kernel() else sys.stderr, flush=True)
+    """The per-model lines, through the `actlab` logger (`actlab.progress.log_line`)."""
+    log_line(line)
 
 
 class Progress:

@@ -16,6 +16,7 @@ from typing import Any
 from actlab.activations import parse_layers
 from actlab.data import DATASETS, check_mirror, dataset_info
 from actlab.errors import ActlabError
+from actlab.hypotheses import NAMES as HYPOTHESIS_NAMES
 from actlab.models import INITS, OUTPUTS
 
 
@@ -198,6 +199,22 @@ def _device(v: Any) -> str:
     if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
         raise _Bad("must be auto, cpu, cuda or cuda:N")
     return v
+
+
+def _explain(v: Any) -> tuple[str, ...]:
+    """The hypotheses `--explain` tests: all of them (`true`, `all`), none (`false`, ""), or a list."""
+    from_names = {"all": list(HYPOTHESIS_NAMES), "true": list(HYPOTHESIS_NAMES), "false": [], "none": [], "": []}
+    if isinstance(v, bool):
+        v = list(HYPOTHESIS_NAMES) if v else []
+    if isinstance(v, str):
+        v = from_names.get(v.strip().lower(), _text_list(v))
+    if not isinstance(v, (list, tuple)) or not all(isinstance(n, str) for n in v):
+        raise _Bad(f"must be true, or a list of hypotheses from: {', '.join(HYPOTHESIS_NAMES)}")
+    unknown = [n for n in v if n not in HYPOTHESIS_NAMES]
+    if unknown:
+        raise _Bad(f"{', '.join(map(repr, unknown))} is not a hypothesis; choose from {', '.join(HYPOTHESIS_NAMES)} "
+                   f"(`actlab hypotheses` says what each tests)")
+    return tuple(dict.fromkeys(v))
 
 
 def _text_list(text: str) -> list[str]:

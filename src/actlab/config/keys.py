@@ -27,6 +27,7 @@ class Key:
     unset: str = ""  # what a default of None means, shown as the default in `--help`
     env: str = ""  # an environment variable that sets the key when nothing else does
     inputs: tuple[Key, ...] = ()  # input-only keys resolved into this field (`seed` into `seeds`)
+    bare: str | None = None  # the flag's value when given with none (`--download`, `--explain`)
     section: str = ""
     field: str | None = None  # None: an input-only key
     # its policies, declared here and nowhere else (tests/test_config.py checks them against each other)
@@ -62,4 +63,4 @@ def key(default: Any, check: Callable[[Any], Any], help: str, **spec: Any) -> An
 
 
 def _bool_key(default: bool, help: str, **spec: Any) -> Any:
-    return key(default, _bool, help, from_text=_text_bool, metavar="BOOL", **spec)
+    return key(default, _bool, help, from_text=_text_bool, metavar="BOOL", bare="true", **spec)

@@ -10,9 +10,9 @@ from typing import Any
 import tomli_w
 
 from actlab.activations import split_activation_list
-from actlab.config.checks import (NORMALIZE, OPTIMIZERS, _activations, _choice, _dataset, _device, _float, _hidden,
-                                  _init, _int, _mirror, _name, _outputs, _path, _seeds, _stack, _text_bool, _text_ints,
-                                  _text_list, _text_seeds, _val_split)
+from actlab.config.checks import (NORMALIZE, OPTIMIZERS, _activations, _choice, _dataset, _device, _explain, _float,
+                                  _hidden, _init, _int, _mirror, _name, _outputs, _path, _seeds, _stack, _text_bool,
+                                  _text_ints, _text_list, _text_seeds, _val_split)
 from actlab.config.keys import Key, _bool_key, key
 from actlab.data import DATASETS
 from actlab.families import FAMILIES
@@ -145,6 +145,13 @@ class RunConfig:
                     "follows it", from_text=str, metavar="LANG", trains=False)
     tune_seeds: int = key(2, _int(1), "tuning: seeds each grid point trains on to choose an activation's values, "
                           "numbered after the evaluation seeds (see --tune)", trains=False)
+    docx: bool = _bool_key(False, "also write the report as an editable Word document, report.docx (and "
+                           "report.<lang>.docx); needs python-docx", trains=False, omit_default=True)
+    explain: tuple[str, ...] = key((), _explain, "test the classic explanations of the results (dead units, vanishing "
+                                   "gradients, zero-centring, …) by training isolating models on the run's seeds: "
+                                   "--explain for every hypothesis that applies, or --explain dead_units,zero_centred "
+                                   "(`actlab hypotheses` lists them)", from_text=str, metavar="NAMES", bare="all",
+                                   unset="none", trains=False, omit_default=True)
     equivalence_margin: float = key(0.5, _float(0.0, 100.0, lo_open=True), "the smallest accuracy difference that "
                                     "matters, in percentage points: two activations whose paired difference lies "
                                     "within ± this (two one-sided tests) are called equivalent", metavar="POINTS",
@@ -233,7 +240,8 @@ def flag_defaults() -> dict[str, str]:
     """Each key's default as `--help` shows it: flag text (`128,128`), or what leaving it unset means."""
     flat = Config().to_flat()
     flat.update({name: spec.default for name, spec in KEYS.items() if spec.omit_default})  # written only when set
-    return {name: _flag_text(flat[name]) if name in flat else spec.unset for name, spec in KEYS.items()}
+    return {name: spec.unset if spec.unset and spec.default == () else _flag_text(flat[name]) if name in flat
+            else spec.unset for name, spec in KEYS.items()}
 
 
 def _flag_text(value: Any) -> str:

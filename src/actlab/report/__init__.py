@@ -18,24 +18,26 @@ from typing import Any
 
 from actlab.activations import parse_layers
 from actlab.analysis import primary_metric
+from actlab.causes import causes
 from actlab.measured import diagnostic_means
 from actlab.config import config_from_flat
 from actlab.errors import ActlabError
 from actlab.files import atomic_write
 from actlab.interaction import tuning_interaction
 from actlab.messages import Words
-from actlab.plots import (draw_side_by_side, labels_for, plot_activations, plot_diagnostics, plot_final_bars,
-                          plot_robustness, plot_run, plot_sensitivity)
-from actlab.render import Block, to_html, to_markdown
+from actlab.plots import (VERDICT_COLOURS, draw_side_by_side, labels_for, plot_activations, plot_causes,
+                          plot_diagnostics, plot_final_bars, plot_robustness, plot_run, plot_sensitivity)
+from actlab.render import Block, Image, Paragraph, Strong, joined, to_html, to_markdown
 from actlab.report.context import Context
 from actlab.report.sections import SECTIONS
+from actlab.word import to_docx
 from actlab.results import ModelRun, Results, json_safe, load_results, write_results
 from actlab.stats import DEFAULT_MARGIN_POINTS, analyse, pairwise_verdicts, values_by_seed
 from actlab.store import results_from_store
 
 
 def build_report(results: Results, ci: str | None = None, margin: float | None = None, lang: str = "en",
-                 log=None, drawn: frozenset[Path] = frozenset()) -> tuple[Path, Path]:
+                 log=None, drawn: frozenset[Path] = frozenset(), docx: bool | None = None) -> tuple[Path, Path]:
     """Write stats.json, the report's plots, and the report in `lang` into the run folder: English as
     `report.md`/`report.html` with plots in `plots/`, another language as `report.<lang>.md`/`.html`
     with its plots in `plots/<lang>/`.
@@ -43,7 +45,8 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
     `ci` is the confidence-interval method, `t` or `bootstrap`, and `margin` the equivalence margin
     in percentage points (defaults: the run's settings); `log` gets the one-line hint when Chinese
     plots fall back to English for want of a font (default: stderr). `drawn` names figures already
-    drawn for this report (`draw_ahead`), which are not drawn again."""
+    drawn for this report (`draw_ahead`), which are not drawn again. `docx` (default: the run's
+    `docx` setting) also writes the report as `report.docx` / `report.<lang>.docx`."""
     run_dir, w = results.run_dir, Words(lang)
     margin = margin if margin is not None else results.config.get("equivalence_margin", DEFAULT_MARGIN_POINTS)
     analysis = analyse(results, method=ci or results.config.get("ci", "t"), margin_points=margin)
@@ -53,6 +56,7 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
                               "interaction": tuning_interaction(results, fixed, primary_metric(analysis))}
     elif results.tuning:
         analysis["tuning"] = results.tuning
+    analysis["causes"] = causes(results, analysis)
     atomic_write(run_dir / "stats.json", json.dumps(json_safe(analysis), indent=1) + "\n")
     metric = primary_metric(analysis)
     table = diagnostic_means(results)
@@ -62,13 +66,27 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
     if hint:
         (log or (lambda line: print(line, file=sys.stderr)))(f"actlab: {hint}")
     context = Context(results, analysis, metric, w, plots.relative_to(run_dir).as_posix(), plots, table, hint)
-    blocks: list[Block] = [block for section in SECTIONS for block in section.blocks(context)]
+    blocks = numbered([block for section in SECTIONS for block in section.blocks(context)], w)
     stem = "report" if lang == "en" else f"report.{lang}"
     md_path, html_path = run_dir / f"{stem}.md", run_dir / f"{stem}.html"
     atomic_write(md_path, to_markdown(blocks))
-    atomic_write(html_path, to_html(blocks, run_dir, w.plain("report.title", name=results.config.get("name")),
-                                    lang=lang))
+    title = w.plain("report.title", name=results.config.get("name"), dataset=results.config.get("dataset"),
+                    activations=w.plain("list.comma").join(results.labels))
+    atomic_write(html_path, to_html(blocks, run_dir, title, lang=lang))
+    if results.config.get("docx", False) if docx is None else docx:
+        to_docx(blocks, run_dir, run_dir / f"{stem}.docx", lang)
     return md_path, html_path
+
+
+def numbered(blocks: list[Block], w: Words) -> list[Block]:
+    """Every figure with a caption gets its number (Figure 1, 图 1, in order) and its caption below it."""
+    out: list[Block] = []
+    for block in blocks:
+        out.append(block)
+        if isinstance(block, Image) and block.caption:
+            count = sum(isinstance(b, Image) and bool(b.caption) for b in out)
+            out.append(Paragraph(joined([Strong(w.plain("figure.label", n=count)), block.caption], " ")))
+    return out
 
 
 def plots_folder(run_dir: Path, lang: str) -> Path:
@@ -110,6 +128,9 @@ def _draw_plots(results: Results, analysis: dict[str, Any], metric: str, table, 
         values = {label: list(values_by_seed(results, label, metric).values()) for label in results.labels}
         title = w.plain("plot.final_bars", what=w.plain(f"metric.{metric}"))
         here.append(lambda: plot_final_bars(summary, values, title, plots / "final_accuracy.png", w))
+    if any(row["verdict"] in VERDICT_COLOURS for e in analysis.get("causes", []) for row in e["contrasts"]):
+        here.append(lambda: plot_causes(analysis["causes"], analysis["equivalence_margin_points"],
+                                        plots / "causes.png", w))
     if results.tuning:
         here += [lambda: plot_sensitivity(results.tuning, plots / "sensitivity.png", w),
                  lambda: plot_robustness(results.tuning, plots / "robustness.png", w)]
@@ -122,9 +143,9 @@ def _draw_plots(results: Results, analysis: dict[str, Any], metric: str, table, 
 
 
 def rebuild(run_dir: str | Path, ci: str | None = None, margin: float | None = None,
-            lang: str = "en") -> tuple[Path, Path]:
+            lang: str = "en", docx: bool | None = None) -> tuple[Path, Path]:
     """`actlab report RUN`: rebuild stats.json, plots and the report in `lang` from the run folder's files."""
-    return build_report(load_results(run_dir), ci, margin, lang)
+    return build_report(load_results(run_dir), ci, margin, lang, docx=docx)
 
 
 def report_store(folder: Path, where: dict[str, str], ci: str | None = None,

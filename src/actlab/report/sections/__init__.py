@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from actlab.render import Block
 from actlab.report.context import Context
-from actlab.report.sections import (activations, configuration, curves, diagnostics, findings, method, published,
-                                    results_tables, title, tuning)
+from actlab.report.sections import (activations, causes, conclusion, configuration, curves, diagnostics, findings,
+                                    limitations, method, published, results_tables, setup, title, tuning)
 
 
 @dataclass(frozen=True)
@@ -26,15 +26,20 @@ class Section:
 
 SECTIONS: list[Section] = [
     Section("title", title.blocks),
-    Section("findings", findings.blocks),
+    Section("conclusion", conclusion.blocks),
+    Section("setup", setup.blocks),
     Section("results", results_tables.blocks),
+    Section("curves", curves.blocks),
+    Section("causes", causes.blocks),
+    Section("findings", findings.blocks),
+    Section("pairs", results_tables.pairs_blocks),
     Section("tuning", tuning.blocks),
     Section("published", published.blocks),
-    Section("curves", curves.blocks),
     Section("diagnostics", diagnostics.blocks),
     Section("activations", activations.blocks),
-    Section("configuration", configuration.blocks),
+    Section("limitations", limitations.blocks),
     Section("method", method.blocks),
+    Section("configuration", configuration.blocks),
 ]
 
 

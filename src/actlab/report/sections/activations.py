@@ -8,4 +8,4 @@ from actlab.report.context import Context
 
 def blocks(c: Context) -> list[Block]:
     return [Heading(2, c.w("report.activations")),
-            Image(f"{c.images}/activations.png", c.w.plain("plot.alt_activations"))]
+            Image(f"{c.images}/activations.png", c.w.plain("plot.alt_activations"), c.w("figure.activations"))]

@@ -17,7 +17,7 @@ def blocks(c: Context) -> list[Block]:
         return []
     w = c.w
     return [Heading(2, w("report.diagnostics")), Paragraph(w("diagnostics.definitions")),
-            Image(f"{c.images}/diagnostics.png", w.plain("plot.alt_diagnostics")),
+            Image(f"{c.images}/diagnostics.png", w.plain("plot.alt_diagnostics"), w("figure.diagnostics")),
             Table(*diagnostics_table(c.diagnostics, w))]
 
 

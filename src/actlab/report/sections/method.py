@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from actlab.measured import isolation_sentences
 from actlab.messages import Words
 from actlab.numbers import pct
 from actlab.paired import ALPHA, MIN_SEEDS, SIGN_FLIP_MAX_N
@@ -17,10 +16,10 @@ def blocks(c: Context) -> list[Block]:
 
 
 def method_text(results: Results, w: Words, margin: float) -> list[Text]:
-    """The Method section, true of this run: what was paired, how verdicts are reached (at `margin`,
-    the margin the verdicts used), what counts."""
-    differences = isolation_sentences(results, w)[0]
-    return [w("method.design"), differences, w("method.verdicts", min=MIN_SEEDS, alpha=str(ALPHA),
+    """The Method section, true of this run: how verdicts are reached (at `margin`, the margin the
+    verdicts used) and what counts. The pairing is in Setup, what differed between models in the
+    Analysis: said once each."""
+    return [w("method.verdicts", min=MIN_SEEDS, alpha=str(ALPHA),
               margin=f"{margin:g}", exact=SIGN_FLIP_MAX_N, stats=Code("stats.json")),
             w("method.failures", chance=pct(CHANCE_ACCURACY, 0), threshold=pct(FAILED_TO_LEARN, 0)),
             w("method.files", results=Code("results.json"), stats=Code("stats.json"),

@@ -50,8 +50,8 @@ def _beside_ours(results: Results, published: dict[str, float], field: str, titl
 def published_blocks(results: Results, w: Words) -> list[Block]:
     """The write-up's figures beside ours, for a run that reproduces a preset unchanged."""
     name = _preset_matches(results)
-    if name is None:
-        if results.config.get("name") in PRESETS:
+    if name is None or not PRESETS[name].published:  # a preset with nothing published has nothing to set beside
+        if results.config.get("name") in PRESETS and PRESETS[results.config["name"]].published:
             return [Heading(2, w("published.heading_changed")), Paragraph(w("published.changed"))]
         return []
     pub = PRESETS[name].published

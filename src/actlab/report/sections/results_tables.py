@@ -15,20 +15,28 @@ from actlab.report.context import Context
 
 
 def blocks(c: Context) -> list[Block]:
-    """The results table and the final-accuracy figure, then the pairwise table (once models finished)."""
+    """The results table and the final-accuracy figure (once models finished)."""
     results, analysis, metric, w, images = c.results, c.analysis, c.metric, c.w, c.images
-    m = analysis["metrics"].get(metric, {})
-    if not any(s["n"] for s in m.get("summary", {}).values()):
+    if not any(s["n"] for s in analysis["metrics"].get(metric, {}).get("summary", {}).values()):
         return []
     ci = w("results.ci_t" if analysis["ci_method"] == "t" else "results.ci_bootstrap")
-    blocks: list[Block] = [Heading(2, w("report.results")), Table(*results_table(results, analysis, w)),
-                           Paragraph(w("results.caption", ci=ci)),
-                           Image(f"{images}/final_accuracy.png", w.plain("plot.alt_final")),
-                           Heading(2, w("report.pairs"))]
+    return [Heading(2, w("report.results")), Table(*results_table(results, analysis, w)),
+            Paragraph(w("results.caption", ci=ci)),
+            Image(f"{images}/final_accuracy.png", w.plain("plot.alt_final"),
+                  w("figure.final", what=w(f"metric.{metric}"), n=len(analysis["seeds"])))]
+
+
+def pairs_blocks(c: Context) -> list[Block]:
+    """The pairwise table: every pair's difference, interval, tests and verdict."""
+    analysis, metric, w = c.analysis, c.metric, c.w
+    m = analysis["metrics"].get(metric, {})
+    if not any(s["n"] for s in m.get("summary", {}).values()) or len(c.results.labels) < 2:
+        return []
     family = max(1, analysis["tested_pairs"])
     lead = [w("pairs.caption", what=w(f"metric.{metric}"), margin=f"{analysis['equivalence_margin_points']:g}",
               pairs=w.count("pair", family), level=f"{100 * (1 - ALPHA / family):.4g}%")]
-    return blocks + [Paragraph(joined(lead, w.plain("list.sentence"))), Table(*pairwise_table(m, w))]
+    return [Heading(2, w("report.pairs")), Paragraph(joined(lead, w.plain("list.sentence"))),
+            Table(*pairwise_table(m, w))]
 
 
 def results_table(results: Results, analysis: dict[str, Any], w: Words) -> tuple[list, list[list]]:

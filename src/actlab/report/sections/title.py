@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actlab.render import Block, Code, Heading, Paragraph, authored
+from actlab.render import Block, Code, Heading, Paragraph, authored, joined
 from actlab.report.context import Context
 
 
@@ -13,5 +13,8 @@ def blocks(c: Context) -> list[Block]:
                 started=str(env.get("started", "")), device=Code(str(env.get("gpu") or env.get("device"))),
                 actlab=Code(str(env.get("actlab"))), torch=Code(str(env.get("torch"))),
                 python=Code(str(env.get("python"))), run_dir=Code(str(c.results.run_dir)))
-    return [Heading(1, w("report.title", name=Code(str(c.results.config.get("name"))))), Paragraph(summary),
+    config = c.results.config
+    title = w("report.title", name=Code(str(config.get("name"))), dataset=Code(str(config.get("dataset"))),
+              activations=joined([Code(label) for label in c.results.labels], w.plain("list.comma")))
+    return [Heading(1, title), Paragraph(summary),
             *([Paragraph(authored(c.font_hint))] if c.font_hint else [])]

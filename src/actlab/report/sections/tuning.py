@@ -41,9 +41,9 @@ def tuning_blocks(results: Results, analysis: dict[str, Any], w: Words, images: 
         Table(header, rows)]
     if edges:
         blocks.append(Paragraph(joined(edges, w.plain("list.sentence"))))
-    blocks += [Image(f"{images}/sensitivity.png", w.plain("plot_tuning.alt_sensitivity")),
+    blocks += [Image(f"{images}/sensitivity.png", w.plain("plot_tuning.alt_sensitivity"), w("figure.sensitivity")),
                Paragraph(w("tuning.robustness")),
-               Image(f"{images}/robustness.png", w.plain("plot_tuning.alt_robustness"))]
+               Image(f"{images}/robustness.png", w.plain("plot_tuning.alt_robustness"), w("figure.robustness"))]
     return blocks + _tuned_against_fixed(analysis, tuning, w)
 
 

@@ -1,0 +1,80 @@
+"""The conclusion, first: the ranking with its effect sizes, how consistently each difference points
+the same way across seeds, what is significant and what is equivalent, what would settle the rest,
+and the main caveat. A few plain sentences a student can hand in, each backed by the sections below."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actlab.analysis import nothing_learned, tested_pairs
+from actlab.messages import placeholders
+from actlab.numbers import pct
+from actlab.render import Block, Code, Heading, Paragraph, Text, joined
+from actlab.report.context import Context
+from actlab.report.sections.limitations import limitations
+from actlab.stats import paired_values
+
+
+def blocks(c: Context) -> list[Block]:
+    m, w = c.analysis["metrics"].get(c.metric), c.w
+    if not m or len(c.results.labels) < 2:
+        return []
+    if not m["order"]:
+        if not m["never_learned"]:
+            return []
+        return [Heading(2, w("conclusion.heading")), Paragraph(nothing_learned(c.results, m["never_learned"], w))]
+    sentences = [w("conclusion.ranking", what=w(f"metric.{c.metric}"), seeds=w.count("seed", len(c.analysis["seeds"])),
+                   ranking=joined([w("conclusion.rank_item", label=Code(label), value=pct(m["summary"][label]["mean"]))
+                                   for label in m["order"]], w.plain("list.comma")))]
+    if m["never_learned"]:
+        sentences.append(w("conclusion.failed", labels=joined([Code(x) for x in m["never_learned"]],
+                                                              w.plain("list.comma"))))
+    pairs = tested_pairs(m)
+    if pairs:
+        sentences += _verdicts(c, pairs, m)
+    else:
+        sentences.append(w("conclusion.untested"))
+    caveats = limitations(c.results, c.analysis, c.metric, w)
+    if caveats:  # the weightiest, in brief: the Limitations section says each in full
+        kind, values = caveats[0]
+        used = placeholders(w.table[f"conclusion.caveat_{kind}"])
+        sentences.append(w(f"conclusion.caveat_{kind}", **{k: v for k, v in values.items() if k in used}))
+    return [Heading(2, w("conclusion.heading")), Paragraph(joined(sentences, w.plain("list.sentence")))]
+
+
+def _verdicts(c: Context, pairs: list[dict[str, Any]], m: dict[str, Any]) -> list[Text]:
+    """Significant pairs with how many seeds agree, equivalent pairs, and the open ones."""
+    w, margin = c.w, f"{c.analysis['equivalence_margin_points']:g}"
+    better, equivalent, open_ = [], [], []
+    for t in pairs:
+        if t["verdict"] in ("a_better", "b_better"):
+            winner, loser = (t["a"], t["b"]) if t["verdict"] == "a_better" else (t["b"], t["a"])
+            better.append(w("conclusion.better_item", winner=Code(winner), loser=Code(loser),
+                            diff=_points(t, winner == t["a"]), k=_ahead(c, winner, loser), n=t["n"]))
+        elif t["verdict"] == "equivalent":
+            equivalent.append(w("conclusion.pair_item", a=Code(t["a"]), b=Code(t["b"])))
+        elif t["verdict"] == "inconclusive":
+            lead, other = (t["a"], t["b"]) if (t["mean_diff"] or 0) >= 0 else (t["b"], t["a"])
+            open_.append(w("conclusion.open_item", a=Code(lead), b=Code(other), diff=_points(t, lead == t["a"]),
+                           k=_ahead(c, lead, other), n=t["n"]))
+    out = [w("conclusion.better", items=joined(better, w.plain("list.semicolon")))] if better else \
+        [w("conclusion.none_better", pairs=w.count("pair", len(pairs)))]
+    if equivalent:
+        out.append(w("conclusion.equivalent", items=joined(equivalent, w.plain("list.comma")), margin=margin))
+    if open_:
+        out.append(w("conclusion.open", items=joined(open_, w.plain("list.semicolon"))))
+        needed = sorted(t["seeds_needed"] for t in pairs if t["verdict"] == "inconclusive" and t["seeds_needed"])
+        out.append(w("conclusion.settle", k=needed[0], covered=w.count("pair", sum(k <= needed[0] for k in needed)))
+                   if needed else w("conclusion.settle_none"))
+    return out
+
+
+def _points(t: dict[str, Any], as_written: bool) -> str:
+    diff = t["mean_diff"] if as_written else -t["mean_diff"]
+    return f"{100 * diff:.2f}"
+
+
+def _ahead(c: Context, a: str, b: str) -> int:
+    """In how many of the shared seeds `a` scored above `b`."""
+    xa, xb = paired_values(c.results, c.metric, a, b)
+    return sum(x > y for x, y in zip(xa, xb))
