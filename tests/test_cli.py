@@ -352,3 +352,18 @@ def test_a_run_with_the_data_folder_from_the_environment_does_not_write_it(tmp_p
     assert code == 0
     assert str(data_dir) not in (tmp_path / "run" / "config.toml").read_text(encoding="utf-8")
     assert "data_dir" not in json.loads((tmp_path / "run" / "results.json").read_text())["config"]
+
+
+def test_a_chinese_run_speaks_chinese_on_the_terminal(tmp_path, data_dir, capsys):
+    """The plan, the per-model lines and the summary in --lang zh: no English words beyond names and code."""
+    out = tmp_path / "run"
+    flags = [f for f in quick_flags(data_dir, out, epochs="1") if f != "--quiet"]
+    assert main(["run", *flags, "--lang", "zh"]) == 0
+    err = capsys.readouterr().err
+    plan = next(line for line in err.splitlines() if line.startswith("计划："))
+    assert "1 个种子 × 2 个激活函数 = 2 个模型" in plan and "反向传播；约" in plan
+    assert "relu 种子 0：完成，测试集准确率" in err and "tanh 种子 0：完成" in err
+    names = {"relu", "tanh", "cpu"}
+    words = {w for line in err.splitlines() if not line.startswith(("---", "运行目录"))
+             for w in re.findall(r"[A-Za-z][A-Za-z_\-]*[A-Za-z]", line)}
+    assert words <= names, words - names

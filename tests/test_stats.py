@@ -253,7 +253,7 @@ def test_a_diverged_run_counts_at_chance_for_its_final_model_and_keeps_its_check
     assert metric_value(diverged, "final_test_acc") == 0.1
     diverged.best_test_acc = 0.79
     assert metric_value(diverged, "best_val_test_acc") == 0.79
-    assert metric_value(diverged, "final_test_loss") is None and metric_value(diverged, "epochs_to_99pct") is None
+    assert metric_value(diverged, "final_test_loss") is None and metric_value(diverged, "epochs_to_final") is None
     assert metric_value(run("a", 0, [0.5, 0.7], status="interrupted@epoch 3"), "final_test_acc") == 0.7
     assert not run("a", 0, [0.5], status="interrupted@epoch 2").counts and diverged.counts
 
@@ -263,7 +263,7 @@ def test_metric_value_on_hand_made_epochs():
     r.best_test_acc = 0.975
     assert metric_value(r, "final_test_acc") == 0.98 and metric_value(r, "peak_test_acc") == 0.985
     assert metric_value(r, "best_val_test_acc") == 0.975 and metric_value(r, "final_test_loss") == pytest.approx(0.02)
-    assert metric_value(r, "epochs_to_99pct") == 4.0  # 0.99 · 0.98 = 0.9702: epoch 4 is the first to reach it
+    assert metric_value(r, "epochs_to_final") == 4.0  # 0.98 − 0.005 = 0.975: epoch 4 is the first to reach it
     assert metric_value(r, "train_seconds") == 7.5
     with pytest.raises(KeyError):
         metric_value(r, "no_such_metric")

@@ -36,7 +36,7 @@ def test_tune_flags_and_the_default_grid_of_the_optimizer():
     assert read_tune(None, ["lr=0.0003;0.001", "weight_decay=0;0.0001"], adam) == {
         "lr": [0.0003, 0.001], "weight_decay": [0, 0.0001]}
     with pytest.raises(ActlabError, match="not a hyper-parameter actlab tunes"):
-        read_tune(None, ["epochs_to_99pct=1;2"], adam)
+        read_tune(None, ["epochs_to_final=1;2"], adam)
     with pytest.raises(ActlabError, match="--tune hidden: not a hyper-parameter actlab tunes"):
         read_tune(None, ["hidden"], adam)
     with pytest.raises(ActlabError, match=r"only lr has a default grid; give dropout's values, e.g. --tune 'dropout=0;0\.2;0\.5'"):

@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="export format (default csv)")
     runs.add_argument("--output", metavar="FILE", help="export to FILE instead of standard output")
 
-    sub.add_parser("presets", help="list the presets")
+    presets = sub.add_parser("presets", help="list the presets")
+    presets.add_argument("--lang", default="en", metavar="LANG", help="the summaries' language: en (default) or zh")
     sub.add_parser("activations", help="list the registered activations")
 
     plot = sub.add_parser("plot-activations", help="plot activations and their derivatives to a PNG")
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "runs":
             return commands.cmd_runs(args)
         if args.command == "presets":
-            return commands.cmd_presets()
+            return commands.cmd_presets(args.lang)
         if args.command == "activations":
             return commands.cmd_activations()
         if args.command == "plot-activations":

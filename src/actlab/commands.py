@@ -16,6 +16,7 @@ from actlab import data
 from actlab.activations import ALIASES, list_activations, parse_activation, split_activation_list
 from actlab.errors import ActlabError
 from actlab.hypotheses import HYPOTHESES
+from actlab.messages import LANGUAGES
 from actlab.files import atomic_write
 from actlab.presets import PRESETS
 from actlab.store import RESULT_FIELDS, open_store
@@ -104,10 +105,13 @@ def _export_runs(rows: list[dict], config_keys: list[str], fmt: str, output: str
     return 0
 
 
-def cmd_presets() -> int:
+def cmd_presets(lang: str = "en") -> int:
+    """The presets with their one-line summaries, in `lang` where the catalogue has them."""
+    if lang not in LANGUAGES:
+        raise ActlabError(f"--lang {lang!r}: choose one of: {', '.join(LANGUAGES)}")
     width = max(map(len, PRESETS))
     for name, preset in PRESETS.items():
-        print(f"{name.ljust(width)}  {preset.summary}")
+        print(f"{name.ljust(width)}  {preset.summary_in(lang)}")
     return 0
 
 

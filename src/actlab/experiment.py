@@ -31,6 +31,7 @@ from actlab.errors import ActlabError, Interrupted, Terminated
 from actlab.explain import announce_explain, train_interventions
 from actlab.word import require_docx
 from actlab.files import atomic_write, create_folder
+from actlab.messages import Words
 from actlab.plan import (backward_pass, check_memory, check_size, data_folder, plan_groups, plan_line, product,
                          stacking, threads_per_worker, worker_count)
 from actlab.results import (ModelRun, Results, checkpoint_name, load_results, save_checkpoint, write_results,
@@ -188,9 +189,10 @@ def _run(config: Config, show_progress: bool, log, closing: contextlib.ExitStack
     remember_dataset(dataset)
     folder, previous = open_run_folder(config)
     create_folder(folder)
-    models, how = product(config)  # stated once every check has passed, before anything per model
+    words = Words(config.run.lang)  # the terminal's lines in the run's language, as its summary table
+    models, how = product(config, w=words)  # stated once every check has passed, before anything per model
     plan = plan_line(how, models, worker_count(config, device, models), stacking(config, device), device,
-                     backward_pass(config), seconds)
+                     backward_pass(config), seconds, words)
     log(plan)
     if config.run.explain:
         log(announce_explain(config, folder))
@@ -216,7 +218,7 @@ def _run(config: Config, show_progress: bool, log, closing: contextlib.ExitStack
     if config.data.normalize != "none":
         write_normalization(folder, config, dataset)
     if kept:
-        log(f"resuming {folder}: {len(kept)} of {len(records)} models are already trained, {len(todo)} to train")
+        log(words.plain("terminal.resuming", folder=folder, kept=len(kept), total=len(records), todo=len(todo)))
     langs = ["en"] + ([config.run.lang] if config.run.lang != "en" else [])  # the reports, English first
     lost, drawn = _train(config, device, dataset, results, groups, workers, threads, show_progress, log, langs)
     from actlab.report import build_report  # plotting and statistics: only the parent needs them
@@ -276,9 +278,10 @@ def _train(config: Config, device: torch.device, dataset, results: Results, grou
         results.runs[trained.index] = record
         worker_peaks.append(trained.peak_mb)
         write_results(results)
-        acc = record.final_test_acc
-        log(f"{record.label} seed {record.seed}: {record.status}, test acc "
-            f"{'–' if acc is None else f'{acc:.2%}'}, {record.train_seconds:.1f} s")
+        acc, words = record.final_test_acc, Words(config.run.lang)
+        log(words.plain("terminal.model_done", label=record.label, seed=record.seed,
+                        status=words.plain("terminal.ok") if record.status.ok else record.status,
+                        acc="–" if acc is None else f"{acc:.2%}", seconds=f"{record.train_seconds:.1f}"))
 
     preparing: list[threading.Thread] = []
     drawn: set[Path] = set()

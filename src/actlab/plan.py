@@ -21,6 +21,7 @@ import torch
 from actlab.activations import split_layers, stacking_obstacle
 from actlab.config import Config
 from actlab.errors import ActlabError
+from actlab.messages import Words
 from actlab.families import family_of, memory_parts
 from actlab.results import ModelRun
 
@@ -96,25 +97,26 @@ def available_bytes(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def product(config: Config, sweep: dict[str, list] | None = None) -> tuple[int, str]:
-    """The number of models and how it multiplies out, e.g. (8, "2 seeds × 4 activations"); a
-    sweep's lists multiply in (its `activation` and `seed` lists in place of the config's)."""
-    sweep = sweep or {}
+def product(config: Config, sweep: dict[str, list] | None = None, w: Words | None = None) -> tuple[int, str]:
+    """The number of models and how it multiplies out, e.g. (8, "2 seeds × 4 activations"), in the
+    words of `w` (default English); a sweep's lists multiply in (its `activation` and `seed` lists in
+    place of the config's)."""
+    sweep, w = sweep or {}, w or Words("en")
     seeds = len(sweep["seed"]) if "seed" in sweep else len(config.run.seeds)
     variants = len(config.variants)
     if "activation" in sweep:
         variants = len(sweep["activation"]) * len(config.model.outputs)
-    what = "activation/output pairs" if len(config.model.activations) > 1 < len(config.model.outputs) else (
-        "output heads" if len(config.model.outputs) > 1 else "activations")
-    parts = [_count(seeds, "seed", "seeds"), _count(variants, what.rstrip("s") if variants == 1 else what, what)]
+    what = "variant" if len(config.model.activations) > 1 < len(config.model.outputs) else (
+        "head" if len(config.model.outputs) > 1 else "activation")
+    parts = [_count(w, "seed", seeds), _count(w, what, variants)]
     points = math.prod(len(v) for k, v in sweep.items() if k not in ("activation", "seed"))
     if points > 1:
-        parts.append(_count(points, "grid point", "grid points"))
+        parts.append(_count(w, "point", points))
     return seeds * variants * points, " × ".join(parts)
 
 
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n:,} {one if n == 1 else many}"
+def _count(w: Words, noun: str, n: int) -> str:
+    return w.plain(f"terminal.{noun}_{'one' if n == 1 else 'other'}", n=f"{n:,}")
 
 
 def check_size(config: Config, device: torch.device, sweep: dict[str, list] | None = None,
@@ -133,16 +135,17 @@ def check_size(config: Config, device: torch.device, sweep: dict[str, list] | No
     return seconds
 
 
-def duration(seconds: float) -> str:
-    """Seconds as a person would say them: 40 s, 12 min, 3.5 h, 12 days."""
+def duration(seconds: float, w: Words | None = None) -> str:
+    """Seconds as a person would say them: 40 s, 12 min, 3.5 h, 12 days (in the words of `w`)."""
+    w = w or Words("en")
     if seconds < 90:
-        return f"{max(1, round(seconds))} s"
+        return w.plain("terminal.seconds", n=max(1, round(seconds)))
     if seconds < 5400:
-        return f"{round(seconds / 60)} min"
+        return w.plain("terminal.minutes", n=round(seconds / 60))
     if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
+        return w.plain("terminal.hours", n=f"{seconds / 3600:.1f}")
     days = seconds / 86400
-    return f"{days:,.0f} days" if days < 1e6 else f"{days:.1e} days"
+    return w.plain("terminal.days", n=f"{days:,.0f}" if days < 1e6 else f"{days:.1e}")
 
 
 def size(n: float) -> str:
@@ -162,13 +165,16 @@ def backward_pass(config: Config) -> str:
 
 
 def plan_line(how: str, models: int, workers: int, stack: bool, device: torch.device, backward: str,
-              seconds: float) -> str:
+              seconds: float, w: Words | None = None) -> str:
     """The run's plan in one line, before anything is allocated for its models: what trains, where,
-    how, and about how long."""
-    where = (f"in {workers} worker processes" if workers > 1 else "in this process") + f" on {device}"
-    return (f"plan: {how} = {models:,} model{'s' if models != 1 else ''}, {where}"
-            f"{', stacked where they can share a pass' if stack else ''}, {backward} backward pass; "
-            f"about {duration(seconds)}")
+    how, and about how long (in the words of `w`, the run's language; default English)."""
+    w = w or Words("en")
+    where = w.plain("terminal.where_workers", n=workers, device=device) if workers > 1 else \
+        w.plain("terminal.where_here", device=device)
+    return w.plain("terminal.plan", how=how, models=_count(w, "model", models), where=where,
+                   stacked=w.plain("terminal.stacked") if stack else "",
+                   backward=w.plain(f"terminal.backward_{'hand' if backward == 'hand-written' else 'autograd'}"),
+                   time=duration(seconds, w))
 
 
 # --- how the models are spread over workers, stacks and memory -------------------------------------

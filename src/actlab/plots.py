@@ -233,6 +233,13 @@ def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tupl
             labels = list(per_act)
             layers = sorted({layer for values in per_act.values() for layer in values})
             width = 0.8 / max(1, len(labels))
+            values = [v for per_layer in per_act.values() for v in per_layer.values() if v is not None]
+            if values and not any(values):  # nothing to draw: say so rather than show an empty axis
+                ax.text(0.5, 0.5, w.plain("plot.all_zero"), ha="center", va="center", transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_title(w.plain("plot.panel", what=entry.title(w), stage=w.plain(f"plot.{stage}")), fontsize=10)
+                continue
             for i, label in enumerate(labels):
                 ax.bar(np.arange(len(layers)) + i * width, [per_act[label].get(layer, np.nan) for layer in layers],
                        width, label=label)

@@ -26,11 +26,16 @@ class Preset:
     summary: str
     experiment: dict[str, Any]
     published: dict[str, Any] = field(default_factory=dict)
+    summaries: dict[str, str] = field(default_factory=dict)  # the summary in other languages, by code
+
+    def summary_in(self, lang: str) -> str:
+        return self.summaries.get(lang, self.summary)
 
 
 def _load() -> dict[str, Preset]:
     doc = tomllib.loads(resources.files("actlab").joinpath("presets.toml").read_text(encoding="utf-8"))
-    return {name: Preset(name, table["summary"], table["experiment"], table.get("published", {}))
+    return {name: Preset(name, table["summary"], table["experiment"], table.get("published", {}),
+                         {k.removeprefix("summary_"): v for k, v in table.items() if k.startswith("summary_")})
             for name, table in doc.items()}
 
 

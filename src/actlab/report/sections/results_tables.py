@@ -47,7 +47,7 @@ def results_table(results: Results, analysis: dict[str, Any], w: Words) -> tuple
     header = [w("table.activation"), *([w("tuning.chosen")] if results.tuning else []), w("table.runs"),
               w("table.failures"), w("table.final_acc")]
     header += [w("table.best_val_acc")] if has_val else []
-    header += [w("table.as_finished"), w("table.peak_acc"), w("table.final_loss"), w("table.epochs_to_99"),
+    header += [w("table.as_finished"), w("table.peak_acc"), w("table.final_loss"), w("table.epochs_to_final"),
                w("table.train_s"), w("table.group")]
     groups = metrics[primary].get("groups") or {}
     rows = []
@@ -65,7 +65,7 @@ def results_table(results: Results, analysis: dict[str, Any], w: Words) -> tuple
         row += [pct(finished["mean"]) if finished and finished["n"] else "–",
                 pct(s["mean"]) if (s := get("peak_test_acc")) and s["n"] else "–",
                 f"{s['mean']:.4f}" if (s := get("final_test_loss")) and s["n"] else "–",
-                f"{s['mean']:.1f}" if (s := get("epochs_to_99pct")) and s["n"] else "–",
+                f"{s['mean']:.1f}" if (s := get("epochs_to_final")) and s["n"] else "–",
                 f"{s['mean']:.1f}" if (s := get("train_seconds")) and s["n"] else "–",
                 Code(groups[label]) if label in groups else "–"]
         rows.append(row)
