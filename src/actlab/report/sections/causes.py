@@ -188,17 +188,19 @@ def hypothesis_blocks(entry: dict[str, Any], evidence: Evidence, results: Result
     claim = [Strong(w("causes.claim_label")), w(f"cause.{name}.claim")]
     if f"cause.{name}.prediction" in w.table:  # said once, for every subject below
         claim.append(w(f"cause.{name}.prediction"))
-    out: list[Block] = [Heading(3, w(f"cause.{name}.title", name=Code(name))), Paragraph(joined(claim, " "))]
+    claim_text = _labelled(claim[0], joined(claim[1:], w.plain("list.sentence")), w)
+    out: list[Block] = [Heading(3, w(f"cause.{name}.title", name=Code(name))), Paragraph(claim_text)]
     if name == "learning_rate":
         return out + [Paragraph(_learning_rate(entry, results, w))]
     if entry["untestable"] and not entry["contrasts"]:
-        return out + [Paragraph(joined([Strong(w("causes.verdict.untestable")), w(entry["untestable"])], ": "))]
+        return out + [Paragraph(w("causes.labelled", label=Strong(w("causes.verdict.untestable")),
+                                  text=w(entry["untestable"])))]
     tests = [row for row in entry["contrasts"] if row["role"] == "test"]
     ladder = [row for row in entry["contrasts"] if row["role"] == "ladder"]
     items = []
     for row in tests:
-        parts = [joined([Strong(w("causes.measured_label")), evidence.of(entry, row)], " "),
-                 joined([Strong(w("causes.test_label")), _experiment(name, row, results, w)], " "),
+        parts = [_labelled(Strong(w("causes.measured_label")), evidence.of(entry, row), w),
+                 _labelled(Strong(w("causes.test_label")), _experiment(name, row, results, w), w),
                  result_sentence(row, name, results, margin, w)]
         steps = [row2 for row2 in ladder if row2["subject"] == row["subject"]]
         if steps:
@@ -224,7 +226,7 @@ def result_sentence(row: dict[str, Any], name: str, results: Results, margin: fl
                       w.plain("list.comma"))
         return w("causes.not_run", command=Code(f"actlab explain {results.run_dir} --only {name}"), arms=arms)
     if verdict == "untestable":
-        return joined([Strong(w("causes.verdict.untestable")), w(row["why"])], ": ")
+        return w("causes.labelled", label=Strong(w("causes.verdict.untestable")), text=w(row["why"]))
     t, word = row["test"], _verdict_word(verdict, margin, w)
     if row["ci_low"] is None:
         text = [w("causes.result_no_spread", diff=pts(t["mean_diff"]), n=t["n"], p=p_text(row["p_holm"]),
@@ -239,6 +241,11 @@ def result_sentence(row: dict[str, Any], name: str, results: Results, margin: fl
                       ref=Code(row["control"]["plus"]["activation"]), winner=Code(row["treated"]["plus"]["activation"]),
                       loser=Code(row["control"]["plus"]["activation"])))
     return joined(text, w.plain("list.sentence"))
+
+
+def _labelled(label: Text, text: Text, w: Words) -> Text:
+    """A bold label and its text, joined as the report's language joins them."""
+    return w("causes.label_text", label=label, text=text)
 
 
 def _say(w: Words, key: str, **values) -> Text:
@@ -267,8 +274,8 @@ def _learning_rate(entry: dict[str, Any], results: Results, w: Words) -> Text:
     if not tuning:
         config = results.run_dir / "config.toml"
         command = f"actlab run --config {config} --tune lr --val-split 10000 --out {results.run_dir}-tuned"
-        return joined([Strong(w("causes.verdict.untestable")), w("cause.untestable.not_tuned", lr=Code(
-            f"{results.config.get('lr', '?')}"), command=Code(command))], ": ")
+        return w("causes.labelled", label=Strong(w("causes.verdict.untestable")), text=w(
+            "cause.untestable.not_tuned", lr=Code(f"{results.config.get('lr', '?')}"), command=Code(command)))
     margin = f"{results.config.get('equivalence_margin', 0.5):g}"
     text = [w("cause.learning_rate.evidence", k=len(tuning["depends"]), n=tuning["pairs"]),
             joined([Strong(_verdict_word(tuning["verdict"], float(margin), w)), ""], ""),
