@@ -102,7 +102,7 @@ def test_analysis_changes_with_the_numbers(tmp_path):
     # the measurements go with each activation, stated beside the best one's, never as a cause
     assert "first-layer gradient norm at initialisation 0.02, 10.0× smaller than `relu`'s 0.2" in a
     assert "first-layer gradient norm at initialisation 0.2, 10.0× larger than `sigmoid`'s 0.02" in b
-    assert "10.0% of `hidden1`'s units dead after the last epoch" in a and "### Measured alongside the result" in a
+    assert "10.0% of hidden layer 1's units dead after the last epoch" in a and "### Measured alongside the result" in a
     assert not CAUSAL.findall(a + b) and "Likely causes" not in a + b
 
 

@@ -11,7 +11,7 @@ import statistics
 from actlab.activations import activation_family
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, SATURATED_DERIVATIVE
 from actlab.messages import Words
-from actlab.numbers import pct, point_text
+from actlab.numbers import layer_name, pct, point_text
 from actlab.render import Block, Bullets, Code, Heading, Paragraph, Strong, Text, joined
 from actlab.results import Results
 
@@ -73,14 +73,14 @@ def _facts(results: Results, table, label: str, best: str, w: Words) -> list[Tex
     dead_end, dead_init = _layer_max(table, "final", "dead_fraction", label), \
         _layer_max(table, "init", "dead_fraction", label)
     if dead_end and dead_end[1] > 0:
-        facts.append(w("measured.dead", share=pct(dead_end[1], 1), layer=Code(dead_end[0]), images=DIAGNOSTIC_EXAMPLES,
-                       at_init=pct(dead_init[1] if dead_init else 0.0, 1)))
+        facts.append(w("measured.dead", share=pct(dead_end[1], 1), layer=layer_name(dead_end[0], w),
+                       images=DIAGNOSTIC_EXAMPLES, at_init=pct(dead_init[1] if dead_init else 0.0, 1)))
     elif dead_end and family == "relu":
         facts.append(w("measured.no_dead"))
     sat = _layer_max(table, "init", "saturated_fraction", label)
     if sat and family != "relu" and sat[1] >= 0.05:
         top = table["init"].get("max_derivative", {}).get(label, {}).get(sat[0])
-        facts.append(w("measured.saturated", share=pct(sat[1], 0), layer=Code(sat[0]),
+        facts.append(w("measured.saturated", share=pct(sat[1], 0), layer=layer_name(sat[0], w),
                        threshold=f"{SATURATED_DERIVATIVE:g}",
                        max="–" if top is None else f"{top:.3g}"))
     grad = {lab: table.get("init", {}).get("grad_norm", {}).get(lab, {}).get("linear1") for lab in (label, best)}
@@ -101,8 +101,8 @@ def _facts(results: Results, table, label: str, best: str, w: Words) -> list[Tex
     std = table.get("init", {}).get("act_std", {}).get(label, {})
     if std and family in ("smooth", "bounded"):
         layer = max(std)
-        facts.append(w("measured.act_stats", layer=Code(layer), mean=f"{table['init']['act_mean'][label][layer]:.2f}",
-                       std=f"{std[layer]:.2f}"))
+        facts.append(w("measured.act_stats", layer=layer_name(layer, w),
+                       mean=f"{table['init']['act_mean'][label][layer]:.2f}", std=f"{std[layer]:.2f}"))
     a1, b1 = _first_epoch_acc(results, label), _first_epoch_acc(results, best)
     if a1 is not None and b1 is not None and label != best:
         facts.append(w("measured.epoch1", a=pct(a1), best=Code(best), b=pct(b1)))

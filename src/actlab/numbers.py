@@ -4,6 +4,7 @@ with its interval, a grid point. One home, so every section and language formats
 from __future__ import annotations
 
 import math
+import re
 
 from actlab.messages import Words
 from actlab.render import Text
@@ -37,3 +38,10 @@ def mean_ci(w: Words, s: dict[str, float] | None) -> Text:
 def point_text(point: dict[str, float]) -> str:
     """A grid point as `lr=0.001 dropout=0.2`."""
     return " ".join(f"{k}={v:g}" for k, v in point.items())
+
+
+def layer_name(layer: str, w: Words) -> str:
+    """A layer as the report's language names it: `hidden2` → "hidden layer 2" / "隐藏层 2",
+    `linear1` → "linear layer 1" / "线性层 1"; other names as they are."""
+    match = re.fullmatch(r"(hidden|linear)(\d+)", layer or "")
+    return w.plain(f"layer.{match[1]}", n=match[2]) if match else (layer or "–")

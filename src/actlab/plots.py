@@ -35,6 +35,7 @@ from actlab.diagnostics import METRICS
 from actlab.files import atomic_write
 from actlab.forks import fork_is_safe, fork_warning_silenced
 from actlab.messages import Words
+from actlab.numbers import layer_name
 from actlab.results import Results
 from actlab.stats import epoch_curves
 
@@ -243,9 +244,11 @@ def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tupl
             for i, label in enumerate(labels):
                 ax.bar(np.arange(len(layers)) + i * width, [per_act[label].get(layer, np.nan) for layer in layers],
                        width, label=label)
-            ax.set_xticks(np.arange(len(layers)) + width * (len(labels) - 1) / 2, layers)
+            ax.set_xticks(np.arange(len(layers)) + width * (len(labels) - 1) / 2, [layer_name(x, w) for x in layers],
+                          fontsize=8)
             ax.set_title(w.plain("plot.panel", what=entry.title(w), stage=w.plain(f"plot.{stage}")), fontsize=10)
             if entry.log_scale:
+                ax.set_ylabel(w.plain("plot.log_axis"), fontsize=8)
                 ax.set_yscale("log")
                 ax.yaxis.set_major_formatter(PlainLogFormatter())
                 ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))

@@ -12,7 +12,7 @@ from actlab.causes import arm_runs
 from actlab.hypotheses import Arm, DEPTH_FACTOR
 from actlab.measured import diagnostic_means
 from actlab.messages import Words, placeholders
-from actlab.numbers import p_text, pct, pts
+from actlab.numbers import layer_name, p_text, pct, pts
 from actlab.paired import ALPHA
 from actlab.render import Block, Bullets, Code, Heading, Image, Paragraph, Strong, Table, Text, joined
 from actlab.report.context import Context
@@ -108,7 +108,7 @@ class Evidence:
                   if k.startswith("hidden")}
         layer = max(layers, key=layers.get) if layers else None
         return self.w("cause.dead_units.evidence", subject=Code(row["subject"]), twin=Code(twin.activation),
-                      dead=pct(layers.get(layer), 1), layer=Code(layer or "–"),
+                      dead=pct(layers.get(layer), 1), layer=layer_name(layer, self.w),
                       at_init=pct(table.get("init", {}).get("dead_fraction", {}).get(label, {}).get(layer), 1))
 
     def vanishing_gradient(self, row) -> Text:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from actlab.numbers import pct
+from actlab.numbers import layer_name, pct
 from actlab.diagnostics import METRICS
 from actlab.messages import Words
 from actlab.render import Block, Code, Heading, Image, Paragraph, Table
@@ -36,7 +36,7 @@ def diagnostics_table(table, w: Words) -> tuple[list, list[list]]:
         for layer in table["init"]["dead_fraction"][label]:
             def get(stage: str, metric: str, label=label, layer=layer) -> float:
                 return table.get(stage, {}).get(metric, {}).get(label, {}).get(layer, math.nan)
-            row: list = [Code(label), Code(layer),
+            row: list = [Code(label), layer_name(layer, w),
                          f"{pct(get('init', 'dead_fraction'), 1)} → {pct(get('final', 'dead_fraction'), 1)}",
                          f"{pct(get('init', 'saturated_fraction'), 1)} → "
                          f"{pct(get('final', 'saturated_fraction'), 1)}",
