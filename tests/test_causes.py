@@ -89,6 +89,9 @@ def test_the_depth_contrast_is_a_difference_of_differences_over_the_intervention
     expected = np.mean((np.array(deep["relu"]) - deep["sigmoid"]) - (np.array([0.975 + n for n in NOISE]) -
                                                                       [0.95 + 2 * n for n in NOISE]))
     assert sigmoid["test"]["mean_diff"] == pytest.approx(expected) and sigmoid["verdict"] == "supported"
+    assert sigmoid["treated"]["mean"] == pytest.approx(np.mean(np.array(deep["relu"]) - deep["sigmoid"]))
+    md = build_report(results)[0].read_text()  # the gap against depth, as a figure of its own
+    assert "plots/depth_gaps.png" in md and (results.run_dir / "plots" / "depth_gaps.png").is_file()
 
 
 def test_the_centred_twin_comes_from_the_interventions_and_the_ladder_is_shown_beside(tmp_path):

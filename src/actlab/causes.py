@@ -73,13 +73,18 @@ def contrast_test(results: Results, c: Contrast, margin: float) -> dict[str, Any
     test = paired_test("treated", "control", [treated[s] for s in seeds], [control[s] for s in seeds], margin)
     missing = [arm for arm in c.arms if not arm_runs(results, arm)]
     return {"hypothesis": c.hypothesis, "subject": c.subject, "role": c.role, "step": c.step, "metric": c.metric,
-            "prediction": c.prediction, "treated": _side_doc(c.treated), "control": _side_doc(c.control),
-            "seeds": seeds, "missing": [asdict(a) for a in missing], "test": asdict(test),
+            "prediction": c.prediction, "treated": _side_doc(c.treated, [treated[s] for s in seeds]),
+            "control": _side_doc(c.control, [control[s] for s in seeds]), "seeds": seeds,
+            "missing": [asdict(a) for a in missing], "test": asdict(test),
             "differences": [treated[s] - control[s] for s in seeds]}
 
 
-def _side_doc(side: Side) -> dict[str, Any]:
-    return {"plus": asdict(side.plus), "minus": asdict(side.minus) if side.minus else None}
+def _side_doc(side: Side, values: list[float]) -> dict[str, Any]:
+    """A side's arms, and its mean with a 95% t interval over the contrast's seeds (a depth gap)."""
+    interval = mean_interval(np.asarray(values), 0.95) if values else None
+    return {"plus": asdict(side.plus), "minus": asdict(side.minus) if side.minus else None,
+            "mean": float(np.mean(values)) if values else None,
+            "ci_low": interval[0] if interval else None, "ci_high": interval[1] if interval else None}
 
 
 def verdict_of(prediction: int, significant: bool, mean: float | None, equivalent: bool) -> str:

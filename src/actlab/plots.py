@@ -371,3 +371,30 @@ def plot_causes(entries: list[dict], margin_points: float, path: Path, w: Words)
     ax.grid(axis="x", alpha=0.3)
     _save(fig, path)
     return fig
+
+
+def plot_depth_gaps(entries: list[dict], layers: int, depth_factor: int, path: Path, w: Words) -> Figure | None:
+    """vanishing_gradient: each saturating activation's gap to the reference at the run's depth and
+    at `depth_factor`× it, with 95% intervals; a gap that grows with depth is the prediction."""
+    rows = [row for e in entries if e["name"] == "vanishing_gradient" for row in e["contrasts"]
+            if row["verdict"] in VERDICT_COLOURS and row["control"]["mean"] is not None]
+    if not rows:
+        return None
+    fig, ax = _figure(figsize=(5.5, 4.0), dpi=110)
+    depths = [layers, layers * depth_factor]
+    for k, row in enumerate(rows):
+        sides = (row["control"], row["treated"])  # the gap at the run's depth, then at the deeper one
+        means = [100 * side["mean"] for side in sides]
+        low = [side["mean"] if side["ci_low"] is None else side["ci_low"] for side in sides]
+        high = [side["mean"] if side["ci_high"] is None else side["ci_high"] for side in sides]
+        err = [[m - 100 * lo for m, lo in zip(means, low)], [100 * hi - m for m, hi in zip(means, high)]]
+        ax.errorbar(depths, means, yerr=err, marker=MARKERS[k % len(MARKERS)], capsize=5,
+                    label=w.plain("causes.gap_label", ref=row["control"]["plus"]["activation"], subject=row["subject"]))
+    ax.axhline(0, color="#444444", linewidth=0.8)
+    ax.set_xticks(depths)
+    ax.set_xlabel(w.plain("causes.depth_axis"))
+    ax.set_ylabel(w.plain("causes.gap_axis"))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return fig

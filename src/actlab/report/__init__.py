@@ -19,6 +19,7 @@ from typing import Any
 from actlab.activations import parse_layers
 from actlab.analysis import primary_metric
 from actlab.causes import causes
+from actlab.hypotheses import DEPTH_FACTOR
 from actlab.measured import diagnostic_means
 from actlab.config import config_from_flat
 from actlab.errors import ActlabError
@@ -26,7 +27,8 @@ from actlab.files import atomic_write
 from actlab.interaction import tuning_interaction
 from actlab.messages import Words
 from actlab.plots import (VERDICT_COLOURS, draw_side_by_side, labels_for, plot_activations, plot_causes,
-                          plot_diagnostics, plot_final_bars, plot_robustness, plot_run, plot_sensitivity)
+                          plot_depth_gaps, plot_diagnostics, plot_final_bars, plot_robustness, plot_run,
+                          plot_sensitivity)
 from actlab.render import Block, Image, Paragraph, Strong, joined, to_html, to_markdown
 from actlab.report.context import Context
 from actlab.report.sections import SECTIONS
@@ -131,6 +133,8 @@ def _draw_plots(results: Results, analysis: dict[str, Any], metric: str, table, 
     if any(row["verdict"] in VERDICT_COLOURS for e in analysis.get("causes", []) for row in e["contrasts"]):
         here.append(lambda: plot_causes(analysis["causes"], analysis["equivalence_margin_points"],
                                         plots / "causes.png", w))
+        layers = len(results.config.get("hidden") or [1])
+        here.append(lambda: plot_depth_gaps(analysis["causes"], layers, DEPTH_FACTOR, plots / "depth_gaps.png", w))
     if results.tuning:
         here += [lambda: plot_sensitivity(results.tuning, plots / "sensitivity.png", w),
                  lambda: plot_robustness(results.tuning, plots / "robustness.png", w)]

@@ -42,6 +42,9 @@ def blocks(c: Context) -> list[Block]:
     if tested and (c.plots / "causes.png").is_file():
         out.append(Image(f"{c.images}/causes.png", w.plain("causes.alt_figure"),
                          w("causes.figure_caption", margin=f"{margin:g}")))
+    if tested and (c.plots / "depth_gaps.png").is_file() and any(
+            row["hypothesis"] == "vanishing_gradient" for row in tested):
+        out.append(Image(f"{c.images}/depth_gaps.png", w.plain("causes.alt_depth"), w("causes.depth_caption")))
     return out
 
 
