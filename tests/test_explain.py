@@ -97,3 +97,11 @@ def test_a_killed_explain_resumes_with_every_model_once_and_the_same_numbers(dat
     numbers = lambda out: sorted((m["activation"], m["seed"], m["final_test_acc"], m["status"])  # noqa: E731
                                  for m in interventions(out)["settings"]["depth×3"]["runs"])
     assert numbers(killed) == numbers(reference) and len(numbers(killed)) == 6
+
+
+@pytest.mark.parametrize("extra", [["--tune", "lr=0.001;0.01", "--val-split", "500"], ["--sweep", "lr=0.001;0.01"]])
+def test_explain_with_tuning_or_a_sweep_is_one_clear_error(data_dir, tmp_path, capsys, extra):
+    assert main(["run", *quick_flags(data_dir, tmp_path / "run", **SMALL), "--explain", *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("actlab: error: --explain") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

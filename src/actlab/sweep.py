@@ -119,6 +119,9 @@ def _single(flat: dict[str, Any], run: SweepRun) -> dict[str, Any]:
 def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: str = "local",
               ray_address: str | None = None, show_progress: bool | None = None, log=None) -> dict[str, int]:
     """Train the grid's runs not yet done into `out`'s store; returns counts by status."""
+    if config.run.explain:
+        raise ActlabError("--explain works on one run: run the grid point you want explained without --sweep, "
+                          "or `actlab explain` a run folder")
     check_size(config, resolve_device(config.run.device), sweep, fix="give fewer values or seeds")
     runs = expand(config, sweep)
     if config.run.tensorboard:

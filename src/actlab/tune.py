@@ -171,6 +171,9 @@ def run_tuned(config: Config, grid: dict[str, list[float]], out: Path, backend: 
               ray_address: str | None = None, show_progress: bool | None = None, log=None) -> Results:
     """Tune, choose, evaluate, and write the run folder and its report; returns the tuned `Results`."""
     log = log or default_log
+    if config.run.explain:
+        raise ActlabError("--explain tests a hypothesis by changing one setting of a run; a tuned run trains each "
+                          "activation at its own values, so explain the experiment without --tune")
     if len(config.model.outputs) > 1:
         raise ActlabError("tuning compares activations: give one output head (--output)")
     if not config.data.val_split:
