@@ -81,3 +81,28 @@ def test_every_hypothesis_has_its_words_in_both_languages():
             for verdict in ("supported", "contradicted", "no_effect"):
                 assert f"cause.{name}.{verdict}" in table, (lang, name, verdict)
     assert set(HYPOTHESES) == set(NAMES)
+
+
+def test_the_selu_arm_keeps_its_lecun_init_when_the_run_has_an_init_table():
+    """The run's per-activation table must not overwrite the intervention's own init."""
+    from actlab.config import resolve_config
+    from actlab.explain import intervention_configs
+
+    config = resolve_config(overrides={"activations": "relu,selu", "init": "relu=kaiming_normal"}, env={})
+    _, sub = intervention_configs(config, ("self_normalising",))["selu-preconditions"]
+    assert sub.model.init_for("selu") == "lecun_normal" and sub.data.normalize == "global"
+    assert sub.model.activations == ("selu",)
+
+
+def test_an_activation_that_cannot_be_probed_here_applies_to_nothing_and_breaks_nothing():
+    """A grouped-units user module, or one this process cannot import, is not a subject; no crash."""
+    found = applicable(facts("relu", "nosuchpackage.mod:Swish", "relu+tanh"))
+    assert [c.subject for c in found["dead_units"][0]] == ["relu"]
+    assert zero_side("nosuchpackage.mod:Swish") is False and value_at_zero("relu+tanh") == 0.0
+
+
+def test_a_linear_network_has_no_depth_or_width_contrast_and_softplus_with_parameters_no_twin():
+    found = applicable(RunFacts({"none": "none", "sigmoid": "sigmoid"}, {"hidden": []}))
+    assert "vanishing_gradient" not in found and "capacity" not in found
+    twins = applicable(facts("softplus", "softplus:beta=2"), ("zero_centred",))["zero_centred"][0]
+    assert [c.subject for c in twins] == ["softplus"]

@@ -33,7 +33,7 @@ def facts_of(results: Results) -> RunFacts:
     """The run's activations (label → activation, the first output head's) and its config."""
     first = results.runs[0].output if results.runs else "logits"
     activations = {r.label: r.activation for r in results.runs if r.output == first}
-    return RunFacts(activations, results.config, bool(results.tuning))
+    return RunFacts(activations, results.config, "lr" in (results.tuning or {}).get("keys", []))
 
 
 def arm_runs(results: Results, arm: Arm) -> list[ModelRun]:
@@ -108,6 +108,8 @@ def causes(results: Results, analysis: dict[str, Any], names: tuple[str, ...] = 
         names = tuple(n for n in names if n in TUNED_RUN_HYPOTHESES)
     entries = []
     for name, (contrasts, reason) in applicable(facts, names).items():
+        if name == "fit_vs_generalise" and len({r.output for r in results.runs}) > 1:
+            continue  # labels are activation/head pairs there; the gap analysis reads one head's activations
         if name == "fit_vs_generalise":
             contrasts = _gaps(contrasts, analysis)
             reason = reason or (None if contrasts else "cause.untestable.no_gap")

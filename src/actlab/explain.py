@@ -32,11 +32,11 @@ def intervention_configs(config: Config, names: tuple[str, ...]) -> dict[str, tu
     on the run's seeds (one output head: the run's first)."""
     out = {}
     for setting, (overrides, activations) in arms_to_train(facts_of(config), names).items():
-        changes = {**dict(overrides), "activations": activations, "output": config.model.outputs[0], "explain": [],
-                   "tensorboard": False}
+        changes = {"activations": activations, "output": config.model.outputs[0], "explain": [], "tensorboard": False}
         init = config.to_flat().get("init")
         if isinstance(init, dict):  # a per-activation table keeps its entries for these activations
             changes["init"] = {a: s for a, s in init.items() if a in activations} or "default"
+        changes.update(dict(overrides))  # the intervention's own settings win (SELU's LeCun-normal init)
         out[setting] = (dict(overrides), replace(config, **changes))
     return out
 

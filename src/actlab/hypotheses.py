@@ -115,21 +115,28 @@ def _module(activation: str):
         return None
 
 
-def zero_side(activation: str) -> bool:
-    """The activation is exactly 0 (with zero slope) for every negative input tried: units can die."""
+def _probe(activation: str, x: torch.Tensor) -> torch.Tensor | None:
+    """The activation applied to a batch shaped like a hidden layer's (a user's module may work on
+    groups of units); None where it cannot be (then no hypothesis about its shape applies)."""
     module = _module(activation)
     if module is None:
-        return False
-    with torch.no_grad():
-        return bool(torch.all(module(torch.tensor([-4.0, -2.0, -1.0, -0.5, -0.1])) == 0))
+        return None
+    try:
+        with torch.no_grad():
+            return module(x)
+    except Exception:  # a user's module we cannot evaluate here must not stop the report
+        return None
+
+
+def zero_side(activation: str) -> bool:
+    """The activation is exactly 0 (with zero slope) for every negative input tried: units can die."""
+    y = _probe(activation, torch.linspace(-4.0, -0.1, 60).reshape(5, 12))
+    return y is not None and bool(torch.all(y == 0))
 
 
 def value_at_zero(activation: str) -> float:
-    module = _module(activation)
-    if module is None:
-        return 0.0
-    with torch.no_grad():
-        return float(module(torch.zeros(1))[0])
+    y = _probe(activation, torch.zeros(2, 12))
+    return 0.0 if y is None else float(y.float().mean())
 
 
 def family(activation: str) -> str:
@@ -154,6 +161,8 @@ def dead_units(facts: RunFacts) -> list[Contrast]:
 def vanishing_gradient(facts: RunFacts) -> list[Contrast]:
     """The gap between a non-saturating reference and a saturating activation at 3× the run's depth,
     minus the gap at the run's depth: if gradients vanish through saturating layers, it grows."""
+    if not facts.hidden:  # no hidden layer: nothing to deepen
+        return []
     deep = tuple(facts.hidden * DEPTH_FACTOR)
     setting, overrides = f"depth×{DEPTH_FACTOR}", (("hidden", list(deep)),)
     ref = NON_SATURATING_REFERENCE
@@ -167,7 +176,7 @@ def zero_centred(facts: RunFacts) -> list[Contrast]:
     also the rest of the ladder: slope (×4, which is 2·tanh(x/2)) and shape (tanh)."""
     out = []
     for label, a in facts.activations.items():
-        twin = CENTRED_TWINS.get(_base(a))
+        twin = CENTRED_TWINS.get(a.strip().lower())  # default parameters only: softplus:beta=2 is another f
         if twin is None or abs(value_at_zero(a)) < 1e-3:
             continue
         out.append(Contrast("zero_centred", label, Side(Arm(twin)), Side(Arm(a)), step="centring"))
@@ -183,7 +192,7 @@ def _zero_centred_untestable(facts: RunFacts) -> str | None:
     return "cause.untestable.no_centred_twin" if off and not zero_centred(facts) else None
 
 
-SELU_PRECONDITIONS = (("init", "lecun_normal"), ("normalize", "global"))
+SELU_PRECONDITIONS = (("init", "lecun_normal"), ("normalize", "global"), ("dropout_kind", "auto"))
 
 
 def self_normalising(facts: RunFacts) -> list[Contrast]:
@@ -209,6 +218,8 @@ def _self_normalising_untestable(facts: RunFacts) -> str | None:
 def capacity(facts: RunFacts) -> list[Contrast]:
     """A linear network at twice the width against as run: width adds no non-linearity, so if its
     limit is being linear, doubling the width gains nothing (no difference predicted)."""
+    if not facts.hidden:  # no hidden layer: nothing to widen
+        return []
     wide = [WIDTH_FACTOR * h for h in facts.hidden]
     setting, overrides = f"width×{WIDTH_FACTOR}", (("hidden", wide),)
     return [Contrast("capacity", label, Side(Arm(a, setting, overrides)), Side(Arm(a)), prediction=0)
@@ -261,7 +272,7 @@ def applicable(facts: RunFacts, names: tuple[str, ...] = NAMES) -> dict[str, tup
     for name in names:
         h = HYPOTHESES[name]
         contrasts, reason = h.contrasts(facts), h.untestable(facts)
-        if name == "fit_vs_generalise" and len(facts.activations) < 2:
+        if name in ("fit_vs_generalise", "learning_rate") and len(facts.activations) < 2:
             continue
         if contrasts or reason or (name == "learning_rate" and facts.tuned):
             out[name] = (contrasts, reason)

@@ -27,7 +27,8 @@ def blocks(c: Context) -> list[Block]:
     w, margin = c.w, c.analysis["equivalence_margin_points"]
     tested = [row for e in entries for row in e["contrasts"] if row["verdict"] not in ("not_run", "untestable")]
     family = tested[0]["family"] if tested else 0
-    intro = [w("causes.intro", m=family, alpha=str(ALPHA), margin=f"{margin:g}")]
+    intro = [w("causes.intro", m=family, alpha=str(ALPHA), margin=f"{margin:g}") if family else
+             w("causes.intro_untested")]
     cost = (c.results.interventions or {}).get("cost")
     if cost and cost["models"]:
         intro.append(w("causes.cost", models=cost["models"], seconds=f"{cost['train_seconds']:.0f}"))
@@ -125,8 +126,6 @@ class Evidence:
         if arm_runs(self.results, deep["minus"]) and arm_runs(self.results, deep["plus"]):
             text.append(self.w("cause.vanishing_gradient.evidence_deep", layers_deep=layers * DEPTH_FACTOR,
                                r_deep=_ratio(ratio(deep["minus"])), r_ref_deep=_ratio(ratio(deep["plus"]))))
-        if layers == 1:
-            text.append(self.w("cause.vanishing_gradient.shallow"))
         return joined(text, self.w.plain("list.sentence"))
 
     def zero_centred(self, row) -> Text:
@@ -191,6 +190,8 @@ def hypothesis_blocks(entry: dict[str, Any], evidence: Evidence, results: Result
     claim = [Strong(w("causes.claim_label")), w(f"cause.{name}.claim")]
     if f"cause.{name}.prediction" in w.table:  # said once, for every subject below
         claim.append(w(f"cause.{name}.prediction"))
+    if name == "vanishing_gradient" and len(results.config.get("hidden") or []) == 1:
+        claim.append(w("cause.vanishing_gradient.shallow"))
     claim_text = _labelled(claim[0], joined(claim[1:], w.plain("list.sentence")), w)
     out: list[Block] = [Heading(3, w(f"cause.{name}.title", name=Code(name))), Paragraph(claim_text)]
     if name == "learning_rate":
@@ -238,7 +239,8 @@ def result_sentence(row: dict[str, Any], name: str, results: Results, margin: fl
         text = [w("causes.result", diff=pts(t["mean_diff"]), low=pts(row["ci_low"]), high=pts(row["ci_high"]),
                   p=p_text(row["p_holm"]), n=t["n"], verdict=Strong(word))]
     if verdict == "inconclusive":
-        text.append(w("causes.seeds", k=row["seeds_needed"]) if row["seeds_needed"] else w("causes.seeds_many"))
+        text.append(w("causes.seeds", k=row["seeds_needed"]) if row["seeds_needed"] else
+                    w("causes.seeds_no_spread") if t["effect_dz"] is None else w("causes.seeds_many"))
     else:
         text.append(_say(w, f"cause.{name}.{verdict}", subject=Code(row["subject"]),
                       ref=Code(row["control"]["plus"]["activation"]), winner=Code(row["treated"]["plus"]["activation"]),

@@ -23,8 +23,12 @@ def blocks(c: Context) -> list[Block]:
         if not m["never_learned"]:
             return []
         return [Heading(2, w("conclusion.heading")), Paragraph(nothing_learned(c.results, m["never_learned"], w))]
-    sentences = [w("conclusion.ranking", what=w(f"metric.{c.metric}"), seeds=w.count("seed", len(c.analysis["seeds"])),
-                   ranking=joined([w("conclusion.rank_item", label=Code(label), value=pct(m["summary"][label]["mean"]))
+    basis = m.get("order_basis") or {}
+    common = basis.get("seeds")  # seed sets differ: the order, and the means shown, are over the shared seeds
+    means = basis["means"] if common else {label: m["summary"][label]["mean"] for label in m["order"]}
+    sentences = [w("conclusion.ranking", what=w(f"metric.{c.metric}"),
+                   seeds=w.count("seed", len(common) if common else len(c.analysis["seeds"])),
+                   ranking=joined([w("conclusion.rank_item", label=Code(label), value=pct(means[label]))
                                    for label in m["order"]], w.plain("list.comma")))]
     if m["never_learned"]:
         sentences.append(w("conclusion.failed", labels=joined([Code(x) for x in m["never_learned"]],

@@ -42,7 +42,7 @@ def limitations(results: Results, analysis: dict[str, Any], metric: str, w: Word
     if any(r.activation.split(":")[0].strip().lower() == "selu" for r in results.runs) and not _selu_ready(config):
         out.append(("selu", dict(init=Code(str(_init_of(config, "selu"))),
                                  normalize=Code(str(config.get("normalize", "none"))))))
-    if not results.tuning and len(results.labels) > 1:
+    if "lr" not in (results.tuning or {}).get("keys", []) and len(results.labels) > 1:
         out.append(("shared_lr", dict(lr=Code(f"{config.get('lr', '?')}"), optimizer=Code(str(config.get("optimizer"))),
                                       command=Code("--tune lr"))))
     if config.get("train_subset"):

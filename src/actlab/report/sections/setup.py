@@ -52,10 +52,12 @@ def _network(c: Context, inputs: int, classes: int) -> Text:
     hidden = hidden if isinstance(hidden, list) else [hidden]
     sizes = " → ".join(str(n) for n in [inputs, *hidden, classes])
     init = config.get("init", "default")
-    inits = w("setup.init_default") if init == "default" else Code(str(init))
+    inits = w("setup.init_default") if init == "default" else \
+        Code(", ".join(f"{k}={v}" for k, v in init.items()) if isinstance(init, dict) else str(init))
     dropout = w("setup.dropout", p=f"{config['dropout']:g}") if config.get("dropout") else ""
     outputs = config.get("output", "logits")
-    head = w("setup.output_logits") if outputs == "logits" else w("setup.output_other", output=Code(str(outputs)))
+    head = w("setup.output_logits") if outputs == "logits" else w("setup.output_other", output=Code(
+        ", ".join(outputs) if isinstance(outputs, list) else str(outputs)))
     activations = joined([Code(label) for label in c.results.labels], c.w.plain("list.comma"))
     return w("setup.network", sizes=sizes, layers=len(hidden), activations=activations, init=inits, dropout=dropout,
              output=head)
