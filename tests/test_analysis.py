@@ -17,6 +17,7 @@ from actlab.report import build_report
 from actlab.report.sections.published import coverage_p
 from actlab.stats import analyse
 from test_report import synthetic
+from test_sections import sentences
 
 
 def text(results) -> str:
@@ -51,6 +52,8 @@ def test_a_run_where_every_model_failed_ranks_nothing_and_advises_no_seeds(tmp_p
     assert "Nothing learned: all 6 runs (`relu`, `tanh`) failed" in md and "`20` with `sgd`" in md
     assert "has the highest" not in md and "seeds for 80% power at" not in md and "would need about" not in md
     assert "inconclusive" not in md.split("## Analysis")[1].split("## ")[0]
+    said = sentences(md)
+    assert len(said) == len(set(said))  # "Nothing learned" in the Conclusion, not again in the Analysis
 
 
 def test_activations_that_always_failed_are_named_once_and_not_ranked(tmp_path):

@@ -42,9 +42,10 @@ def analysis_blocks(results: Results, analysis: dict[str, Any], w: Words) -> lis
     """The written analysis: the verdicts, what else the runs say, what was measured alongside."""
     metric = primary_metric(analysis)
     m = analysis["metrics"].get(metric)
-    if m and not m["order"] and m["never_learned"]:
-        return [Paragraph(nothing_learned(results, m["never_learned"], w))] + \
-            measured_alongside(results, m["never_learned"], w)
+    if m and not m["order"] and m["never_learned"]:  # the Conclusion says it in full where there is one
+        said = w("analysis.nothing_learned_short") if len(results.labels) > 1 else \
+            nothing_learned(results, m["never_learned"], w)
+        return [Paragraph(said)] + measured_alongside(results, m["never_learned"], w)
     if not m or not m["order"]:
         statuses = joined((w("analysis.status_item", label=Code(r.label), seed=r.seed, status=Code(r.status))
                            for r in results.runs), w.plain("list.comma"))
