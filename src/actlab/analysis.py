@@ -24,12 +24,15 @@ def primary_metric(analysis: dict[str, Any]) -> str:
     return "best_val_test_acc" if "best_val_test_acc" in analysis["metrics"] else "final_test_acc"
 
 
-def rerun_command(results: Results, seeds: int) -> str:
-    """The command that reruns this experiment with more seeds (from the run folder's config.toml,
-    else the user's own experiment file)."""
+def experiment_file(results: Results) -> str:
+    """What a suggested command reruns: the run folder's config.toml, else the user's own experiment file."""
     config = results.run_dir / "config.toml"
-    source = config if config.is_file() else "YOUR-EXPERIMENT.toml"
-    return f"actlab run --config {source} --seeds {seeds} --out {results.run_dir}-seeds{seeds}"
+    return str(config) if config.is_file() else "YOUR-EXPERIMENT.toml"
+
+
+def rerun_command(results: Results, seeds: int) -> str:
+    """The command that reruns this experiment with more seeds."""
+    return f"actlab run --config {experiment_file(results)} --seeds {seeds} --out {results.run_dir}-seeds{seeds}"
 
 
 def tested_pairs(m: dict[str, Any]) -> list[dict[str, Any]]:
@@ -212,10 +215,9 @@ def confirm_command(results: Results, analysis: dict[str, Any], seeds: int) -> s
     """A run on `seeds` fresh seeds (after every seed this run used, tuning seeds included), whose own
     report is the confirmation: its tests see only new data, so their error rate stays at α."""
     used = [*analysis["seeds"], *((results.tuning or {}).get("tuning_seeds") or [])]
-    config = results.run_dir / "config.toml"
-    source = config if config.is_file() else "YOUR-EXPERIMENT.toml"
     first = max(used, default=-1) + 1
-    return f"actlab run --config {source} --seed {first} --seeds {seeds} --out {results.run_dir}-confirm"
+    return (f"actlab run --config {experiment_file(results)} --seed {first} --seeds {seeds} "
+            f"--out {results.run_dir}-confirm")
 
 
 def _rank_test_advice(analysis: dict[str, Any], m: dict[str, Any], w: Words) -> list[Text]:

@@ -18,15 +18,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-
+from actlab.analysis import primary_metric
 from actlab.hypotheses import NAMES, Arm, Contrast, RunFacts, Side, applicable
-from actlab.paired import ALPHA, MIN_SEEDS, mean_interval, paired_test, seeds_for_power
+from actlab.paired import ALPHA, MIN_SEEDS, mean_and_interval, paired_test, seeds_for_power
 from actlab.results import ModelRun, Results
 from actlab.stats import holm
 
 TUNED_RUN_HYPOTHESES = ("fit_vs_generalise", "learning_rate")
-VERDICTS = ("supported", "contradicted", "no_effect", "inconclusive", "untestable", "not_run")
 
 
 def facts_of(results: Results) -> RunFacts:
@@ -81,10 +79,8 @@ def contrast_test(results: Results, c: Contrast, margin: float) -> dict[str, Any
 
 def _side_doc(side: Side, values: list[float]) -> dict[str, Any]:
     """A side's arms, and its mean with a 95% t interval over the contrast's seeds (a depth gap)."""
-    interval = mean_interval(np.asarray(values), 0.95) if values else None
     return {"plus": asdict(side.plus), "minus": asdict(side.minus) if side.minus else None,
-            "mean": float(np.mean(values)) if values else None,
-            "ci_low": interval[0] if interval else None, "ci_high": interval[1] if interval else None}
+            **mean_and_interval(values, 0.95)}
 
 
 def verdict_of(prediction: int, significant: bool, mean: float | None, equivalent: bool) -> str:
@@ -137,9 +133,9 @@ def _judge(rows: list[dict[str, Any]], margin: float) -> None:
     for row, p, p_eq in zip(rows, decide, equivalence):
         t = row["test"]
         significant, equivalent = p is not None and p < ALPHA, p_eq is not None and p_eq < ALPHA
-        interval = mean_interval(np.asarray(row["differences"]), confidence)
+        interval = mean_and_interval(row["differences"], confidence)
         row.update(p_holm=p, p_tost_holm=p_eq, confidence=confidence, family=len(rows),
-                   ci_low=interval[0] if interval else None, ci_high=interval[1] if interval else None,
+                   ci_low=interval["ci_low"], ci_high=interval["ci_high"],
                    verdict=verdict_of(row["prediction"], significant, t["mean_diff"], equivalent),
                    seeds_needed=None)
         if row["verdict"] == "inconclusive":
@@ -149,8 +145,7 @@ def _judge(rows: list[dict[str, Any]], margin: float) -> None:
 def _gaps(contrasts: list[Contrast], analysis: dict[str, Any]) -> list[Contrast]:
     """fit_vs_generalise: the pairs whose test accuracies differ significantly, written winner
     minus loser, so the prediction reads "the winner also fits the training data better"."""
-    metric = "best_val_test_acc" if "best_val_test_acc" in analysis["metrics"] else "final_test_acc"
-    pairs = analysis["metrics"].get(metric, {}).get("pairwise", [])
+    pairs = analysis["metrics"].get(primary_metric(analysis), {}).get("pairwise", [])
     winners = {frozenset((t["a"], t["b"])): (t["a"] if t["verdict"] == "a_better" else t["b"])
                for t in pairs if t["verdict"] in ("a_better", "b_better")}
     out = []

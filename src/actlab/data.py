@@ -359,6 +359,11 @@ def verify(name: str, data_dir: Path | None = None, cache_dir: Path | None = Non
     return lines
 
 
+def validation_size(val_split: int | float, n: int) -> int:
+    """Examples a `val_split` holds out of a training split of `n`: a count, or a fraction of `n`."""
+    return val_split if isinstance(val_split, int) else round(val_split * n)
+
+
 def validation_split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (train, validation) of a seeded random split of `n` training examples."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))

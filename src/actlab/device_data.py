@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from actlab.data import Dataset, Split, seeded_subset, validation_split
+from actlab.data import Dataset, Split, seeded_subset, validation_size, validation_split
 from actlab.errors import ActlabError
 
 if TYPE_CHECKING:  # the configuration is passed down; train never reads or builds one
@@ -93,8 +93,7 @@ def prepare_data(dataset: Dataset, config: Config, seed: int, device: torch.devi
     train, test = dataset.train, dataset.test
     val = None
     if d.val_split:
-        size = d.val_split if isinstance(d.val_split, int) else round(d.val_split * len(train))
-        train_idx, val_idx = validation_split(len(train), size, seed)
+        train_idx, val_idx = validation_split(len(train), validation_size(d.val_split, len(train)), seed)
         train, val = train.take(train_idx), train.take(val_idx)
     if d.train_subset and d.train_subset < len(train):
         train = train.take(seeded_subset(len(train), d.train_subset, seed))

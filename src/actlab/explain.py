@@ -23,8 +23,8 @@ from actlab.store import Store
 from actlab.sweep import expand, train_runs
 
 
-def facts_of(config: Config, tuned: bool = False) -> RunFacts:
-    return RunFacts({label: activation for label, activation, _ in config.variants}, config.to_flat(), tuned)
+def facts_of(config: Config) -> RunFacts:
+    return RunFacts({label: activation for label, activation, _ in config.variants}, config.to_flat())
 
 
 def intervention_configs(config: Config, names: tuple[str, ...]) -> dict[str, tuple[dict[str, Any], Config]]:
@@ -47,8 +47,7 @@ def train_interventions(config: Config, results: Results, names: tuple[str, ...]
     attach every intervention model to `results.interventions`, and write results.json."""
     names = names or config.run.explain
     log = log or (lambda line: None)
-    configs = intervention_configs(config, names)
-    runs = {setting: expand(sub, {}) for setting, (_, sub) in configs.items()}
+    configs, runs = planned(config, names)
     store_dir = results.run_dir / "explain"
     if announce:
         log(explain_line(configs, runs, store_dir, resolve_device(config.run.device)))
@@ -81,11 +80,15 @@ def explain_line(configs, runs, store_dir: Path, device) -> str:
             (f"{todo} to train, about {duration(seconds)}" if todo else "all trained already"))
 
 
+def planned(config: Config, names: tuple[str, ...]):
+    """The intervention configs per setting, and the models (`SweepRun`s) each trains."""
+    configs = intervention_configs(config, names)
+    return configs, {setting: expand(sub, {}) for setting, (_, sub) in configs.items()}
+
+
 def announce_explain(config: Config, folder: Path) -> str:
     """The plan's --explain line for a run of `config` into `folder`."""
-    configs = intervention_configs(config, config.run.explain)
-    runs = {setting: expand(sub, {}) for setting, (_, sub) in configs.items()}
-    return explain_line(configs, runs, folder / "explain", resolve_device(config.run.device))
+    return explain_line(*planned(config, config.run.explain), folder / "explain", resolve_device(config.run.device))
 
 
 def _collected(store_dir: Path, configs, runs, names: tuple[str, ...], before: dict | None) -> dict[str, Any]:

@@ -146,10 +146,6 @@ def family(activation: str) -> str:
         return "custom"
 
 
-def _label_of(facts: RunFacts, activation: str) -> str | None:
-    return next((label for label, a in facts.activations.items() if a == activation), None)
-
-
 # --- the hypotheses --------------------------------------------------------------------------------
 
 def dead_units(facts: RunFacts) -> list[Contrast]:
@@ -198,21 +194,27 @@ SELU_PRECONDITIONS = (("init", "lecun_normal"), ("normalize", "global"), ("dropo
 def self_normalising(facts: RunFacts) -> list[Contrast]:
     """SELU with its preconditions (LeCun-normal init, standardised inputs; alpha dropout, which
     `dropout_kind = auto` already gives it) against SELU as the run trained it."""
-    if _selu_preconditions_met(facts):
+    if selu_preconditions_met(facts.config):
         return []
     return [Contrast("self_normalising", label, Side(Arm(a, "selu-preconditions", SELU_PRECONDITIONS)), Side(Arm(a)))
             for label, a in facts.activations.items() if _base(a) == "selu"]
 
 
-def _selu_preconditions_met(facts: RunFacts) -> bool:
-    init = facts.config.get("init", "default")
-    init = init.get("selu", "default") if isinstance(init, dict) else init
-    return init == "lecun_normal" and facts.config.get("normalize", "none") in ("global", "per_pixel")
+def init_of(config: dict[str, Any], activation: str) -> str:
+    """The init scheme `activation` trained with, from an `[experiment]` table (a scheme, or a table per activation)."""
+    init = config.get("init", "default")
+    return init.get(activation, "default") if isinstance(init, dict) else init
+
+
+def selu_preconditions_met(config: dict[str, Any]) -> bool:
+    """SELU trained with LeCun-normal weights and standardised inputs (an `[experiment]` table)."""
+    return init_of(config, "selu") == dict(SELU_PRECONDITIONS)["init"] and \
+        config.get("normalize", "none") in ("global", "per_pixel")
 
 
 def _self_normalising_untestable(facts: RunFacts) -> str | None:
     has_selu = any(_base(a) == "selu" for a in facts.activations.values())
-    return "cause.untestable.selu_preconditions_met" if has_selu and _selu_preconditions_met(facts) else None
+    return "cause.untestable.selu_preconditions_met" if has_selu and selu_preconditions_met(facts.config) else None
 
 
 def capacity(facts: RunFacts) -> list[Contrast]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from actlab.paired import ALPHA, MIN_SEEDS, mean_interval, paired_test
+from actlab.paired import ALPHA, MIN_SEEDS, mean_and_interval, paired_test
 from actlab.results import Results
 from actlab.stats import holm, values_by_seed
 
@@ -41,17 +41,10 @@ def tuning_interaction(tuned: Results, fixed: Results, metric: str, alpha: float
     out = []
     for (a, b, at_tuned, at_fixed, test), p in zip(rows, adjusted):
         out.append({"a": a, "b": b, "n": len(at_tuned), "confidence": confidence,
-                    "tuned": _difference(at_tuned, confidence), "fixed": _difference(at_fixed, confidence),
-                    "change": _difference(np.subtract(at_tuned, at_fixed), confidence),
+                    "tuned": mean_and_interval(at_tuned, confidence), "fixed": mean_and_interval(at_fixed, confidence),
+                    "change": mean_and_interval(np.subtract(at_tuned, at_fixed), confidence),
                     "test": asdict(test), "p_holm": p, "depends": p is not None and p < alpha})
     return out
-
-
-def _difference(d, confidence: float) -> dict[str, float | None]:
-    d = np.asarray(d, dtype=float)
-    interval = mean_interval(d, confidence)
-    return {"mean": float(d.mean()) if len(d) else None, "ci_low": interval[0] if interval else None,
-            "ci_high": interval[1] if interval else None}
 
 
 def shared_choice(tuning: dict[str, Any]) -> dict[str, float] | None:

@@ -52,7 +52,8 @@ def measured_alongside(results: Results, order: list[str], w: Words) -> list[Blo
     return blocks + ([Bullets(items)] if items else []) + [isolation]
 
 
-def _layer_max(table, stage: str, metric: str, label: str) -> tuple[str, float] | None:
+def layer_max(table, stage: str, metric: str, label: str) -> tuple[str, float] | None:
+    """The hidden layer where `metric` is largest for `label` at `stage`, with its value."""
     values = {k: v for k, v in table.get(stage, {}).get(metric, {}).get(label, {}).items() if k.startswith("hidden")}
     if not values:
         return None
@@ -70,14 +71,14 @@ def _facts(results: Results, table, label: str, best: str, w: Words) -> list[Tex
     """The measurements worth a clause for one activation, each beside the best one's."""
     family = next(activation_family(r.activation) for r in results.by_label(label))
     facts: list[Text] = []
-    dead_end, dead_init = _layer_max(table, "final", "dead_fraction", label), \
-        _layer_max(table, "init", "dead_fraction", label)
+    dead_end, dead_init = layer_max(table, "final", "dead_fraction", label), \
+        layer_max(table, "init", "dead_fraction", label)
     if dead_end and dead_end[1] > 0:
         facts.append(w("measured.dead", share=pct(dead_end[1], 1), layer=layer_name(dead_end[0], w),
                        images=DIAGNOSTIC_EXAMPLES, at_init=pct(dead_init[1] if dead_init else 0.0, 1)))
     elif dead_end and family == "relu":
         facts.append(w("measured.no_dead"))
-    sat = _layer_max(table, "init", "saturated_fraction", label)
+    sat = layer_max(table, "init", "saturated_fraction", label)
     if sat and family != "relu" and sat[1] >= 0.05:
         top = table["init"].get("max_derivative", {}).get(label, {}).get(sat[0])
         facts.append(w("measured.saturated", share=pct(sat[1], 0), layer=layer_name(sat[0], w),

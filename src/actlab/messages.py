@@ -63,6 +63,12 @@ class Words:
     def __call__(self, key: str, /, **values: Text | int) -> tuple[Inline, ...]:
         return fill(self.table[key], **values)
 
+    def named(self, key: str, /, **values: Text | int) -> tuple[Inline, ...]:
+        """The message filled with those of `values` its template names: for one call site that fills
+        several sentences of a kind, each naming some of the values (the others are not an error)."""
+        used = placeholders(self.table[key])
+        return self(key, **{k: v for k, v in values.items() if k in used})
+
     def plain(self, key: str, /, **values: object) -> str:
         return self.table[key].format(**values)
 

@@ -151,6 +151,14 @@ def paired_test(a: str, b: str, xa: list[float], xb: list[float], margin: float 
                       tost_by="t" if equivalence else None)
 
 
+def mean_and_interval(values: list[float] | np.ndarray, confidence: float) -> dict[str, float | None]:
+    """{mean, ci_low, ci_high} of `values` (a t interval at `confidence`; None where there is none)."""
+    values = np.asarray(values, dtype=float)
+    interval = mean_interval(values, confidence)
+    return {"mean": float(values.mean()) if len(values) else None, "ci_low": interval[0] if interval else None,
+            "ci_high": interval[1] if interval else None}
+
+
 def mean_interval(d: list[float] | np.ndarray, confidence: float) -> tuple[float, float] | None:
     """The t interval of the mean of `d` at `confidence`; None without spread or with under 2 values."""
     from scipy import stats as sps

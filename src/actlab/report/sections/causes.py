@@ -8,10 +8,11 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from actlab.analysis import experiment_file
 from actlab.causes import arm_runs
-from actlab.hypotheses import Arm, DEPTH_FACTOR
-from actlab.measured import diagnostic_means
-from actlab.messages import Words, placeholders
+from actlab.hypotheses import Arm, DEPTH_FACTOR, init_of
+from actlab.measured import diagnostic_means, layer_max
+from actlab.messages import Words
 from actlab.numbers import layer_name, p_text, pct, pts
 from actlab.paired import ALPHA
 from actlab.render import Block, Bullets, Code, Heading, Image, Paragraph, Strong, Table, Text, joined
@@ -72,8 +73,8 @@ def evidence_table(results: Results, table, w: Words) -> list[Block]:
 
 
 def _largest(table, stage: str, metric: str, label: str) -> float | None:
-    values = [v for k, v in table.get(stage, {}).get(metric, {}).get(label, {}).items() if k.startswith("hidden")]
-    return max(values) if values else None
+    found = layer_max(table, stage, metric, label)
+    return found[1] if found else None
 
 
 def _last_hidden(table, stage: str, metric: str, label: str) -> float | None:
@@ -89,11 +90,12 @@ class Evidence:
         self.results, self.table, self.w = results, table, w
 
     def arm_table(self, arm: Arm):
-        """The diagnostics' means of one arm's models (the run's, or an intervention's)."""
-        runs = arm_runs(self.results, arm)
-        if arm.setting == "" and any(r.label for r in self.results.runs if r.activation == arm.activation):
-            return self.table, next(r.label for r in self.results.runs if r.activation == arm.activation)
-        return diagnostic_means(Results(self.results.run_dir, {}, {}, runs)), arm.activation
+        """The diagnostics' means of one arm's models (the run's, or an intervention's), and its label there."""
+        own = next((r.label for r in self.results.runs if r.activation == arm.activation), None) \
+            if arm.setting == "" else None
+        if own is not None:
+            return self.table, own
+        return diagnostic_means(Results(self.results.run_dir, {}, {}, arm_runs(self.results, arm))), arm.activation
 
     def value(self, arm: Arm, stage: str, metric: str, layer: str | None = None) -> float | None:
         table, label = self.arm_table(arm)
@@ -108,17 +110,14 @@ class Evidence:
     def dead_units(self, row) -> Text:
         subject, twin = Arm(row["control"]["plus"]["activation"]), Arm(row["treated"]["plus"]["activation"])
         table, label = self.arm_table(subject)
-        layers = {k: v for k, v in table.get("final", {}).get("dead_fraction", {}).get(label, {}).items()
-                  if k.startswith("hidden")}
-        layer = max(layers, key=layers.get) if layers else None
+        layer, dead = layer_max(table, "final", "dead_fraction", label) or (None, None)
         return self.w("cause.dead_units.evidence", subject=Code(row["subject"]), twin=Code(twin.activation),
-                      dead=pct(layers.get(layer), 1), layer=layer_name(layer, self.w),
+                      dead=pct(dead, 1), layer=layer_name(layer, self.w),
                       at_init=pct(table.get("init", {}).get("dead_fraction", {}).get(label, {}).get(layer), 1))
 
     def vanishing_gradient(self, row) -> Text:
         ref, sub = Arm(row["control"]["plus"]["activation"]), Arm(row["control"]["minus"]["activation"])
-        deep = {k: Arm(row["treated"][k]["activation"], row["treated"][k]["setting"],
-                       tuple(map(tuple, row["treated"][k]["overrides"]))) for k in ("plus", "minus")}
+        deep = {k: _arm(row["treated"][k]) for k in ("plus", "minus")}
         ratio = lambda arm: self.value(arm, "init", "grad_ratio_first_last", "all")  # noqa: E731
         layers = len(self.results.config.get("hidden", [1]) or [1])
         text = [self.w("cause.vanishing_gradient.evidence", subject=Code(row["subject"]), ref=Code(ref.activation),
@@ -138,11 +137,9 @@ class Evidence:
 
     def self_normalising(self, row) -> Text:
         sub = Arm(row["control"]["plus"]["activation"])
-        pre = row["treated"]["plus"]
-        pre_arm = Arm(pre["activation"], pre["setting"], tuple(map(tuple, pre["overrides"])))
-        init = self.results.config.get("init", "default")
-        init = init.get(sub.activation, "default") if isinstance(init, dict) else init
-        return self.w("cause.self_normalising.evidence", subject=Code(row["subject"]), init=Code(str(init)),
+        pre_arm = _arm(row["treated"]["plus"])
+        return self.w("cause.self_normalising.evidence", subject=Code(row["subject"]),
+                      init=Code(str(init_of(self.results.config, sub.activation))),
                       normalize=Code(str(self.results.config.get("normalize", "none"))),
                       stds=self._stds(sub), stds_pre=self._stds(pre_arm))
 
@@ -168,6 +165,11 @@ class Evidence:
                       winner_train=pct(get(winner, train)), loser_train=pct(get(loser, train)),
                       winner_test=pct(get(winner, lambda r: r.accuracy_reached())),
                       loser_test=pct(get(loser, lambda r: r.accuracy_reached())))
+
+
+def _arm(doc: dict[str, Any]) -> Arm:
+    """An arm back from its stats.json form."""
+    return Arm(doc["activation"], doc["setting"], tuple(map(tuple, doc["overrides"])))
 
 
 def _mean(values) -> float | None:
@@ -217,7 +219,7 @@ def hypothesis_blocks(entry: dict[str, Any], evidence: Evidence, results: Result
 def _experiment(name: str, row: dict[str, Any], results: Results, w: Words) -> Text:
     treated, control = row["treated"], row["control"]
     layers = len(results.config.get("hidden", [1]) or [1])
-    return _say(w, f"cause.{name}.experiment", subject=Code(row["subject"]), twin=Code(treated["plus"]["activation"]),
+    return w.named(f"cause.{name}.experiment", subject=Code(row["subject"]), twin=Code(treated["plus"]["activation"]),
              ref=Code(control["plus"]["activation"]), winner=Code(treated["plus"]["activation"]),
              loser=Code(control["plus"]["activation"]), layers=layers, layers_deep=layers * DEPTH_FACTOR)
 
@@ -242,7 +244,7 @@ def result_sentence(row: dict[str, Any], name: str, results: Results, margin: fl
         text.append(w("causes.seeds", k=row["seeds_needed"]) if row["seeds_needed"] else
                     w("causes.seeds_no_spread") if t["effect_dz"] is None else w("causes.seeds_many"))
     else:
-        text.append(_say(w, f"cause.{name}.{verdict}", subject=Code(row["subject"]),
+        text.append(w.named(f"cause.{name}.{verdict}", subject=Code(row["subject"]),
                       ref=Code(row["control"]["plus"]["activation"]), winner=Code(row["treated"]["plus"]["activation"]),
                       loser=Code(row["control"]["plus"]["activation"])))
     return joined(text, w.plain("list.sentence"))
@@ -251,12 +253,6 @@ def result_sentence(row: dict[str, Any], name: str, results: Results, margin: fl
 def _labelled(label: Text, text: Text, w: Words) -> Text:
     """A bold label and its text, joined as the report's language joins them."""
     return w("causes.label_text", label=label, text=text)
-
-
-def _say(w: Words, key: str, **values) -> Text:
-    """A message with the values its template names (the hypotheses' sentences name different ones)."""
-    used = placeholders(w.table[key])
-    return w(key, **{k: v for k, v in values.items() if k in used})
 
 
 def _verdict_word(verdict: str, margin: float, w: Words) -> Text:
@@ -277,8 +273,8 @@ def _ladder_step(row: dict[str, Any], margin: float, w: Words) -> Text:
 def _learning_rate(entry: dict[str, Any], results: Results, w: Words) -> Text:
     tuning = entry.get("tuning")
     if not tuning:
-        config = results.run_dir / "config.toml"
-        command = f"actlab run --config {config} --tune lr --val-split 10000 --out {results.run_dir}-tuned"
+        command = (f"actlab run --config {experiment_file(results)} --tune lr --val-split 10000 "
+                   f"--out {results.run_dir}-tuned")
         return w("causes.labelled", label=Strong(w("causes.verdict.untestable")), text=w(
             "cause.untestable.not_tuned", lr=Code(f"{results.config.get('lr', '?')}"), command=Code(command)))
     margin = f"{results.config.get('equivalence_margin', 0.5):g}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from actlab.analysis import nothing_learned, tested_pairs
-from actlab.messages import placeholders
 from actlab.numbers import pct
 from actlab.render import Block, Code, Heading, Paragraph, Text, joined
 from actlab.report.context import Context
@@ -41,8 +40,7 @@ def blocks(c: Context) -> list[Block]:
     caveats = limitations(c.results, c.analysis, c.metric, w)
     if caveats:  # the weightiest, in brief: the Limitations section says each in full
         kind, values = caveats[0]
-        used = placeholders(w.table[f"conclusion.caveat_{kind}"])
-        sentences.append(w(f"conclusion.caveat_{kind}", **{k: v for k, v in values.items() if k in used}))
+        sentences.append(w.named(f"conclusion.caveat_{kind}", **values))
     return [Heading(2, w("conclusion.heading")), Paragraph(joined(sentences, w.plain("list.sentence")))]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from actlab.analysis import tested_pairs
-from actlab.hypotheses import SELU_PRECONDITIONS
+from actlab.hypotheses import init_of, selu_preconditions_met
 from actlab.messages import Words
 from actlab.render import Block, Bullets, Code, Heading, joined
 from actlab.report.context import Context
@@ -39,8 +39,9 @@ def limitations(results: Results, analysis: dict[str, Any], metric: str, w: Word
     hidden = config.get("hidden", [])
     if isinstance(hidden, list) and len(hidden) == 1:
         out.append(("one_hidden", {}))
-    if any(r.activation.split(":")[0].strip().lower() == "selu" for r in results.runs) and not _selu_ready(config):
-        out.append(("selu", dict(init=Code(str(_init_of(config, "selu"))),
+    if any(r.activation.split(":")[0].strip().lower() == "selu" for r in results.runs) and \
+            not selu_preconditions_met(config):
+        out.append(("selu", dict(init=Code(str(init_of(config, "selu"))),
                                  normalize=Code(str(config.get("normalize", "none"))))))
     if "lr" not in (results.tuning or {}).get("keys", []) and len(results.labels) > 1:
         out.append(("shared_lr", dict(lr=Code(f"{config.get('lr', '?')}"), optimizer=Code(str(config.get("optimizer"))),
@@ -50,12 +51,3 @@ def limitations(results: Results, analysis: dict[str, Any], metric: str, w: Word
     out.append(("one_setting", dict(dataset=Code(str(config.get("dataset"))))))
     return out
 
-
-def _init_of(config: dict[str, Any], activation: str) -> str:
-    init = config.get("init", "default")
-    return init.get(activation, "default") if isinstance(init, dict) else init
-
-
-def _selu_ready(config: dict[str, Any]) -> bool:
-    wanted = dict(SELU_PRECONDITIONS)
-    return _init_of(config, "selu") == wanted["init"] and config.get("normalize", "none") in ("global", "per_pixel")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actlab.data import validation_size
 from actlab.datasets import dataset_info
 from actlab.errors import ActlabError
 from actlab.measured import same_start
@@ -25,7 +26,7 @@ def blocks(c: Context) -> list[Block]:
         title = info.title
     except ActlabError:
         return []
-    val = _count(config.get("val_split", 0), train_size)
+    val = validation_size(config.get("val_split") or 0, train_size)
     train = min(config.get("train_subset") or train_size - val, train_size - val)
     test = config.get("test_subset") or test_size
     normalize = config.get("normalize", "none")
@@ -37,13 +38,6 @@ def blocks(c: Context) -> list[Block]:
                    seeds=Code(_seed_text(c.analysis["seeds"])), n=len(c.analysis["seeds"]),
                    val=w("setup.seeds_val") if val else "")]
     return [Heading(2, w("setup.heading")), Paragraph(joined(sentences, w.plain("list.sentence")))]
-
-
-def _count(value: Any, total: int) -> int:
-    """A validation split as a count (the key takes a count or a fraction)."""
-    if not value:
-        return 0
-    return int(round(value * total)) if isinstance(value, float) and value < 1 else int(value)
 
 
 def _network(c: Context, inputs: int, classes: int) -> Text:
