@@ -15,6 +15,7 @@ Wording stays within the run: a verdict holds "here", in this setting, never in 
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict
 from typing import Any
 
@@ -51,6 +52,12 @@ def run_value(run: ModelRun, metric: str) -> float | None:
         return run.accuracy_reached()
     rows = [row for row in run.epochs if row.get("train_acc") is not None]
     return rows[-1]["train_acc"] if rows and not run.status.diverged else None
+
+
+def mean_value(runs: list[ModelRun], metric: str) -> float | None:
+    """The mean of `metric` (`run_value`) over the runs that count: one measure wherever it is shown."""
+    values = [v for r in runs if r.counts and (v := run_value(r, metric)) is not None]
+    return statistics.fmean(values) if values else None
 
 
 def side_values(results: Results, side: Side, metric: str) -> dict[int, float]:

@@ -52,6 +52,11 @@ def measured_alongside(results: Results, order: list[str], w: Words) -> list[Blo
     return blocks + ([Bullets(items)] if items else []) + [isolation]
 
 
+def hidden_layers(values: dict[str, float]) -> list[str]:
+    """The hidden layers among `values`' keys, first to last (`hidden10` after `hidden9`)."""
+    return sorted((k for k in values if k.startswith("hidden")), key=lambda k: int(k[6:] or 0))
+
+
 def layer_max(table, stage: str, metric: str, label: str) -> tuple[str, float] | None:
     """The hidden layer where `metric` is largest for `label` at `stage`, with its value."""
     values = {k: v for k, v in table.get(stage, {}).get(metric, {}).get(label, {}).items() if k.startswith("hidden")}
@@ -100,8 +105,8 @@ def _facts(results: Results, table, label: str, best: str, w: Words) -> list[Tex
     if ratio is not None and ratio < 0.1:
         facts.append(w("measured.grad_ratio", r=f"{ratio:.2g}"))
     std = table.get("init", {}).get("act_std", {}).get(label, {})
-    if std and family in ("smooth", "bounded"):
-        layer = max(std)
+    if hidden_layers(std) and family in ("smooth", "bounded"):
+        layer = hidden_layers(std)[-1]  # the last hidden layer
         facts.append(w("measured.act_stats", layer=layer_name(layer, w),
                        mean=f"{table['init']['act_mean'][label][layer]:.2f}", std=f"{std[layer]:.2f}"))
     a1, b1 = _first_epoch_acc(results, label), _first_epoch_acc(results, best)

@@ -5,13 +5,12 @@ measured evidence and the command that would test each hypothesis."""
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 from actlab.analysis import experiment_file
-from actlab.causes import arm_runs
+from actlab.causes import arm_runs, mean_value
 from actlab.hypotheses import Arm, DEPTH_FACTOR, init_of
-from actlab.measured import diagnostic_means, layer_max
+from actlab.measured import diagnostic_means, hidden_layers, layer_max
 from actlab.messages import Words
 from actlab.numbers import layer_name, p_text, pct, pts
 from actlab.paired import ALPHA
@@ -56,16 +55,14 @@ def evidence_table(results: Results, table, w: Words) -> list[Block]:
         return []
     rows = []
     for label in results.labels:
-        runs = [r for r in results.by_label(label) if r.counts]
-        train = [r.epochs[-1].get("train_acc") for r in runs if r.epochs and r.epochs[-1].get("train_acc") is not None]
-        test = [a for r in runs if (a := r.accuracy_reached()) is not None]
+        runs = results.by_label(label)
         mean, std = _last_hidden(table, "init", "act_mean", label), _last_hidden(table, "init", "act_std", label)
         ratio = table.get("init", {}).get("grad_ratio_first_last", {}).get(label, {}).get("all")
         rows.append([Code(label), pct(_largest(table, "final", "dead_fraction", label), 1),
                      pct(_largest(table, "init", "saturated_fraction", label), 1),
                      "–" if mean is None or std is None else f"{mean:.2f}, {std:.2f}",
                      "–" if ratio is None else f"{ratio:.2g}",
-                     pct(statistics.fmean(train)) if train else "–", pct(statistics.fmean(test)) if test else "–"])
+                     pct(mean_value(runs, "final_train_acc")), pct(mean_value(runs, "final_test_acc"))])
     header = [w("table.activation"), w("causes.col_dead"), w("causes.col_saturated"), w("causes.col_output"),
               w("causes.col_ratio"), w("causes.col_train"), w("causes.col_test")]
     return [Table(header, rows), Paragraph(w("causes.evidence_caption", images=DIAGNOSTIC_EXAMPLES,
@@ -79,7 +76,7 @@ def _largest(table, stage: str, metric: str, label: str) -> float | None:
 
 def _last_hidden(table, stage: str, metric: str, label: str) -> float | None:
     values = table.get(stage, {}).get(metric, {}).get(label, {})
-    hidden = sorted((k for k in values if k.startswith("hidden")), key=lambda k: int(k[6:] or 0))
+    hidden = hidden_layers(values)
     return values[hidden[-1]] if hidden else None
 
 
@@ -146,35 +143,24 @@ class Evidence:
     def _stds(self, arm: Arm) -> str:
         table, label = self.arm_table(arm)
         values = table.get("init", {}).get("act_std", {}).get(label, {})
-        hidden = sorted((k for k in values if k.startswith("hidden")), key=lambda k: int(k[6:] or 0))
-        return ", ".join(f"{values[k]:.2f}" for k in hidden) or "–"
+        return ", ".join(f"{values[k]:.2f}" for k in hidden_layers(values)) or "–"
 
     def capacity(self, row) -> Text:
-        runs = [r for r in self.results.by_label(row["subject"]) if r.counts]
-        train = [r.epochs[-1]["train_acc"] for r in runs if r.epochs and r.epochs[-1].get("train_acc") is not None]
-        test = [a for r in runs if (a := r.accuracy_reached()) is not None]
+        runs = self.results.by_label(row["subject"])
         return self.w("cause.capacity.evidence", subject=Code(row["subject"]),
-                      train=pct(statistics.fmean(train)) if train else "–",
-                      test=pct(statistics.fmean(test)) if test else "–")
+                      train=pct(mean_value(runs, "final_train_acc")), test=pct(mean_value(runs, "final_test_acc")))
 
     def fit_vs_generalise(self, row) -> Text:
         winner, loser = row["treated"]["plus"]["activation"], row["control"]["plus"]["activation"]
-        get = lambda label, f: _mean([f(r) for r in self.results.by_label(label) if r.counts])  # noqa: E731
-        train = lambda r: r.epochs[-1].get("train_acc") if r.epochs and not r.status.diverged else None  # noqa: E731
+        of = lambda label, metric: pct(mean_value(self.results.by_label(label), metric))  # noqa: E731
         return self.w("cause.fit_vs_generalise.evidence", winner=Code(winner), loser=Code(loser),
-                      winner_train=pct(get(winner, train)), loser_train=pct(get(loser, train)),
-                      winner_test=pct(get(winner, lambda r: r.accuracy_reached())),
-                      loser_test=pct(get(loser, lambda r: r.accuracy_reached())))
+                      winner_train=of(winner, "final_train_acc"), loser_train=of(loser, "final_train_acc"),
+                      winner_test=of(winner, "final_test_acc"), loser_test=of(loser, "final_test_acc"))
 
 
 def _arm(doc: dict[str, Any]) -> Arm:
     """An arm back from its stats.json form."""
     return Arm(doc["activation"], doc["setting"], tuple(map(tuple, doc["overrides"])))
-
-
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.fmean(values) if values else None
 
 
 def _ratio(r: float | None) -> str:
