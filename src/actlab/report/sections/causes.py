@@ -27,8 +27,8 @@ def blocks(c: Context) -> list[Block]:
     w, margin = c.w, c.analysis["equivalence_margin_points"]
     tested = [row for e in entries for row in e["contrasts"] if row["verdict"] not in ("not_run", "untestable")]
     family = tested[0]["family"] if tested else 0
-    intro = [w("causes.intro", m=family, alpha=str(ALPHA), margin=f"{margin:g}") if family else
-             w("causes.intro_untested")]
+    intro = [w("causes.intro", contrasts=w.count("contrast", family), alpha=str(ALPHA), margin=f"{margin:g}")
+             if family else w("causes.intro_untested")]
     cost = (c.results.interventions or {}).get("cost")
     if cost and cost["models"]:
         intro.append(w("causes.cost", models=cost["models"], seconds=f"{cost['train_seconds']:.0f}"))
@@ -138,7 +138,8 @@ class Evidence:
         return self.w("cause.self_normalising.evidence", subject=Code(row["subject"]),
                       init=Code(str(init_of(self.results.config, sub.activation))),
                       normalize=Code(str(self.results.config.get("normalize", "none"))),
-                      stds=self._stds(sub), stds_pre=self._stds(pre_arm))
+                      stds=self._stds(sub), stds_pre=self._stds(pre_arm) if arm_runs(self.results, pre_arm)
+                      else self.w("causes.not_measured"))
 
     def _stds(self, arm: Arm) -> str:
         table, label = self.arm_table(arm)
@@ -185,7 +186,7 @@ def hypothesis_blocks(entry: dict[str, Any], evidence: Evidence, results: Result
     if name == "learning_rate":
         return out + [Paragraph(_learning_rate(entry, results, w))]
     if entry["untestable"] and not entry["contrasts"]:
-        return out + [Paragraph(w("causes.labelled", label=Strong(w("causes.verdict.untestable")),
+        return out + [Paragraph(w("causes.labelled", label=Strong(w("causes.untestable_label")),
                                   text=w(entry["untestable"])))]
     tests = [row for row in entry["contrasts"] if row["role"] == "test"]
     ladder = [row for row in entry["contrasts"] if row["role"] == "ladder"]
@@ -218,7 +219,7 @@ def result_sentence(row: dict[str, Any], name: str, results: Results, margin: fl
                       w.plain("list.comma"))
         return w("causes.not_run", command=Code(f"actlab explain {results.run_dir} --only {name}"), arms=arms)
     if verdict == "untestable":
-        return w("causes.labelled", label=Strong(w("causes.verdict.untestable")), text=w(row["why"]))
+        return w("causes.labelled", label=Strong(w("causes.untestable_label")), text=w(row["why"]))
     t, word = row["test"], _verdict_word(verdict, margin, w)
     if row["ci_low"] is None:
         text = [w("causes.result_no_spread", diff=pts(t["mean_diff"]), n=t["n"], p=p_text(row["p_holm"]),
@@ -261,7 +262,7 @@ def _learning_rate(entry: dict[str, Any], results: Results, w: Words) -> Text:
     if not tuning:
         command = (f"actlab run --config {experiment_file(results)} --tune lr --val-split 10000 "
                    f"--out {results.run_dir}-tuned")
-        return w("causes.labelled", label=Strong(w("causes.verdict.untestable")), text=w(
+        return w("causes.labelled", label=Strong(w("causes.untestable_label")), text=w(
             "cause.untestable.not_tuned", lr=Code(f"{results.config.get('lr', '?')}"), command=Code(command)))
     margin = f"{results.config.get('equivalence_margin', 0.5):g}"
     text = [w("cause.learning_rate.evidence", k=len(tuning["depends"]), n=tuning["pairs"]),
