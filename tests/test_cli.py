@@ -10,7 +10,7 @@ import pytest
 
 import actlab.workers
 from actlab.cli import main
-from actlab.config import KEYS, Config, resolve_config, tomllib
+from actlab.config import CNN_KEYS, KEYS, Config, resolve_config, tomllib
 from actlab.results import METRIC_COLUMNS, SUMMARY_COLUMNS, load_results
 from conftest import quick_flags
 
@@ -168,8 +168,11 @@ def test_run_help_shows_the_field_default_of_every_experiment_flag(capsys, monke
     assert [shown[k] for k in ("stack", "val_split", "nesterov", "output")] == ["auto", "0", "false", "logits"]
     assert shown["data_dir"].startswith("$ACTLAB_DATA_DIR") and shown["out"].startswith("runs/<name>-<timestamp>")
     assert shown["data_mirror"].startswith("$ACTLAB_DATA_MIRROR")
+    cnn = resolve_config(overrides={"model": "cnn"}, env={})
     for key, text in shown.items():  # each default shown, given back as its flag, gives the default config
-        if not KEYS[key].unset:  # a default of None is shown as what it means
+        if key in CNN_KEYS:  # the cnn's own keys are refused with another family, even at their defaults
+            assert resolve_config(overrides={key: text, "model": "cnn"}, env={}) == cnn, key
+        elif not KEYS[key].unset:  # a default of None is shown as what it means
             assert resolve_config(overrides={key: text}, env={}) == Config(), key
 
 

@@ -26,7 +26,7 @@ def test_every_preset_resolves_to_its_spec():
     assert linear.data.val_split == 10000 and linear.optim.optimizer == "sgd" and linear.optim.lr == 0.15
     out = resolve_config(preset="mnist-output-activation", env={})
     assert out.model.hidden == () and out.model.init == "lecun_normal"
-    assert [label for label, _, _ in out.variants] == ["log_softmax", "softmax", "sigmoid", "tanh"]
+    assert [label for label, *_ in out.variants] == ["log_softmax", "softmax", "sigmoid", "tanh"]
 
 
 def test_precedence_preset_then_file_then_flags(tmp_path):

@@ -9,7 +9,8 @@ from torch.nn import functional as F
 
 from actlab.activations import parse_activation
 from actlab.diagnostics import dead_unit_fraction, hidden_layer_io, max_derivative, measure, saturated_fraction
-from actlab.models import OutputActivation, build_mlp, loss_fn
+from actlab.losses import loss_fn
+from actlab.models import OutputActivation, build_mlp
 
 LOSS = loss_fn("logits")
 

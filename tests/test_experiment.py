@@ -18,7 +18,7 @@ CPU = torch.device("cpu")
 
 
 def records_of(config):
-    return [ModelRun(label, a, o, s) for s in config.run.seeds for label, a, o in config.variants]
+    return [ModelRun(label, a, o, s) for s in config.run.seeds for label, a, o, _ in config.variants]
 
 
 def test_without_stacking_every_model_is_a_group_of_one():
@@ -87,9 +87,7 @@ QUICK = {"epochs": 2, "train_subset": 1000, "test_subset": 500, "seeds": 2}
 def test_every_preset_gives_the_same_numbers_stacked_or_not(data_dir, tmp_path, preset):
     alone, stacked, env = run_both_ways(data_dir, tmp_path, preset, **QUICK)
     assert_same_rows(alone, stacked)
-    models = len(PRESETS[preset].experiment.get("activations", [])) * max(
-        1, len(PRESETS[preset].experiment.get("output", [1])) if isinstance(
-            PRESETS[preset].experiment.get("output"), list) else 1) * 2
+    models = len(resolve_config(preset=preset, env={}).variants) * 2
     assert sum(len(g) for g in env["stacked"]) == models and env["trained_alone"] == {}
 
 

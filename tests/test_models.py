@@ -11,7 +11,8 @@ from torch.nn import functional as F
 
 from actlab.activations import parse_activation
 from actlab.config import resolve_config
-from actlab.models import INITS, OUTPUTS, OutputActivation, build_mlp, init_linear, linear_layers, loss_fn
+from actlab.losses import loss_fn
+from actlab.models import INITS, OUTPUTS, OutputActivation, build_mlp, init_linear, linear_layers
 from actlab.optimizers import FlatOptimizer
 
 RELU = parse_activation("relu")

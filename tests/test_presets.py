@@ -84,3 +84,27 @@ def test_mnist_selu_snn_seed_0(data_dir, tmp_path):
     assert 0.895 <= relu.best_test_acc <= 0.915, relu.best_test_acc
     assert 0.910 <= selu.best_test_acc <= 0.928, selu.best_test_acc
     assert selu.best_test_acc > relu.best_test_acc
+
+
+@pytest.mark.slow
+def test_mnist_loss_activation_seed_0(data_dir, tmp_path):
+    """The course's loss comparison as the preset runs it (seed 0, about 30 s): four cells, each in
+    its band, cross-entropy ahead of squared error and relu ahead of sigmoid, the losses named."""
+    results = run_preset("mnist-loss-activation", data_dir, tmp_path)
+    acc = {label: final_acc(results, label) for label in results.labels}
+    assert set(acc) == {"sigmoid/cross_entropy", "sigmoid/mse", "relu/cross_entropy", "relu/mse"}
+    assert 0.935 <= acc["sigmoid/cross_entropy"] <= 0.952 and 0.920 <= acc["sigmoid/mse"] <= 0.940, acc
+    assert 0.968 <= acc["relu/cross_entropy"] <= 0.980 and 0.962 <= acc["relu/mse"] <= 0.976, acc
+    assert acc["sigmoid/cross_entropy"] > acc["sigmoid/mse"] and acc["relu/mse"] > acc["sigmoid/cross_entropy"]
+    assert {r.loss for r in results.runs} == {"cross_entropy", "mse"}
+
+
+@pytest.mark.slow
+def test_a_lenet_reaches_95_percent_on_20000_images_in_2_epochs(data_dir, tmp_path):
+    """`actlab run --model cnn --activations relu,tanh --epochs 2 --train-subset 20000` (issue 31's
+    acceptance): a plain PyTorch LeNet-5 with Adam reaches 96.2–97.0% there."""
+    config = actlab.resolve_config(overrides={"data_dir": str(data_dir), "out": str(tmp_path / "cnn"), "model": "cnn",
+                                              "activations": ["relu", "tanh"], "epochs": 2, "train_subset": 20000,
+                                              "checkpoints": False})
+    results = actlab.run(config, show_progress=False, log=lambda line: None)
+    assert final_acc(results, "relu") >= 0.95 and final_acc(results, "tanh") >= 0.95

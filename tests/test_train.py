@@ -11,7 +11,7 @@ from actlab.config import resolve_config
 from actlab.results import ModelRun
 from actlab.device_data import prepare_data, resolve_device
 from actlab.train import build_model, evaluate, train_group, train_model
-from actlab.models import loss_fn
+from actlab.losses import loss_fn
 from actlab.optimizers import FlatOptimizer
 
 
@@ -217,7 +217,7 @@ def alone_and_together(mnist, config, seeds=(0, 1)):
     data = {s: prepare_data(mnist, config, s, CPU) for s in seeds}
     alone, together, alone_models = [], [], []
     for s in seeds:
-        for label, act, out in config.variants:
+        for label, act, out, _ in config.variants:
             record = ModelRun(label, act, out, s)
             alone_models.append(train_model(record, data[s], config, CPU))
             alone.append(record)

@@ -47,7 +47,10 @@ class LearnableSwish(nn.Module):
         self.beta = nn.Parameter(torch.full((num_parameters,), float(init)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(self.beta * x)
+        beta = self.beta
+        if x.dim() > 2 and beta.numel() > 1:  # per channel (dim 1) on a conv layer's output, as PReLU
+            beta = beta.view(-1, *[1] * (x.dim() - 2))
+        return x * torch.sigmoid(beta * x)
 
 
 REGISTRY: dict[str, Entry] = {

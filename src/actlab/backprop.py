@@ -49,9 +49,10 @@ ACTIVATION_BACKWARD: dict[type, Callable[[nn.Module, torch.Tensor, torch.Tensor,
 
 
 def hand_backprop_applies(stack: ModelStack, precision: str) -> bool:
-    """True when every model of the stack ends in logits (cross-entropy) and training runs in fp32;
-    output heads and bf16 autocast train with autograd."""
-    return precision == "fp32" and all(head is None for head in stack.heads)
+    """True when every model of the stack ends in logits with cross-entropy and training runs in
+    fp32; output heads, other losses and bf16 autocast train with autograd."""
+    return (precision == "fp32" and all(head is None for head in stack.heads)
+            and all(loss == "cross_entropy" for loss in stack.losses))
 
 
 def backward_kernel(activation: nn.Module):

@@ -28,17 +28,22 @@ from actlab.stats import holm
 TUNED_RUN_HYPOTHESES = ("fit_vs_generalise", "learning_rate")
 
 
+def _first_head(results: Results) -> tuple[str, str]:
+    """The (output head, loss) of the run's first model: the one the hypotheses read and extend."""
+    return (results.runs[0].output, results.runs[0].loss) if results.runs else ("logits", "cross_entropy")
+
+
 def facts_of(results: Results) -> RunFacts:
-    """The run's activations (label → activation, the first output head's) and its config."""
-    first = results.runs[0].output if results.runs else "logits"
-    activations = {r.label: r.activation for r in results.runs if r.output == first}
+    """The run's activations (label → activation, under the first output head and loss) and its config."""
+    first = _first_head(results)
+    activations = {r.label: r.activation for r in results.runs if (r.output, r.loss) == first}
     return RunFacts(activations, results.config, "lr" in (results.tuning or {}).get("keys", []))
 
 
 def arm_runs(results: Results, arm: Arm) -> list[ModelRun]:
     """The models of one arm that count: the run's own (setting "") or the interventions'."""
-    first = results.runs[0].output if results.runs else "logits"
-    own = [r for r in results.runs if r.activation == arm.activation and r.output == first and r.counts] \
+    first = _first_head(results)
+    own = [r for r in results.runs if r.activation == arm.activation and (r.output, r.loss) == first and r.counts] \
         if arm.setting == "" else []
     stored = ((results.interventions or {}).get("settings", {}).get(arm.setting, {}).get("runs", []))
     extra = [m for m in (ModelRun.from_json(doc) for doc in stored) if m.activation == arm.activation and m.counts]
@@ -111,8 +116,8 @@ def causes(results: Results, analysis: dict[str, Any], names: tuple[str, ...] = 
         names = tuple(n for n in names if n in TUNED_RUN_HYPOTHESES)
     entries = []
     for name, (contrasts, reason) in applicable(facts, names).items():
-        if name == "fit_vs_generalise" and len({r.output for r in results.runs}) > 1:
-            continue  # labels are activation/head pairs there; the gap analysis reads one head's activations
+        if name == "fit_vs_generalise" and len({(r.output, r.loss) for r in results.runs}) > 1:
+            continue  # labels are activation/head/loss combinations; the gap analysis reads one head's activations
         if name == "fit_vs_generalise":
             contrasts = _gaps(contrasts, analysis)
             reason = reason or (None if contrasts else "cause.untestable.no_gap")

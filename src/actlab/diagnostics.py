@@ -1,17 +1,19 @@
 """What goes with an activation's result: measurements of the network on a fixed batch of images.
 
-Per hidden layer, at initialisation, after every epoch, and for the best-validation checkpoint that
-was tested (stage `best`), on the same batch for every activation of a seed (the first
-`DIAGNOSTIC_EXAMPLES` images of the seed's training split):
+Per hidden layer (`hidden1`, … in an MLP; `conv1`, … then `hidden1`, … in a CNN, where a conv
+layer's units are its channels, each measured over every position of every image), at
+initialisation, after every epoch, and for the best-validation checkpoint that was tested (stage
+`best`), on the same batch for every activation of a seed (the first `DIAGNOSTIC_EXAMPLES`
+images of the seed's training split):
 - `dead_fraction`: units whose output is zero (|a| ≤ 1e-8) for every example of the batch; such a
   unit passes no gradient for these images (the ReLU family's failure mode);
 - `saturated_fraction`: pre-activations where the activation's derivative (autograd) is below
   `SATURATED_DERIVATIVE` (0.05) in absolute value, and `max_derivative`, the activation's largest
   |derivative| over [-20, 20], to read it against (sigmoid's never exceeds 0.25; for the ReLU
   family the fraction is the inputs on the flat side);
-- `grad_norm`: the norm of the loss gradient w.r.t. the layer's weights (every Linear layer,
-  the output layer included), and `grad_ratio_first_last`, first layer's over the last's
-  (≪ 1: vanishing gradients);
+- `grad_norm`: the norm of the loss gradient w.r.t. the layer's weights (every weight layer,
+  `linear1`, … and a CNN's `conv1`, …, the output layer included), and `grad_ratio_first_last`,
+  first layer's over the last's (≪ 1: vanishing gradients);
 - `act_mean`, `act_std`: the layer output's statistics (SELU's self-normalisation keeps them
   near 0 and 1);
 - `param_<name>`: the current value of a learnable activation's parameter (e.g. PReLU's slope).
@@ -67,25 +69,57 @@ def _device_of(module: nn.Module) -> torch.device:
     return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
+WEIGHTS = (nn.Linear, nn.Conv2d)  # the layers whose weight gradients are measured
+PRE = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)  # what an activation's input comes out of
+
+
 def hidden_layer_io(model: nn.Sequential, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, nn.Module]]:
-    """(pre-activation, activation output, activation module) of each hidden layer for input x."""
-    return _forward_recording(model, x)[0]
+    """(pre-activation, activation output, activation module) of each hidden layer for input x; a
+    conv layer's as (positions × channels), so every metric reads units as columns."""
+    return [(units_last(pre), units_last(out), act) for pre, out, act in _forward_recording(model, x)[0]]
+
+
+def units_last(t: torch.Tensor) -> torch.Tensor:
+    """A conv layer's N × C × H × W output as (N·H·W) × C: one column per channel (unit)."""
+    return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]) if t.dim() == 4 else t
 
 
 def _forward_recording(model: nn.Sequential,
                        x: torch.Tensor) -> tuple[list[tuple[torch.Tensor, torch.Tensor, nn.Module]], torch.Tensor]:
-    """`hidden_layer_io` and the model's output, from one forward pass."""
+    """Each hidden layer's (pre-activation, output, activation) and the model's output, from one pass."""
     layers = []
-    h, pre = x, None  # pre: the output of the Linear layer just before, if the last module was one
+    h, pre = x, None  # pre: the output of the weight (or batch-norm) layer just before, if the last module was one
     for module in model:
-        if isinstance(module, nn.Linear):
+        if isinstance(module, PRE):
             h = pre = module(h)
             continue
-        h = module(h.clone())  # clone: an activation may work in place, and `pre` is kept
+        h = module(h.clone() if pre is not None else h)  # clone: an activation may work in place, and `pre` is kept
         if pre is not None and type(module).__name__ != "OutputActivation":
             layers.append((pre, h, module))
         pre = None
     return layers, h
+
+
+def layer_names(model: nn.Sequential) -> tuple[list[str], list[str]]:
+    """(hidden layers, weight layers) as diagnostics.csv names them: `conv1`, …, `hidden1`, … for the
+    activations after conv and dense layers; `conv1`, …, `linear1`, … for the weight layers."""
+    hidden, weights, count = [], [], {"conv": 0, "linear": 0, "hidden": 0}
+    kind = None  # the kind of weight layer the next module's input comes out of, if any
+    for module in model:
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            kind = "conv" if isinstance(module, nn.Conv2d) else "linear"
+            count[kind] += 1
+            weights.append(f"{kind}{count[kind]}")
+        elif isinstance(module, PRE):  # batch norm, between a weight layer and its activation
+            continue
+        elif kind is not None and type(module).__name__ != "OutputActivation":
+            if kind == "linear":
+                count["hidden"] += 1
+            hidden.append(f"conv{count['conv']}" if kind == "conv" else f"hidden{count['hidden']}")
+            kind = None
+        else:
+            kind = None
+    return hidden, weights
 
 
 def dead_unit_fraction(outputs: torch.Tensor, eps: float = DEAD_EPS) -> float:
@@ -149,16 +183,17 @@ def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss) -> lis
     over units, and `param_<name>_std` when there is one per unit).
     """
     was_training = model.training
-    linears = [m for m in model if isinstance(m, nn.Linear)]
+    weights = [m for m in model if isinstance(m, WEIGHTS)]
+    hidden_names, weight_names = layer_names(model)
     model.eval()
     try:
         rows: list[tuple[str, str, float]] = []
         with torch.enable_grad():  # one forward pass for the layers' statistics and the weight gradients
             layers, output = _forward_recording(model, x)
-            grads = torch.autograd.grad(loss(output, y), [m.weight for m in linears])
+            grads = torch.autograd.grad(loss(output, y), [m.weight for m in weights])
         with torch.no_grad():
-            for i, (pre, out, act) in enumerate(layers, start=1):
-                layer, pre, out = f"hidden{i}", pre.detach(), out.detach()
+            for layer, (pre, out, act) in zip(hidden_names, layers, strict=True):
+                pre, out = units_last(pre.detach()), units_last(out.detach())
                 rows += [(layer, m.name, m.measure(pre, out, act)) for m in METRICS.values() if m.scope == "hidden"]
                 for name, param in act.named_parameters():
                     rows.append((layer, f"param_{name}", float(param.mean())))
@@ -167,8 +202,8 @@ def measure(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, loss) -> lis
     finally:
         model.train(was_training)
     with torch.no_grad():
-        rows += [(f"linear{i}", m.name, m.measure(g)) for m in METRICS.values() if m.scope == "linear"
-                 for i, g in enumerate(grads, start=1)]
+        rows += [(name, m.name, m.measure(g)) for m in METRICS.values() if m.scope == "linear"
+                 for name, g in zip(weight_names, grads)]
     norms = [float(g.norm()) for g in grads]
     if len(norms) > 1:
         rows.append(("all", "grad_ratio_first_last", norms[0] / norms[-1] if norms[-1] else float("inf")))
@@ -179,14 +214,15 @@ def layer_histograms(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, los
     """Per-layer tensors for histograms: each hidden layer's activations and each linear layer's
     weight gradient, on the diagnostic batch (eval mode; the model's mode is restored)."""
     was_training = model.training
-    linears = [m for m in model if isinstance(m, nn.Linear)]
+    weights = [m for m in model if isinstance(m, WEIGHTS)]
+    hidden_names, weight_names = layer_names(model)
     model.eval()
     try:
         with torch.enable_grad():  # one forward pass for the activations and the weight gradients, as `measure`
             layers, output = _forward_recording(model, x)
-            grads = torch.autograd.grad(loss(output, y), [m.weight for m in linears])
-        tensors = {f"activations/hidden{i}": out.detach().cpu() for i, (_, out, _) in enumerate(layers, start=1)}
+            grads = torch.autograd.grad(loss(output, y), [m.weight for m in weights])
+        tensors = {f"activations/{name}": out.detach().cpu() for name, (_, out, _) in zip(hidden_names, layers)}
     finally:
         model.train(was_training)
-    tensors.update({f"weight_grad/linear{i}": g.cpu() for i, g in enumerate(grads, start=1)})
+    tensors.update({f"weight_grad/{name}": g.cpu() for name, g in zip(weight_names, grads)})
     return tensors

@@ -196,8 +196,8 @@ def _run(config: Config, show_progress: bool, log, closing: contextlib.ExitStack
     log(plan)
     if config.run.explain:
         log(announce_explain(config, folder))
-    records = [ModelRun(label, activation, output, seed)
-               for seed in config.run.seeds for label, activation, output in config.variants]
+    records = [ModelRun(label, activation, output, seed, loss=loss)
+               for seed in config.run.seeds for label, activation, output, loss in config.variants]
     kept, earlier = kept_models(config, folder, previous, records)
     records = [kept.get(i, record) for i, record in enumerate(records)]
     todo = [i for i in range(len(records)) if i not in kept]

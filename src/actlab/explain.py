@@ -24,7 +24,9 @@ from actlab.sweep import expand, train_runs
 
 
 def facts_of(config: Config) -> RunFacts:
-    return RunFacts({label: activation for label, activation, _ in config.variants}, config.to_flat())
+    first = (config.model.outputs[0], config.model.losses[0])  # the head and loss the hypotheses read (causes.py)
+    return RunFacts({label: a for label, a, output, loss in config.variants if (output, loss) == first},
+                    config.to_flat())
 
 
 def intervention_configs(config: Config, names: tuple[str, ...]) -> dict[str, tuple[dict[str, Any], Config]]:
@@ -32,7 +34,8 @@ def intervention_configs(config: Config, names: tuple[str, ...]) -> dict[str, tu
     on the run's seeds (one output head: the run's first)."""
     out = {}
     for setting, (overrides, activations) in arms_to_train(facts_of(config), names).items():
-        changes = {"activations": activations, "output": config.model.outputs[0], "explain": [], "tensorboard": False}
+        changes = {"activations": activations, "output": config.model.outputs[0], "loss": config.model.losses[0],
+                   "explain": [], "tensorboard": False}
         init = config.to_flat().get("init")
         if isinstance(init, dict):  # a per-activation table keeps its entries for these activations
             changes["init"] = {a: s for a, s in init.items() if a in activations} or "default"

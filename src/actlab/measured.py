@@ -11,7 +11,7 @@ import statistics
 from actlab.activations import activation_family
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, SATURATED_DERIVATIVE
 from actlab.messages import Words
-from actlab.numbers import layer_name, pct, point_text
+from actlab.numbers import layer_name, layer_order, pct, point_text
 from actlab.render import Block, Bullets, Code, Heading, Paragraph, Strong, Text, joined
 from actlab.results import Results
 
@@ -53,13 +53,19 @@ def measured_alongside(results: Results, order: list[str], w: Words) -> list[Blo
 
 
 def hidden_layers(values: dict[str, float]) -> list[str]:
-    """The hidden layers among `values`' keys, first to last (`hidden10` after `hidden9`)."""
-    return sorted((k for k in values if k.startswith("hidden")), key=lambda k: int(k[6:] or 0))
+    """The hidden layers among `values`' keys (a CNN's conv layers first), from the input on."""
+    return sorted((k for k in values if k.startswith(("conv", "hidden"))), key=layer_order)
+
+
+def first_weight_layer(values: dict[str, float]) -> float | None:
+    """The value at the first weight layer (`conv1` in a CNN, else `linear1`), if measured."""
+    return next((values[k] for k in sorted(values, key=layer_order) if k in ("conv1", "linear1")), None)
 
 
 def layer_max(table, stage: str, metric: str, label: str) -> tuple[str, float] | None:
     """The hidden layer where `metric` is largest for `label` at `stage`, with its value."""
-    values = {k: v for k, v in table.get(stage, {}).get(metric, {}).get(label, {}).items() if k.startswith("hidden")}
+    values = {k: v for k, v in table.get(stage, {}).get(metric, {}).get(label, {}).items()
+              if k.startswith(("conv", "hidden"))}
     if not values:
         return None
     layer = max(values, key=values.get)
@@ -89,7 +95,7 @@ def _facts(results: Results, table, label: str, best: str, w: Words) -> list[Tex
         facts.append(w("measured.saturated", share=pct(sat[1], 0), layer=layer_name(sat[0], w),
                        threshold=f"{SATURATED_DERIVATIVE:g}",
                        max="–" if top is None else f"{top:.3g}"))
-    grad = {lab: table.get("init", {}).get("grad_norm", {}).get(lab, {}).get("linear1") for lab in (label, best)}
+    grad = {lab: first_weight_layer(table.get("init", {}).get("grad_norm", {}).get(lab, {})) for lab in (label, best)}
     g, gb = grad[label], grad[best]
     if g is not None and gb and label != best:
         factor = (gb / g if g < gb else g / gb) if g else math.inf

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from actlab.activations import ActivationSpec
 
@@ -63,13 +62,14 @@ class OutputActivation(nn.Module):
         return self.kind
 
 
-def init_linear(layer: nn.Linear, scheme: str) -> None:
-    """Re-initialise one layer in place; every scheme but `default` zeroes the bias."""
+def init_linear(layer: nn.Linear | nn.Conv2d, scheme: str) -> None:
+    """Re-initialise one weight layer (dense or convolutional) in place; every scheme but `default`
+    zeroes the bias. A convolution's fan-in is its input channels × kernel area."""
     if scheme == "default":
         return
     w = layer.weight
     if scheme == "lecun_normal":
-        nn.init.normal_(w, 0.0, 1.0 / math.sqrt(w.shape[1]))
+        nn.init.normal_(w, 0.0, 1.0 / math.sqrt(w[0].numel()))
     elif scheme == "kaiming_normal":
         nn.init.kaiming_normal_(w, nonlinearity="relu")
     elif scheme == "kaiming_uniform":
@@ -111,13 +111,6 @@ def build_mlp(in_features: int, hidden: list[int] | tuple[int, ...],
     if output != "logits":
         layers.append(OutputActivation(output))
     return nn.Sequential(*layers)
-
-
-def loss_fn(output: str):
-    """The loss for an output head: cross-entropy on logits, else NLL on the head's output."""
-    if output == "logits":
-        return F.cross_entropy
-    return lambda out, target: -out.gather(1, target[:, None]).mean()
 
 
 def linear_layers(model: nn.Sequential) -> list[nn.Linear]:
@@ -165,8 +158,10 @@ class ModelStack:
     their first layers are one wide matrix product.
     """
 
-    def __init__(self, models: list[nn.Sequential], seeds: list[int], generators: list[torch.Generator]):
+    def __init__(self, models: list[nn.Sequential], seeds: list[int], generators: list[torch.Generator],
+                 losses: list[str] | None = None):
         self.models, self.seeds, self.generators = models, seeds, generators
+        self.losses = losses or ["cross_entropy"] * len(models)  # each model's loss (actlab.losses)
         layers = [mlp_layers(m) for m in models]
         self.hidden = [h for h, _, _ in layers]
         self.heads = [head for _, _, head in layers]
@@ -256,7 +251,7 @@ class ModelStack:
         """A stack of the models `kept` (the others must be released first), carrying their share
         of `optimizer`'s state over to the new flat tensor, which the optimizer steps from then on."""
         stack = ModelStack([self.models[m] for m in kept], [self.seeds[m] for m in kept],
-                           [self.generators[m] for m in kept])
+                           [self.generators[m] for m in kept], [self.losses[m] for m in kept])
         if optimizer is not None:
             optimizer.keep(self.positions(kept), stack.flat)
         return stack

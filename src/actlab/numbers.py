@@ -42,6 +42,28 @@ def point_text(point: dict[str, float]) -> str:
 
 def layer_name(layer: str, w: Words) -> str:
     """A layer as the report's language names it: `hidden2` → "hidden layer 2" / "隐藏层 2",
-    `linear1` → "linear layer 1" / "线性层 1"; other names as they are."""
-    match = re.fullmatch(r"(hidden|linear)(\d+)", layer or "")
+    `linear1` → "linear layer 1" / "线性层 1", `conv1` → "conv layer 1" / "卷积层 1"; other names
+    as they are."""
+    match = re.fullmatch(r"(hidden|linear|conv)(\d+)", layer or "")
     return w.plain(f"layer.{match[1]}", n=match[2]) if match else (layer or "–")
+
+
+def variant_count(w: Words, activations: int, heads: int, losses: int, n: int) -> str:
+    """What one seed's models are, counted: "4 activations", "2 output heads", or where several
+    of activation, output head and loss vary, "4 activation/loss combinations"."""
+    varying = [noun for noun, k in (("activation", activations), ("head", heads), ("loss", losses)) if k > 1]
+    form = "one" if n == 1 else "other"
+    if len(varying) > 1:
+        return w.plain(f"terminal.variant_{form}", n=f"{n:,}",
+                       parts="/".join(w.plain(f"terminal.part_{noun}") for noun in varying))
+    return w.plain(f"terminal.{varying[0] if varying else 'activation'}_{form}", n=f"{n:,}")
+
+
+LAYER_KINDS = ("conv", "hidden", "linear")  # the order layers are listed in: input side first
+
+
+def layer_order(layer: str) -> tuple[int, int, str]:
+    """A sort key listing layers from the input on: conv layers, hidden (dense) layers, weight layers,
+    each by number (`hidden10` after `hidden9`), other names last."""
+    match = re.fullmatch(r"(hidden|linear|conv)(\d+)", layer or "")
+    return (LAYER_KINDS.index(match[1]), int(match[2]), "") if match else (len(LAYER_KINDS), 0, layer or "")

@@ -22,6 +22,7 @@ from actlab.activations import split_layers, stacking_obstacle
 from actlab.config import Config
 from actlab.errors import ActlabError
 from actlab.messages import Words
+from actlab.numbers import variant_count
 from actlab.families import family_of, memory_parts
 from actlab.results import ModelRun
 
@@ -74,7 +75,7 @@ def estimate_seconds(config: Config, models: int, device: torch.device, parallel
     parallel = parallel or (1 if device.type == "cuda" else os.cpu_count() or 1)
     rate = measured_rate(device) * (1 if device.type == "cuda" else parallel)
     epochs = config.optim.epochs
-    compute = models * epochs * model_flops(config) * STEP_OVERHEAD / rate
+    compute = models * epochs * model_flops(config) * STEP_OVERHEAD * family_of(config).step_overhead / rate
     rewrites = models * models * (RECORD_BYTES + epochs * EPOCH_BYTES) / 2 / WRITE_RATE
     return compute + models * MODEL_SECONDS / parallel + rewrites
 
@@ -103,12 +104,11 @@ def product(config: Config, sweep: dict[str, list] | None = None, w: Words | Non
     place of the config's)."""
     sweep, w = sweep or {}, w or Words("en")
     seeds = len(sweep["seed"]) if "seed" in sweep else len(config.run.seeds)
+    m = config.model
     variants = len(config.variants)
     if "activation" in sweep:
-        variants = len(sweep["activation"]) * len(config.model.outputs)
-    what = "variant" if len(config.model.activations) > 1 < len(config.model.outputs) else (
-        "head" if len(config.model.outputs) > 1 else "activation")
-    parts = [_count(w, "seed", seeds), _count(w, what, variants)]
+        variants = len(sweep["activation"]) * len(m.outputs) * len(m.losses)
+    parts = [_count(w, "seed", seeds), variant_count(w, len(m.activations), len(m.outputs), len(m.losses), variants)]
     points = math.prod(len(v) for k, v in sweep.items() if k not in ("activation", "seed"))
     if points > 1:
         parts.append(_count(w, "point", points))
@@ -159,8 +159,9 @@ def size(n: float) -> str:
 def backward_pass(config: Config) -> str:
     """Which backward pass the models train with (`actlab.backprop.hand_backprop_applies` decides
     per stack, by the same rule): actlab's own where every head is logits and training is fp32."""
-    hand = (family_of(config).stacks and config.run.backprop == "auto" and config.run.precision == "fp32"
-            and all(o == "logits" for o in config.model.outputs))
+    hand = (family_of(config).hand_backward and config.run.backprop == "auto" and config.run.precision == "fp32"
+            and all(o == "logits" for o in config.model.outputs)
+            and all(loss == "cross_entropy" for loss in config.model.losses))
     return "hand-written" if hand else "autograd"
 
 

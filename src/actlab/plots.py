@@ -35,7 +35,7 @@ from actlab.diagnostics import METRICS
 from actlab.files import atomic_write
 from actlab.forks import fork_is_safe, fork_warning_silenced
 from actlab.messages import Words
-from actlab.numbers import layer_name
+from actlab.numbers import layer_name, layer_order
 from actlab.results import Results
 from actlab.stats import epoch_curves
 
@@ -232,7 +232,7 @@ def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tupl
             ax = axes[row][col]
             per_act = table.get(stage, {}).get(metric, {})
             labels = list(per_act)
-            layers = sorted({layer for values in per_act.values() for layer in values})
+            layers = sorted({layer for values in per_act.values() for layer in values}, key=layer_order)
             width = 0.8 / max(1, len(labels))
             values = [v for per_layer in per_act.values() for v in per_layer.values() if v is not None]
             if values and not any(values):  # nothing to draw: say so rather than show an empty axis
@@ -245,7 +245,7 @@ def plot_diagnostics(table: dict[str, dict[str, dict[str, float]]], stages: tupl
                 ax.bar(np.arange(len(layers)) + i * width, [per_act[label].get(layer, np.nan) for layer in layers],
                        width, label=label)
             ax.set_xticks(np.arange(len(layers)) + width * (len(labels) - 1) / 2, [layer_name(x, w) for x in layers],
-                          fontsize=8)
+                          fontsize=8, rotation=20 * (len(layers) > 4), ha=("center", "right")[len(layers) > 4])
             ax.set_title(w.plain("plot.panel", what=entry.title(w), stage=w.plain(f"plot.{stage}")), fontsize=10)
             if entry.log_scale:
                 ax.set_ylabel(w.plain("plot.log_axis"), fontsize=8)

@@ -62,6 +62,7 @@ class ModelRun:
     stopped_epoch: int | None = None  # the last epoch trained (earlier than `epochs` after early stopping)
     diagnostics: list[dict[str, Any]] = field(default_factory=list)  # stage, layer, metric, value
     tuned: dict[str, float] = field(default_factory=dict)  # the values tuning chose for this model (actlab.tune)
+    loss: str = "cross_entropy"  # actlab.losses; last, so records from before losses read as they were
 
     def __repr__(self) -> str:
         acc = self.final_test_acc
@@ -132,7 +133,7 @@ class ModelRun:
         except ValueError as exc:  # a status that is none (Status.parse)
             raise ValueError(f"run {d.get('label')!r} seed {d.get('seed')!r}: {exc}") from None
         where = f"run {run.label!r} seed {run.seed!r}"
-        for name in ("label", "activation", "output"):
+        for name in ("label", "activation", "output", "loss"):
             if not isinstance(getattr(run, name), str):
                 raise ValueError(f"{where}: {name} = {getattr(run, name)!r} is not text")
         if not isinstance(run.seed, int) or isinstance(run.seed, bool):

@@ -335,7 +335,10 @@ def analyse(results: Results, confidence: float = 0.95, method: str = "t",
     }
     checkpoints = any(r.best_test_acc is not None for r in results.runs)  # a validation split was used
     failed = [label for label in results.labels if never_learned(results, label)]
+    several_losses = len({r.loss for r in results.runs}) > 1
     for metric, (description, higher, _) in METRICS.items():
+        if metric == "final_test_loss" and several_losses:  # values of different loss functions do not compare
+            continue
         by_seed = {label: values_by_seed(results, label, metric) for label in results.labels}
         values = {label: list(v.values()) for label, v in by_seed.items()}
         if not any(values.values()) or (metric == "best_val_test_acc" and not checkpoints):

@@ -22,6 +22,7 @@ from typing import Any
 
 from actlab import __version__
 from actlab.config import KEYS
+from actlab.config.sections import written
 from actlab.errors import ActlabError
 from actlab.files import create_folder
 from actlab.results import METRIC_COLUMNS, ModelRun, Results, safe_name
@@ -61,7 +62,7 @@ CREATE TABLE IF NOT EXISTS diagnostics (
 """
 
 # keys a run writes only where they differ from their default (config.Key.omit_default): read at it
-OMITTED_DEFAULTS = {name: spec.default for name, spec in KEYS.items() if spec.omit_default}
+OMITTED_DEFAULTS = {name: written(name, spec.default) for name, spec in KEYS.items() if spec.omit_default}
 
 
 def _now() -> str:
@@ -186,7 +187,13 @@ class Store:
             "SELECT stage, layer, metric, value FROM diagnostics WHERE hash=?", (row["hash"],))]
         return ModelRun(row["label"], row["activation"], row["output"], row["seed"], epochs,
                         row["result"] or row["status"], row["best_epoch"], row["best_val_acc"], row["best_test_acc"],
-                        row["train_seconds"] or 0.0, row["stopped_epoch"], diagnostics)
+                        row["train_seconds"] or 0.0, row["stopped_epoch"], diagnostics,
+                        loss=_config_of(row).get("loss", "cross_entropy"))
+
+
+def _config_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored run's own [experiment] table (the row's JSON text, or the table already read)."""
+    return json.loads(row["config"]) if isinstance(row["config"], str) else row["config"]
 
 
 def _finite(value: Any) -> Any:

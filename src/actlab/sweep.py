@@ -45,7 +45,7 @@ from actlab.workers import Progress, Task, Trained, default_log, progress_wanted
 
 # keys that do not change what a run computes, left out of its content hash
 NOT_HASHED = frozenset(KEYS) - set(keys_where("hashed"))
-PER_MODEL = ("activations", "output", "init", "seed", "seeds")  # what differs between a grid point's models
+PER_MODEL = ("activations", "output", "loss", "init", "seed", "seeds")  # what differs between a grid point's models
 TRAINING_CODE_VERSION = __version__  # a new actlab version retrains: its numbers may differ
 
 
@@ -60,16 +60,19 @@ class SweepRun:
     activation: str
     output: str
     seed: int
+    loss: str = "cross_entropy"
 
     def record(self) -> ModelRun:
-        return ModelRun(self.label, self.activation, self.output, self.seed)
+        return ModelRun(self.label, self.activation, self.output, self.seed, loss=self.loss)
 
 
-def run_hash(flat: dict[str, Any], activation: str, output: str, seed: int) -> str:
+def run_hash(flat: dict[str, Any], activation: str, output: str, seed: int, loss: str = "cross_entropy") -> str:
     """A stable content hash of what one run trains: data, model, optimiser, seed, epochs, code version."""
     key = {k: v for k, v in flat.items() if k not in NOT_HASHED}
     key.update(activation=activation, output=output, seed=seed, init=_init_of(flat, activation),
                actlab=TRAINING_CODE_VERSION)
+    if loss != "cross_entropy" or "loss" in key:  # the default leaves the hashes of runs from before losses alone
+        key["loss"] = loss
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -94,9 +97,9 @@ def expand(config: Config, sweep: dict[str, list[Any]]) -> list[SweepRun]:
         point = config_from_flat(flat, {k: "[sweep]" for k in flat})  # checks every swept value
         flat = point.to_flat()
         for seed in point.run.seeds:
-            for label, activation, output in point.variants:
-                runs.append(SweepRun(run_hash(flat, activation, output, seed), len(runs), flat, label,
-                                     activation, output, seed))
+            for label, activation, output, loss in point.variants:
+                runs.append(SweepRun(run_hash(flat, activation, output, seed, loss), len(runs), flat, label,
+                                     activation, output, seed, loss))
     hashes = [r.hash for r in runs]
     if len(set(hashes)) != len(hashes):
         raise ActlabError("the sweep lists the same run twice (two grid points train identical models); "
@@ -112,8 +115,11 @@ def _init_of(flat: dict[str, Any], activation: str) -> str:
 
 def _single(flat: dict[str, Any], run: SweepRun) -> dict[str, Any]:
     """The run's own [experiment] table: its one activation, output, seed and init scheme."""
-    return {**flat, "activations": [run.activation], "output": run.output, "seed": run.seed, "seeds": 1,
-            "init": _init_of(flat, run.activation)}
+    single = {**flat, "activations": [run.activation], "output": run.output, "seed": run.seed, "seeds": 1,
+              "init": _init_of(flat, run.activation)}
+    if run.loss != "cross_entropy" or "loss" in flat:
+        single["loss"] = run.loss
+    return single
 
 
 def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: str = "local",
@@ -284,7 +290,7 @@ def _run_on_ray(todo: list[SweepRun], folders: dict[str, str], store: Store, add
     remote = ray.remote(num_cpus=1)(_ray_train)
     groups: dict[tuple, list[tuple[int, SweepRun]]] = {}
     for i, run in enumerate(todo):
-        groups.setdefault((json.dumps({k: v for k, v in run.flat.items() if k not in ("activations", "output")},
+        groups.setdefault((json.dumps({k: v for k, v in run.flat.items() if k not in ("activations", "output", "loss")},
                                       sort_keys=True), run.seed), []).append((i, run))
     progress = Progress(show_progress, len(todo), "sweep runs on Ray")
     try:

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from actlab.backprop import hand_backprop_applies, hand_step
 from actlab.board import tensorboard_writer
 from actlab.device_data import DeviceData
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
 from actlab.families import ModuleStack, family_of
-from actlab.models import ModelStack, apply_per_model, loss_fn, stack_forward
+from actlab.losses import loss_fn, model_losses
+from actlab.models import ModelStack, apply_per_model, stack_forward
 from actlab.optimizers import FlatOptimizer, learning_rate
 from actlab.status import OK, Status
 from actlab.results import ModelRun, mark_failed_to_learn
@@ -107,10 +107,13 @@ def train_group(records: list[ModelRun], data: dict[int, DeviceData], config: Co
     o = config.optim
     members = [_member(records[i], data[records[i].seed], config, device, tensorboard_dir)
                for i in sorted(range(len(records)), key=lambda i: records[i].seed)]  # one seed side by side
-    if family_of(config).stacks:
-        stack = ModelStack([m.model for m in members], [m.record.seed for m in members], [m.noise for m in members])
+    family = family_of(config)
+    if family.stack is not None:
+        stack = family.stack([m.model for m in members], [m.record.seed for m in members], [m.noise for m in members],
+                             [m.record.loss for m in members])
     elif len(members) == 1:
-        stack = ModuleStack(members[0].model, members[0].record.seed, members[0].noise, members[0].record.output)
+        r = members[0].record
+        stack = ModuleStack(members[0].model, r.seed, members[0].noise, r.output, r.loss)
     else:
         raise ValueError(f"the {config.model.family} family trains each model alone, not {len(members)} together")
     optimizer = FlatOptimizer(stack.flat, o)
@@ -165,7 +168,7 @@ def _diagnose(member: Member, stage: str, config: Config) -> None:
         member.record.diagnostics += [
             {"stage": stage, "layer": layer, "metric": metric, "value": value}
             for layer, metric, value in measure(member.model, member.x_diag, member.y_diag,
-                                                loss_fn(member.record.output))]
+                                                loss_fn(member.record.output, member.record.loss))]
 
 
 def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, DeviceData], config: Config,
@@ -175,7 +178,7 @@ def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, De
     loss and accuracy over the examples seen, whether it diverged, and the pass's seconds."""
     o = config.optim
     start = time.perf_counter()
-    if isinstance(stack, ModuleStack):
+    if not isinstance(stack, ModelStack):  # a stack with its own (autograd) step
         step = stack.step(autocast(device, config))
     elif config.run.backprop == "auto" and hand_backprop_applies(stack, config.run.precision):
         step = hand_step(stack)
@@ -230,7 +233,7 @@ def _end_epoch(member: Member, epoch: int, seconds: float, train_loss: float, tr
         record.status = Status("diverged", epoch)
         return True
     row.update(train_loss=train_loss, train_acc=train_acc)
-    loss, data, batch = loss_fn(record.output), member.data, config.run.eval_batch_size
+    loss, data, batch = loss_fn(record.output, record.loss), member.data, config.run.eval_batch_size
     if data.x_val is not None:
         row["val_loss"], row["val_acc"] = evaluate(member.model, data.x_val, data.y_val, loss, batch)
     row["test_loss"], row["test_acc"] = evaluate(member.model, data.x_test, data.y_test, loss, batch)
@@ -266,26 +269,13 @@ def autograd_step(stack: ModelStack, precision) -> Callable:
                                       lambda depth, z: apply_per_model([f[depth] for f in functions], z), noise)
             outputs = logits if all(h is None for h in stack.heads) else \
                 apply_per_model([h or (lambda t: t) for h in stack.heads], logits)
-            losses = model_losses(outputs, y, stack.heads)
+            losses = model_losses(outputs, y, stack.heads, stack.losses)
         stack.flat.grad.zero_()
         losses.sum().backward()
         if out is not None:
             out.copy_(outputs.detach())
         return outputs.detach(), losses.detach()
     return step
-
-
-def model_losses(out: torch.Tensor, y: torch.Tensor, heads: list) -> torch.Tensor:
-    """Each model's mean loss on the batch (models,): cross-entropy on logits, NLL on a head's output.
-    One model's output and labels have no model dimension."""
-    if out.dim() == 2:
-        return loss_fn(heads[0].kind if heads[0] is not None else "logits")(out, y).view(1)
-    if all(head is None for head in heads):
-        return F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(len(out), -1).mean(1)
-    return torch.stack([loss_fn(head.kind if head is not None else "logits")(out[m], y[m])
-                        for m, head in enumerate(heads)])
-
-
 
 
 def autocast(device: torch.device, config: Config):
@@ -309,7 +299,8 @@ def test_best_checkpoint(member: Member, config: Config) -> None:
     model, record = member.model, member.record
     final_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(member.best_state)
-    _, record.best_test_acc = evaluate(model, member.data.x_test, member.data.y_test, loss_fn(record.output),
+    _, record.best_test_acc = evaluate(model, member.data.x_test, member.data.y_test,
+                                       loss_fn(record.output, record.loss),
                                        config.run.eval_batch_size)
     _diagnose(member, "best", config)
     model.load_state_dict(final_state)

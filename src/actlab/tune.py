@@ -183,7 +183,7 @@ def run_tuned(config: Config, grid: dict[str, list[float]], out: Path, backend: 
     check_size(config, resolve_device(config.run.device), {**grid, "seed": [*config.run.seeds, *tuning_seeds(config)]},
                fix="give fewer values or seeds")
     seeds = {"tuning": tuning_seeds(config), "evaluation": list(config.run.seeds)}
-    labels = [label for label, _, _ in config.variants]
+    labels = [label for label, *_ in config.variants]
     grid_points = points(grid)
     fixed = {key: getattr(getattr(config, KEYS[key].section), KEYS[key].field) for key in grid}
     log(f"tuning {', '.join(grid)}: {len(labels) * len(grid_points) * len(seeds['tuning'])} tuning runs "
@@ -217,7 +217,7 @@ def json_key(point: dict[str, float]) -> str:
 
 
 def _activation_of(config: Config) -> dict[str, str]:
-    return {label: activation for label, activation, _ in config.variants}
+    return {label: activation for label, activation, *_ in config.variants}
 
 
 def _train(config: Config, runs, out: Path, backend: str, ray_address, show_progress, log, what: str,

@@ -29,8 +29,10 @@ from typing import Any
 
 
 from actlab.activations import split_layers
+from actlab.convnets import conv_sizes
 from actlab.data import dataset_info
 from actlab.errors import ActlabError
+from actlab.losses import LOSS_HEADS
 from actlab.presets import PRESETS
 
 if sys.version_info >= (3, 11):
@@ -43,9 +45,9 @@ from actlab.config.keys import Key
 from actlab.config.sections import (KEYS, SECTIONS, Config, DataConfig, ModelConfig, OptimConfig, RunConfig,
                                     flag_defaults, keys_where, toml_text)
 
-__all__ = ["KEYS", "MAX_SEEDS", "NORMALIZE", "OPTIMIZERS", "SECTIONS", "SWEEP_ALIASES", "Config", "DataConfig", "Key",
-           "ModelConfig", "OptimConfig", "RunConfig", "config_from_flat", "flag_defaults", "keys_where",
-           "load_toml", "preset_flat", "read_sweep", "replace", "resolve_config", "toml_text", "tomllib"]
+__all__ = ["CNN_KEYS", "KEYS", "MAX_SEEDS", "NORMALIZE", "OPTIMIZERS", "SECTIONS", "SWEEP_ALIASES", "Config",
+           "DataConfig", "Key", "ModelConfig", "OptimConfig", "RunConfig", "config_from_flat", "flag_defaults",
+           "keys_where", "load_toml", "preset_flat", "read_sweep", "replace", "resolve_config", "toml_text", "tomllib"]
 
 
 def _unknown_key(key: str, where: str) -> ActlabError:
@@ -97,17 +99,48 @@ def _check_combinations(config: Config, sources: dict[str, str]) -> None:
     if o.patience and not d.val_split:
         raise ActlabError(f"patience = {o.patience} needs a validation split to watch: add val_split "
                           f"(e.g. --val-split 10000), or set patience = 0 to train every epoch")
+    _check_model(config.model, sources)
     for a in config.model.activations:
-        layers = len(split_layers(a))
-        if layers > 1 and layers != len(config.model.hidden):
-            raise ActlabError(f"activation {a!r} names {layers} layers but hidden = {list(config.model.hidden)} has "
-                              f"{len(config.model.hidden)}; give one activation per hidden layer")
+        layers, m = len(split_layers(a)), config.model
+        if layers > 1 and m.family == "cnn" and layers != len(m.conv) + len(m.hidden):
+            raise ActlabError(f"activation {a!r} names {layers} layers but conv = {list(m.conv)} and hidden = "
+                              f"{list(m.hidden)} have {len(m.conv) + len(m.hidden)}; give one activation per conv "
+                              f"and dense layer")
+        if layers > 1 and m.family != "cnn" and layers != len(m.hidden):
+            raise ActlabError(f"activation {a!r} names {layers} layers but hidden = {list(m.hidden)} has "
+                              f"{len(m.hidden)}; give one activation per hidden layer")
     if not isinstance(config.model.init, str):
         unknown = [a for a, _ in config.model.init if a not in config.model.activations]
         if unknown:
             raise ActlabError(f"init names {', '.join(map(repr, unknown))}, which is not among the activations "
                               f"{list(config.model.activations)}; key the table by activation as written there")
     _check_sizes(d, config.optim)
+
+
+CNN_KEYS = ("conv", "kernel", "pool", "batch_norm")
+
+
+def _check_model(m: ModelConfig, sources: dict[str, str]) -> None:
+    """Losses that fit their heads; the cnn's keys only with the cnn, and a conv stack that leaves an image."""
+    for loss in m.losses:
+        unfit = [o for o in m.outputs if o not in LOSS_HEADS[loss]]
+        if unfit:
+            raise ActlabError(f"loss = {loss!r} does not fit output = {unfit[0]!r}: {loss} takes "
+                              f"{' or '.join(LOSS_HEADS[loss])} (e.g. --output {LOSS_HEADS[loss][0]})")
+    if m.family != "cnn":
+        given = [k for k in CNN_KEYS if k in sources or getattr(m, k) != KEYS[k].default]
+        if given:
+            value = getattr(m, given[0])
+            raise ActlabError(f"{given[0]} = {_shown(list(value) if isinstance(value, tuple) else value)}"
+                              f"{f' ({sources[given[0]]})' if given[0] in sources else ''} applies to the cnn "
+                              f"family only, and model = {m.family!r}; add --model cnn, or leave {given[0]} out")
+        return
+    sides = conv_sizes(m.conv, m.kernel)
+    if min(sides) < 1:
+        layer = next(i for i, s in enumerate(sides) if s < 1)
+        raise ActlabError(f"conv = {list(m.conv)} with kernel = {m.kernel}: conv layer {layer + 1} leaves no image "
+                          f"(28×28 shrinks to {' → '.join(f'{max(s, 0)}×{max(s, 0)}' for s in sides)}); use fewer "
+                          f"conv layers or a smaller kernel")
 
 
 def _check_sizes(d: DataConfig, o: OptimConfig) -> None:

@@ -17,6 +17,7 @@ from actlab.activations import parse_layers
 from actlab.data import DATASETS, check_mirror, dataset_info
 from actlab.errors import ActlabError
 from actlab.hypotheses import NAMES as HYPOTHESIS_NAMES
+from actlab.losses import LOSSES
 from actlab.models import INITS, OUTPUTS
 
 
@@ -149,6 +150,21 @@ def _outputs(v: Any) -> tuple[str, ...]:
     if not isinstance(items, (list, tuple)) or not items:
         raise _Bad(f"must be one of (or a list of): {', '.join(OUTPUTS)}")
     return tuple(_choice(OUTPUTS)(o) for o in items)
+
+
+def _losses(v: Any) -> tuple[str, ...]:
+    items = [v] if isinstance(v, str) else v
+    if not isinstance(items, (list, tuple)) or not items:
+        raise _Bad(f"must be one of (or a list of): {', '.join(LOSSES)}")
+    return tuple(_choice(LOSSES)(loss) for loss in items)
+
+
+def _conv(v: Any) -> tuple[int, ...]:
+    channels = isinstance(v, (list, tuple)) and v and all(isinstance(c, int) and not isinstance(c, bool) and c >= 1
+                                                          for c in v)
+    if not channels:
+        raise _Bad("must be a list of one or more channel counts ≥ 1, e.g. [6, 16]")
+    return tuple(v)
 
 
 def _init(v: Any) -> str | tuple[tuple[str, str], ...]:

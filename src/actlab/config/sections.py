@@ -10,9 +10,9 @@ from typing import Any
 import tomli_w
 
 from actlab.activations import split_activation_list
-from actlab.config.checks import (NORMALIZE, OPTIMIZERS, _activations, _choice, _dataset, _device, _explain, _float,
-                                  _hidden, _init, _int, _mirror, _name, _outputs, _path, _seeds, _stack, _text_bool,
-                                  _text_ints, _text_list, _text_seeds, _val_split)
+from actlab.config.checks import (NORMALIZE, OPTIMIZERS, _activations, _choice, _conv, _dataset, _device, _explain,
+                                  _float, _hidden, _init, _int, _losses, _mirror, _name, _outputs, _path, _seeds,
+                                  _stack, _text_bool, _text_ints, _text_list, _text_seeds, _val_split)
 from actlab.config.keys import Key, _bool_key, key
 from actlab.data import DATASETS
 from actlab.families import FAMILIES
@@ -60,6 +60,19 @@ class ModelConfig:
     outputs: tuple[str, ...] = key(("logits",), _outputs, "output head(s) compared: logits (cross-entropy) or "
                                    "log_softmax|softmax|sigmoid|tanh (NLL)", from_text=_text_list,
                                    metavar="HEAD", name="output", per_model=True, shown=True)
+    losses: tuple[str, ...] = key(("cross_entropy",), _losses, "loss(es) compared: cross_entropy (NLL with an "
+                                  "output head), mse (squared error to one-hot targets) or hinge (multi-class, "
+                                  "on logits)", from_text=_text_list, metavar="LOSS", name="loss", per_model=True,
+                                  shown=True, omit_default=True)
+    conv: tuple[int, ...] = key((6, 16), _conv, "cnn: output channels of each conv layer (conv → activation → "
+                                "2×2 pool), e.g. 6,16 (LeNet-5's)", from_text=_text_ints, metavar="C,C", shown=True,
+                                omit_default=True)
+    kernel: int = key(5, _int(1), "cnn: the conv layers' kernel size (the first pads to keep 28×28, the others "
+                      "do not pad)", metavar="K", shown=True, omit_default=True)
+    pool: str = key("max", _choice(("max", "avg")), "cnn: 2×2 pooling after each conv layer: max or avg",
+                    from_text=str, metavar="KIND", shown=True, omit_default=True)
+    batch_norm: bool = _bool_key(False, "cnn: batch normalisation before each hidden activation (conv and dense)",
+                                 shown=True, omit_default=True)
     init: str | tuple[tuple[str, str], ...] = key("default", _init, "weight init: " + ", ".join(INITS) +
                                                   "; or per activation: selu=lecun_normal,relu=default",
                                                   from_text=str, metavar="SCHEME", per_model=True, shown=True)
@@ -179,14 +192,10 @@ class Config:
             value = getattr(getattr(self, spec.section), spec.field)
             if value is None or (spec.omit_default and value == spec.default) or name in self.from_env:
                 continue
-            if name == "init" and isinstance(value, tuple):
-                value = dict(value)
-            flat[name] = list(value) if isinstance(value, tuple) else value
+            flat[name] = written(name, value)
         seeds = self.run.seeds
         flat["seed"] = seeds[0]
         flat["seeds"] = len(seeds) if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))) else list(seeds)
-        if len(self.model.outputs) == 1:
-            flat["output"] = self.model.outputs[0]
         return flat
 
     def to_toml(self, sweep: dict[str, list[Any]] | None = None) -> str:
@@ -194,14 +203,23 @@ class Config:
         return toml_text({"experiment": self.to_flat(), **({} if sweep is None else {"sweep": sweep})})
 
     @property
-    def variants(self) -> list[tuple[str, str, str]]:
-        """(label, activation, output) for each model trained per seed."""
-        acts, outs = self.model.activations, self.model.outputs
-        if len(outs) == 1:
-            return [(a, a, outs[0]) for a in acts]
-        if len(acts) == 1:
-            return [(o, acts[0], o) for o in outs]
-        return [(f"{a}/{o}", a, o) for a in acts for o in outs]
+    def variants(self) -> list[tuple[str, str, str, str]]:
+        """(label, activation, output, loss) for each model trained per seed; the label names what
+        varies (`relu`, `softmax`, `relu/softmax`, `sigmoid/mse`)."""
+        acts, outs, losses = self.model.activations, self.model.outputs, self.model.losses
+        return [("/".join(part for part, many in ((a, len(acts) > 1), (o, len(outs) > 1), (loss, len(losses) > 1))
+                          if many) or a, a, o, loss)
+                for a in acts for o in outs for loss in losses]
+
+
+def written(name: str, value: Any) -> Any:
+    """A key's value as an `[experiment]` table writes it: a table for a per-activation init, lists for
+    tuples, and one output head or loss as itself rather than a list of one."""
+    if name == "init" and isinstance(value, tuple):
+        return dict(value)
+    if name in ("output", "loss") and isinstance(value, tuple) and len(value) == 1:
+        return value[0]
+    return list(value) if isinstance(value, tuple) else value
 
 
 SECTIONS: dict[str, type] = {f.name: type(f.default) for f in dataclasses.fields(Config) if f.name != "from_env"}
@@ -249,6 +267,6 @@ def _flag_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, dict):
         return ",".join(f"{k}={v}" for k, v in value.items())
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return ",".join(map(str, value)) or "''"
     return str(value)

@@ -20,8 +20,11 @@ def blocks(c: Context) -> list[Block]:
     if not any(s["n"] for s in analysis["metrics"].get(metric, {}).get("summary", {}).values()):
         return []
     ci = w("results.ci_t" if analysis["ci_method"] == "t" else "results.ci_bootstrap")
-    return [Heading(2, w("report.results")), Table(*results_table(results, analysis, w)),
-            Paragraph(w("results.caption", ci=ci)),
+    losses = list(dict.fromkeys(r.loss for r in results.runs))
+    caption = w("results.caption", ci=ci)
+    if len(losses) > 1:
+        caption = joined([caption, w("table.losses_differ", losses=Code(", ".join(losses)))], w.plain("list.sentence"))
+    return [Heading(2, w("report.results")), Table(*results_table(results, analysis, w)), Paragraph(caption),
             Image(f"{images}/final_accuracy.png", w.plain("plot.alt_final"),
                   w("figure.final", what=w(f"metric.{metric}"), n=len(analysis["seeds"])))]
 

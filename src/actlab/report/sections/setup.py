@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from actlab.config import KEYS
+from actlab.convnets import flat_features
 from actlab.data import validation_size
 from actlab.datasets import dataset_info
 from actlab.errors import ActlabError
@@ -48,13 +50,36 @@ def _network(c: Context, inputs: int, classes: int) -> Text:
     init = config.get("init", "default")
     inits = w("setup.init_default") if init == "default" else \
         Code(", ".join(f"{k}={v}" for k, v in init.items()) if isinstance(init, dict) else str(init))
-    dropout = w("setup.dropout", p=f"{config['dropout']:g}") if config.get("dropout") else ""
-    outputs = config.get("output", "logits")
-    head = w("setup.output_logits") if outputs == "logits" else w("setup.output_other", output=Code(
-        ", ".join(outputs) if isinstance(outputs, list) else str(outputs)))
-    activations = joined([Code(label) for label in c.results.labels], c.w.plain("list.comma"))
-    return w("setup.network", sizes=sizes, layers=len(hidden), activations=activations, init=inits, dropout=dropout,
-             output=head)
+    cnn = config.get("model", "mlp") == "cnn"
+    dropout = w("setup.dropout_cnn" if cnn else "setup.dropout", p=f"{config['dropout']:g}") \
+        if config.get("dropout") else ""
+    runs = c.results.runs
+    compared = c.results.labels if len({r.loss for r in runs}) < 2 else list(dict.fromkeys(r.activation for r in runs))
+    activations = joined([Code(label) for label in compared], c.w.plain("list.comma"))
+    if cnn:
+        conv = config.get("conv", KEYS["conv"].default)
+        kernel = config.get("kernel", KEYS["kernel"].default)
+        sizes = " → ".join(str(n) for n in [flat_features(tuple(conv), kernel), *hidden, classes])
+        return w("setup.network_cnn", convs=len(conv), channels=joined([str(n) for n in conv], w.plain("list.comma")),
+                 kernel=kernel, pool=w(f"setup.pool_{config.get('pool', 'max')}"), sizes=sizes,
+                 activations=activations, batch_norm=w("setup.batch_norm") if config.get("batch_norm") else "",
+                 init=inits, dropout=dropout, output=_output(config, w))
+    return w("setup.network", sizes=sizes, layers=w.count("hidden_layer", len(hidden)), activations=activations,
+             init=inits, dropout=dropout, output=_output(config, w))
+
+
+def _output(config: dict[str, Any], w) -> Text:
+    """The output head and the loss it trains with, or the losses compared."""
+    outputs, losses = config.get("output", "logits"), config.get("loss", "cross_entropy")
+    one_loss = losses if isinstance(losses, str) else None
+    if outputs == "logits" and one_loss in ("mse", "hinge"):
+        return w("setup.output_raw", loss=w(f"setup.loss_{one_loss}"))
+    head = Code(", ".join(outputs) if isinstance(outputs, list) else str(outputs))
+    if one_loss in ("mse", "hinge"):
+        return w("setup.output_head_loss", output=head, loss=w(f"setup.loss_{one_loss}"))
+    if one_loss:
+        return w("setup.output_logits") if outputs == "logits" else w("setup.output_other", output=head)
+    return w("setup.losses", output=head, losses=Code(", ".join(losses)))
 
 
 def _training(config: dict[str, Any], w) -> Text:

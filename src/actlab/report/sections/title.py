@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from actlab.numbers import variant_count
 from actlab.render import Block, Code, Heading, Paragraph, authored, joined
 from actlab.report.context import Context
 
 
 def blocks(c: Context) -> list[Block]:
     env, w = c.results.environment, c.w
-    summary = w("report.summary", models=len(c.results.runs), activations=len(c.results.labels),
+    runs = c.results.runs
+    variants = variant_count(w, len({r.activation for r in runs}), len({r.output for r in runs}),
+                             len({r.loss for r in runs}), len(c.results.labels))
+    summary = w("report.summary", models=len(runs), variants=variants,
                 seeds=w.count("seed", len(c.analysis["seeds"])), dataset=Code(str(c.results.config.get("dataset"))),
                 started=str(env.get("started", "")), device=Code(str(env.get("gpu") or env.get("device"))),
                 actlab=Code(str(env.get("actlab"))), torch=Code(str(env.get("torch"))),
