@@ -139,3 +139,17 @@ def test_a_contrast_with_fewer_than_three_shared_seeds_is_untestable(tmp_path):
     c = Contrast("dead_units", "relu", Side(Arm("leaky_relu:0.01")), Side(Arm("relu")))
     assert contrast_test(results, c, 0.005)["seeds"] == [0, 1]
     assert "Fewer than 3 seeds" in to_markdown([]) + Words("en").plain("cause.untestable.few_seeds")
+
+
+def test_bounded_heads_read_the_runs_own_heads_and_say_the_bound_is_not_what_holds_them_back(tmp_path):
+    heads = {"log_softmax": [0.913 + n / 2 for n in NOISE], "softmax": [0.912 + n for n in NOISE],
+             "sigmoid": [0.65 + 3 * n for n in NOISE], "tanh": [0.61 - 2 * n for n in NOISE]}
+    results = report_synthetic(tmp_path / "run", heads, config={"name": "heads", "dataset": "mnist", "hidden": [],
+                                                                 "output": list(heads)})
+    entry = by_name(causes(results, analyse(results), ("bounded_output",)))["bounded_output"]
+    test, to_sigmoid, to_tanh = entry["contrasts"]
+    assert test["verdict"] == "no_effect" and test["test"]["n"] == 5  # log_softmax and softmax: within the margin
+    assert (to_sigmoid["verdict"], to_tanh["verdict"]) == ("supported", "supported")  # normalising is what helps
+    assert to_sigmoid["test"]["mean_diff"] == pytest.approx(0.262, abs=0.005)
+    md = build_report(results)[0].read_text()
+    assert "`sigmoid` 65.01%" in md and "softmax` minus `tanh`" in md and "the bound is not what holds" in md

@@ -106,3 +106,19 @@ def test_a_linear_network_has_no_depth_or_width_contrast_and_softplus_with_param
     assert "vanishing_gradient" not in found and "capacity" not in found
     twins = applicable(facts("softplus", "softplus:beta=2"), ("zero_centred",))["zero_centred"][0]
     assert [c.subject for c in twins] == ["softplus"]
+
+
+def test_bounded_heads_are_tested_by_log_softmax_against_softmax_reusing_the_runs_heads():
+    run = RunFacts({"log_softmax": "none"}, {"hidden": [], "output": ["log_softmax", "softmax", "sigmoid", "tanh"]})
+    (test, *ladder) = applicable(run, ("bounded_output",))["bounded_output"][0]
+    assert (test.subject, test.treated.plus.output, test.control.plus.output) == ("sigmoid, tanh", "log_softmax",
+                                                                                  "softmax")
+    assert [(c.role, c.control.plus.name) for c in ladder] == [("ladder", "sigmoid"), ("ladder", "tanh")]
+    assert arms_to_train(run, ("bounded_output",)) == {}  # every head is the run's own
+    lone = RunFacts({"sigmoid": "none"}, {"hidden": [], "output": "sigmoid"})
+    trained = arms_to_train(lone, ("bounded_output",))
+    assert set(trained) == {"output=log_softmax", "output=softmax"}
+    assert trained["output=softmax"] == ((("output", "softmax"),), ["none"])
+    assert "bounded_output" not in applicable(RunFacts({"relu": "relu"}, {"hidden": [128]}), ("bounded_output",))
+    squared = RunFacts({"sigmoid": "none"}, {"hidden": [], "output": "sigmoid", "loss": "mse"})
+    assert "bounded_output" not in applicable(squared, ("bounded_output",))  # the claim is about the NLL on a head

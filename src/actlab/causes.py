@@ -42,8 +42,9 @@ def facts_of(results: Results) -> RunFacts:
 
 def arm_runs(results: Results, arm: Arm) -> list[ModelRun]:
     """The models of one arm that count: the run's own (setting "") or the interventions'."""
-    first = _first_head(results)
-    own = [r for r in results.runs if r.activation == arm.activation and (r.output, r.loss) == first and r.counts] \
+    output, loss = _first_head(results)
+    own = [r for r in results.runs if r.activation == arm.activation and (r.output, r.loss) == (arm.output or output,
+                                                                                                   loss) and r.counts] \
         if arm.setting == "" else []
     stored = ((results.interventions or {}).get("settings", {}).get(arm.setting, {}).get("runs", []))
     extra = [m for m in (ModelRun.from_json(doc) for doc in stored) if m.activation == arm.activation and m.counts]

@@ -43,6 +43,12 @@ class Arm:
     activation: str
     setting: str = ""
     overrides: tuple[tuple[str, Any], ...] = ()
+    output: str = ""  # the output head its models end in ("" = the run's first, the one the hypotheses read)
+
+    @property
+    def name(self) -> str:
+        """What the report calls the arm: its output head where the arms differ in that, else its activation."""
+        return self.output or self.activation
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,35 @@ def _learning_rate_untestable(facts: RunFacts) -> str | None:
     return None if facts.tuned else "cause.untestable.not_tuned"
 
 
+BOUNDED_HEADS = ("sigmoid", "tanh")  # bounded, and not normalised across the classes
+
+
+def _outputs(facts: RunFacts) -> list[str]:
+    outputs = facts.config.get("output", "logits")
+    return [outputs] if isinstance(outputs, str) else list(outputs)
+
+
+def bounded_output(facts: RunFacts) -> list[Contrast]:
+    """log_softmax against softmax (both normalise across the classes; only softmax is bounded), for
+    a run with sigmoid or tanh heads under their NLL loss: if the bound costs accuracy, log_softmax
+    is better. The ladder's step, softmax against each bounded head, isolates normalisation. Heads
+    the run has are reused; the others train with `output` changed."""
+    outputs = _outputs(facts)
+    bounded = [h for h in outputs if h in BOUNDED_HEADS]
+    if not bounded or facts.config.get("loss", "cross_entropy") != "cross_entropy" or not facts.activations:
+        return []
+    activation = next(iter(facts.activations.values()))
+
+    def arm(head: str) -> Arm:
+        if head in outputs:
+            return Arm(activation, output=head)
+        return Arm(activation, f"output={head}", (("output", head),), output=head)
+    subject = ", ".join(bounded)
+    return [Contrast("bounded_output", subject, Side(arm("log_softmax")), Side(arm("softmax")), step="bound"),
+            *(Contrast("bounded_output", subject, Side(arm("softmax")), Side(arm(h)), role="ladder",
+                       step="normalisation") for h in bounded)]
+
+
 def _never(facts: RunFacts) -> str | None:
     return None
 
@@ -263,6 +298,8 @@ HYPOTHESES: dict[str, Hypothesis] = {h.name: h for h in (
     Hypothesis("fit_vs_generalise", fit_vs_generalise, _never, "two activations or more; trains nothing"),
     Hypothesis("learning_rate", learning_rate, _learning_rate_untestable,
                "a tuned run (--tune lr); otherwise says how to test it"),
+    Hypothesis("bounded_output", bounded_output, _never,
+               "sigmoid or tanh output heads (--output, NLL loss); reuses or trains softmax and log_softmax heads"),
 )}
 NAMES = tuple(HYPOTHESES)
 
@@ -284,7 +321,7 @@ def applicable(facts: RunFacts, names: tuple[str, ...] = NAMES) -> dict[str, tup
 def arms_to_train(facts: RunFacts, names: tuple[str, ...] = NAMES) -> dict[str, tuple[tuple[tuple[str, Any], ...],
                                                                                       list[str]]]:
     """Per setting ("" = the run's own): its overrides and the activations the run lacks there."""
-    present = set(facts.activations.values())
+    present = set(facts.activations.values())  # an arm of setting "" is always one of the run's own
     out: dict[str, tuple[tuple[tuple[str, Any], ...], list[str]]] = {}
     for contrasts, _ in applicable(facts, names).values():
         for arm in (arm for c in contrasts for arm in c.arms):

@@ -346,8 +346,7 @@ VERDICT_COLOURS = {"supported": "#238b45", "contradicted": "#cb181d", "no_effect
 
 
 def plot_causes(entries: list[dict], margin_points: float, path: Path, w: Words) -> Figure | None:
-    """Every tested contrast of the possible causes: treated minus control in points with its
-    simultaneous 95% interval, coloured by verdict, against 0 and the ±margin band."""
+    """Every tested contrast of the possible causes: treated − control in points, its simultaneous 95% interval."""
     rows = [row for e in entries for row in e["contrasts"] if row["verdict"] in VERDICT_COLOURS]
     if not rows:
         return None
@@ -360,8 +359,9 @@ def plot_causes(entries: list[dict], margin_points: float, path: Path, w: Words)
         colour = VERDICT_COLOURS[row["verdict"]]
         ax.plot([low, high], [i, i], color=colour, linewidth=2)
         ax.plot([mean], [i], "o", color=colour)
-    names = [f"{row['hypothesis']}: {row['subject']}" + (f" ({w.plain('causes.step.' + row['step'])})"
-                                                          if row["role"] == "ladder" else "") for row in rows]
+    arm = lambda side: side["plus"].get("output") or side["plus"]["activation"]  # noqa: E731
+    names = [f"{row['hypothesis']}: " + (row["subject"] if row["role"] != "ladder" else f"{arm(row['treated'])} − "
+             f"{arm(row['control'])} ({w.plain('causes.step.' + row['step'])})") for row in rows]
     ax.set_yticks(range(len(rows)), names)
     ax.invert_yaxis()
     ax.set_xlabel(w.plain("causes.axis"))

@@ -88,7 +88,8 @@ class Evidence:
 
     def arm_table(self, arm: Arm):
         """The diagnostics' means of one arm's models (the run's, or an intervention's), and its label there."""
-        own = next((r.label for r in self.results.runs if r.activation == arm.activation), None) \
+        head = arm.output or (self.results.runs[0].output if self.results.runs else "logits")
+        own = next((r.label for r in self.results.runs if r.activation == arm.activation and r.output == head), None) \
             if arm.setting == "" else None
         if own is not None:
             return self.table, own
@@ -151,6 +152,16 @@ class Evidence:
         return self.w("cause.capacity.evidence", subject=Code(row["subject"]),
                       train=pct(mean_value(runs, "final_train_acc")), test=pct(mean_value(runs, "final_test_acc")))
 
+    def bounded_output(self, row) -> Text:
+        if row["role"] != "test":
+            return ""
+        accuracy = lambda arm: pct(mean_value(arm_runs(self.results, arm), "final_test_acc"))  # noqa: E731
+        heads = [Arm(self.results.runs[0].activation, output=h) for h in row["subject"].split(", ")]
+        each = [joined([Code(a.name), accuracy(a)], " ") for a in heads]
+        return self.w("cause.bounded_output.evidence", accuracy=joined(each, self.w.plain("list.comma")),
+                      softmax=accuracy(_arm(row["control"]["plus"])),
+                      log_softmax=accuracy(_arm(row["treated"]["plus"])))
+
     def fit_vs_generalise(self, row) -> Text:
         winner, loser = row["treated"]["plus"]["activation"], row["control"]["plus"]["activation"]
         of = lambda label, metric: pct(mean_value(self.results.by_label(label), metric))  # noqa: E731
@@ -161,7 +172,12 @@ class Evidence:
 
 def _arm(doc: dict[str, Any]) -> Arm:
     """An arm back from its stats.json form."""
-    return Arm(doc["activation"], doc["setting"], tuple(map(tuple, doc["overrides"])))
+    return Arm(doc["activation"], doc["setting"], tuple(map(tuple, doc["overrides"])), doc.get("output", ""))
+
+
+def _name(doc: dict[str, Any]) -> str:
+    """An arm's name in the report, from its stats.json form (`Arm.name`)."""
+    return _arm(doc).name
 
 
 def _ratio(r: float | None) -> str:
@@ -197,7 +213,7 @@ def hypothesis_blocks(entry: dict[str, Any], evidence: Evidence, results: Result
                  result_sentence(row, name, results, margin, w)]
         steps = [row2 for row2 in ladder if row2["subject"] == row["subject"]]
         if steps:
-            parts.append(w("cause.zero_centred.ladder", steps=joined(
+            parts.append(w(f"cause.{name}.ladder", steps=joined(
                 [_ladder_step(s, margin, w) for s in steps], w.plain("list.semicolon"))))
         items.append(joined(parts, w.plain("list.sentence")))
     return out + [Bullets(items)]
@@ -206,16 +222,16 @@ def hypothesis_blocks(entry: dict[str, Any], evidence: Evidence, results: Result
 def _experiment(name: str, row: dict[str, Any], results: Results, w: Words) -> Text:
     treated, control = row["treated"], row["control"]
     layers = len(results.config.get("hidden", [1]) or [1])
-    return w.named(f"cause.{name}.experiment", subject=Code(row["subject"]), twin=Code(treated["plus"]["activation"]),
-             ref=Code(control["plus"]["activation"]), winner=Code(treated["plus"]["activation"]),
-             loser=Code(control["plus"]["activation"]), layers=layers, layers_deep=layers * DEPTH_FACTOR)
+    return w.named(f"cause.{name}.experiment", subject=Code(row["subject"]), twin=Code(_name(treated["plus"])),
+                   ref=Code(_name(control["plus"])), winner=Code(_name(treated["plus"])),
+                   loser=Code(_name(control["plus"])), layers=layers, layers_deep=layers * DEPTH_FACTOR)
 
 
 def result_sentence(row: dict[str, Any], name: str, results: Results, margin: float, w: Words) -> Text:
     """The contrast's difference, interval, test and verdict, and what the verdict means here."""
     verdict = row["verdict"]
     if verdict == "not_run":
-        arms = joined([Code(a["activation"] + (f" [{a['setting']}]" if a["setting"] else "")) for a in row["missing"]],
+        arms = joined([Code(_name(a) + (f" [{a['setting']}]" if a["setting"] else "")) for a in row["missing"]],
                       w.plain("list.comma"))
         return w("causes.not_run", command=Code(f"actlab explain {results.run_dir} --only {name}"), arms=arms)
     if verdict == "untestable":
@@ -232,8 +248,8 @@ def result_sentence(row: dict[str, Any], name: str, results: Results, margin: fl
                     w("causes.seeds_no_spread") if t["effect_dz"] is None else w("causes.seeds_many"))
     else:
         text.append(w.named(f"cause.{name}.{verdict}", subject=Code(row["subject"]),
-                      ref=Code(row["control"]["plus"]["activation"]), winner=Code(row["treated"]["plus"]["activation"]),
-                      loser=Code(row["control"]["plus"]["activation"])))
+                      ref=Code(_name(row["control"]["plus"])), winner=Code(_name(row["treated"]["plus"])),
+                      loser=Code(_name(row["control"]["plus"]))))
     return joined(text, w.plain("list.sentence"))
 
 
@@ -252,7 +268,7 @@ def _ladder_step(row: dict[str, Any], margin: float, w: Words) -> Text:
     if row["verdict"] in ("not_run", "untestable"):
         return w("causes.ladder_step_missing", step=w(f"causes.step.{row['step']}"))
     return w("causes.ladder_step", step=w(f"causes.step.{row['step']}"),
-             treated=Code(row["treated"]["plus"]["activation"]), control=Code(row["control"]["plus"]["activation"]),
+             treated=Code(_name(row["treated"]["plus"])), control=Code(_name(row["control"]["plus"])),
              diff=pts(t["mean_diff"]), low=pts(row["ci_low"]), high=pts(row["ci_high"]),
              verdict=w(f"causes.ladder.{row['verdict']}"))
 
