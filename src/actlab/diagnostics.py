@@ -14,6 +14,9 @@ images of the seed's training split):
 - `grad_norm`: the norm of the loss gradient w.r.t. the layer's weights (every weight layer,
   `linear1`, … and a CNN's `conv1`, …, the output layer included), and `grad_ratio_first_last`,
   first layer's over the last's (≪ 1: vanishing gradients);
+- `never_positive_fraction`: units whose input is ≤ 0 for every example of the batch: for ReLU the
+  same units as `dead_fraction`, for leaky ReLU and other activations with a sloped negative side the
+  analogue (such a unit never reaches its positive side), so that both are described with one quantity;
 - `act_mean`, `act_std`: the layer output's statistics (SELU's self-normalisation keeps them
   near 0 and 1);
 - `param_<name>`: the current value of a learnable activation's parameter (e.g. PReLU's slope).
@@ -127,6 +130,11 @@ def dead_unit_fraction(outputs: torch.Tensor, eps: float = DEAD_EPS) -> float:
     return float((outputs.abs() <= eps).all(dim=0).float().mean())
 
 
+def never_positive_fraction(pre: torch.Tensor) -> float:
+    """Fraction of units (columns) whose input (pre-activation) is ≤ 0 for every example (row)."""
+    return float((pre <= 0).all(dim=0).float().mean())
+
+
 def saturated_fraction(pre: torch.Tensor, activation: nn.Module, threshold: float = SATURATED_DERIVATIVE) -> float:
     """Fraction of pre-activation values where |f'(x)| < threshold."""
     _, dy = derivative(activation, pre)
@@ -169,6 +177,8 @@ for _metric in (  # in the order diagnostics.csv lists them within a layer
                words="plot.saturated"),
         Metric("max_derivative", "hidden", lambda pre, out, act: max_derivative(act, pre.shape[1]),
                words="diagnostics.max_derivative"),
+        Metric("never_positive_fraction", "hidden", lambda pre, out, act: never_positive_fraction(pre), column=True,
+               words="diagnostics.never_positive"),
         Metric("act_mean", "hidden", lambda pre, out, act: float(out.mean()), words="diagnostics.output_stats"),
         Metric("act_std", "hidden", lambda pre, out, act: float(out.std()), words="diagnostics.output_stats"),
         Metric("grad_norm", "linear", lambda grad: float(grad.norm()), plot=True, log_scale=True,

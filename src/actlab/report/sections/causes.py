@@ -111,7 +111,9 @@ class Evidence:
         layer, dead = layer_max(table, "final", "dead_fraction", label) or (None, None)
         return self.w("cause.dead_units.evidence", subject=Code(row["subject"]), twin=Code(twin.activation),
                       dead=pct(dead, 1), layer=layer_name(layer, self.w),
-                      at_init=pct(table.get("init", {}).get("dead_fraction", {}).get(label, {}).get(layer), 1))
+                      at_init=pct(table.get("init", {}).get("dead_fraction", {}).get(label, {}).get(layer), 1),
+                      never=pct(self.value(subject, "final", "never_positive_fraction", layer), 1),
+                      twin_never=pct(self.value(twin, "final", "never_positive_fraction", layer), 1))
 
     def vanishing_gradient(self, row) -> Text:
         ref, sub = Arm(row["control"]["plus"]["activation"]), Arm(row["control"]["minus"]["activation"])

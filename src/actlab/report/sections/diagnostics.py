@@ -47,6 +47,7 @@ def diagnostics_table(table, w: Words) -> tuple[list, list[list]]:
             if learned:
                 row.append(", ".join(f"{m[len('param_'):]} {get('init', m):.3f} → {get('final', m):.3f}"
                                      for m in learned if not math.isnan(get("final", m))) or "–")
-            row += [f"{get('init', m.name):.3g} → {get('final', m.name):.3g}" for m in extra]
+            row += [f"{pct(get('init', m.name), 1)} → {pct(get('final', m.name), 1)}" if m.name.endswith("_fraction")
+                    else f"{get('init', m.name):.3g} → {get('final', m.name):.3g}" for m in extra]
             rows.append(row)
     return header, rows
