@@ -288,7 +288,9 @@ def _train(config: Config, device: torch.device, dataset, results: Results, grou
     trained = threading.Event()
     try:
         run_tasks(tasks, workers, threads, show_progress, finished,
-                  on_idle=lambda: preparing.append(_prepare_report_in_background(results, langs, drawn, trained)))
+                  Words(config.run.lang).plain("terminal.progress_models"),
+                  on_idle=lambda: preparing.append(_prepare_report_in_background(results, langs, drawn, trained)),
+                  lang=config.run.lang)
     except KeyboardInterrupt as stop:
         done = sum(r.counts for r in records)
         raise Interrupted(f"interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}: {done} of "

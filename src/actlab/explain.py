@@ -17,6 +17,7 @@ from actlab.config import Config, replace, resolve_config
 from actlab.device_data import resolve_device
 from actlab.errors import ActlabError
 from actlab.hypotheses import NAMES, RunFacts, arms_to_train
+from actlab.messages import Words
 from actlab.plan import duration, estimate_seconds
 from actlab.results import Results, load_results, write_results_json
 from actlab.store import Store
@@ -52,11 +53,13 @@ def train_interventions(config: Config, results: Results, names: tuple[str, ...]
     log = log or (lambda line: None)
     configs, runs = planned(config, names)
     store_dir = results.run_dir / "explain"
+    w = Words(config.run.lang)
     if announce:
-        log(explain_line(configs, runs, store_dir, resolve_device(config.run.device)))
+        log(explain_line(configs, runs, store_dir, resolve_device(config.run.device), w))
     for setting, (_, sub) in configs.items():
+        named = setting or w.plain("terminal.as_run")
         counts = train_runs(sub, runs[setting], store_dir, show_progress=show_progress, log=log,
-                            what=f"explain {setting or 'as run'}", describe=lambda run, s=setting: s or "as run")
+                            what=w.plain("terminal.what_explain", setting=named), describe=lambda run, s=named: s)
         if counts.get("failed") or counts.get("pending") or counts.get("running"):
             raise ActlabError(f"explain: {counts.get('failed', 0)} models failed and {counts.get('pending', 0)} "
                               f"did not run (see `actlab runs list {store_dir} --status failed`); fix the cause "
@@ -66,21 +69,24 @@ def train_interventions(config: Config, results: Results, names: tuple[str, ...]
     return results.interventions
 
 
-def explain_line(configs, runs, store_dir: Path, device) -> str:
+def explain_line(configs, runs, store_dir: Path, device, w: Words | None = None) -> str:
     """What --explain adds, before it trains: models per setting, how many are still to train, time."""
+    w = w or Words("en")
     total = sum(len(r) for r in runs.values())
     if not total:
-        return "--explain adds no models: the run has every model its hypotheses compare"
+        return w.plain("causes.plan_none")
     done: dict[str, str] = {}
     if (store_dir / "results.db").is_file():
         with Store(store_dir) as store:
             done = store.status_of(r.hash for rs in runs.values() for r in rs)
     left = {s: sum(done.get(r.hash) != "done" for r in rs) for s, rs in runs.items()}
     seconds = sum(estimate_seconds(sub, left[s], device) for s, (_, sub) in configs.items() if left[s])
-    items = [f"{', '.join(sub.model.activations)} {setting or 'as run'}" for setting, (_, sub) in configs.items()]
+    items = [f"{', '.join(sub.model.activations)} {setting or w.plain('terminal.as_run')}"
+             for setting, (_, sub) in configs.items()]
     todo = sum(left.values())
-    return (f"--explain adds {total} models ({'; '.join(items)}; the run's seeds), " +
-            (f"{todo} to train, about {duration(seconds)}" if todo else "all trained already"))
+    return w.plain("causes.plan_adds", total=total, items="; ".join(items),
+                   todo=w.plain("causes.plan_todo", n=todo, time=duration(seconds, w)) if todo
+                   else w.plain("causes.plan_all_trained"))
 
 
 def planned(config: Config, names: tuple[str, ...]):
@@ -91,7 +97,8 @@ def planned(config: Config, names: tuple[str, ...]):
 
 def announce_explain(config: Config, folder: Path) -> str:
     """The plan's --explain line for a run of `config` into `folder`."""
-    return explain_line(*planned(config, config.run.explain), folder / "explain", resolve_device(config.run.device))
+    return explain_line(*planned(config, config.run.explain), folder / "explain", resolve_device(config.run.device),
+                        Words(config.run.lang))
 
 
 def _collected(store_dir: Path, configs, runs, names: tuple[str, ...], before: dict | None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from actlab.data import load_dataset
 from actlab.errors import ActlabError
 from actlab.families import FAMILIES
 from actlab.files import atomic_write, create_folder
+from actlab.messages import Words
 from actlab.plan import (check_size, data_folder, main_defined, models_per_chunk, stacking, threads_per_worker,
                          worker_count)
 from actlab.results import ModelRun, checkpoint_name, save_checkpoint
@@ -134,7 +135,8 @@ def run_sweep(config: Config, sweep: dict[str, list[Any]], out: Path, backend: s
         summary_writer_class()  # a missing package is one line before the store's folder exists
     create_folder(out)
     atomic_write(out / "sweep.toml", config.to_toml(sweep))
-    return train_runs(config, runs, out, backend, ray_address, show_progress, log, "sweep",
+    return train_runs(config, runs, out, backend, ray_address, show_progress, log,
+                      Words(config.run.lang).plain("terminal.what_sweep"),
                       lambda run: _point(run, sweep))
 
 
@@ -149,32 +151,35 @@ def train_runs(config: Config, runs: list[SweepRun], out: Path, backend: str = "
     folders = {name: str(load_dataset(name, data_folder(config), download=config.data.download,
                                       mirror=config.data.data_mirror).folder)
                for name in dict.fromkeys(r.flat["dataset"] for r in runs)}
+    w = Words(config.run.lang)
     with Store(out) as store:
         store.add_pending((r.hash, r.index, _single(r.flat, r), r.label, r.activation, r.output, r.seed) for r in runs)
         status = store.status_of(r.hash for r in runs)
         todo = [r for r in runs if status.get(r.hash) != "done"]
         already = len(runs) - len(todo)
-        log(f"{what}: {len(runs)} runs, {already} already done in {store.path}, {len(todo)} to train")
-        estimate = _estimator(len(todo), log)
+        log(w.plain("terminal.store_plan", what=what, runs=len(runs), done=already, store=store.path, todo=len(todo)))
+        estimate = _estimator(len(todo), log, w)
 
         def done(run: SweepRun, trained: Trained) -> None:
             record = trained.record
             estimate()
             if trained.error:
                 store.fail(run.hash, trained.error)
-                log(f"{run.hash} {run.label} seed {run.seed}: failed: {trained.error}")
+                log(w.plain("terminal.store_failed", hash=run.hash, label=run.label, seed=run.seed,
+                            error=trained.error))
                 return
             store.save(run.hash, record)
             if config.run.checkpoints and trained.final_state is not None:
                 save_checkpoint(out / "checkpoints" / f"{run.hash}-{checkpoint_name(run.label, run.seed)}",
                                 record, trained.final_state, trained.best_state, _single(run.flat, run))
             acc = record.final_test_acc
-            log(f"{run.hash} {run.label} seed {run.seed} ({describe(run)}): {record.status}, "
-                f"test acc {'–' if acc is None else f'{acc:.2%}'}")
+            log(w.plain("terminal.store_done", hash=run.hash, label=run.label, seed=run.seed, point=describe(run),
+                        status=w.plain("terminal.ok") if record.status.ok else record.status,
+                        acc="–" if acc is None else f"{acc:.2%}"))
 
         try:
             if backend == "ray":
-                _run_on_ray(todo, folders, store, ray_address, show_progress, done)
+                _run_on_ray(todo, folders, store, ray_address, show_progress, done, w)
             else:
                 _run_locally(config, todo, folders, store, show_progress, done,
                              out / "tensorboard" if config.run.tensorboard else None)
@@ -186,7 +191,7 @@ def train_runs(config: Config, runs: list[SweepRun], out: Path, backend: str = "
     return {"runs": len(runs), "already_done": already, **counts}
 
 
-def _estimator(todo: int, log, after: int = 2):
+def _estimator(todo: int, log, w: Words, after: int = 2):
     """A callback for each finished run that, once `after` runs are in, logs the time the rest
     will take at the rate so far (workers running side by side included)."""
     start, finished = time.perf_counter(), 0
@@ -196,8 +201,8 @@ def _estimator(todo: int, log, after: int = 2):
         finished += 1
         if finished == min(after, todo) and todo > finished:
             seconds = (time.perf_counter() - start) / finished * (todo - finished)
-            log(f"the first {finished} runs took {time.perf_counter() - start:.0f} s: about "
-                f"{seconds / 60:.1f} min for the {todo - finished} left")
+            log(w.plain("terminal.store_estimate", n=finished, seconds=f"{time.perf_counter() - start:.0f}",
+                        minutes=f"{seconds / 60:.1f}", left=todo - finished))
     return finished_one
 
 
@@ -226,7 +231,8 @@ def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], 
     workers = 1 if any(main_defined(r.activation) for r in todo) else worker_count(config, device, len(tasks))
     store.mark_running(r.hash for r in todo)
     run_tasks(tasks, workers, threads_per_worker(config, workers), show_progress,
-              lambda trained: done(todo[trained.index], trained), "runs")
+              lambda trained: done(todo[trained.index], trained),
+              Words(config.run.lang).plain("terminal.progress_runs"), lang=config.run.lang)
 
 
 def _task(group: list[int], runs: list[SweepRun], folders: dict[str, str], device: str = "cpu",
@@ -269,7 +275,7 @@ def _check_reachable(address: str) -> None:
 
 
 def _run_on_ray(todo: list[SweepRun], folders: dict[str, str], store: Store, address: str | None,
-                show_progress: bool, done) -> None:
+                show_progress: bool, done, w: Words | None = None) -> None:
     mine = next((r.activation for r in todo if main_defined(r.activation)), None)
     if mine is not None:
         raise ActlabError(f"activation {mine!r} is defined in __main__ (a notebook or script), which Ray's workers "
@@ -292,7 +298,7 @@ def _run_on_ray(todo: list[SweepRun], folders: dict[str, str], store: Store, add
     for i, run in enumerate(todo):
         groups.setdefault((json.dumps({k: v for k, v in run.flat.items() if k not in ("activations", "output", "loss")},
                                       sort_keys=True), run.seed), []).append((i, run))
-    progress = Progress(show_progress, len(todo), "sweep runs on Ray")
+    progress = Progress(show_progress, len(todo), (w or Words("en")).plain("terminal.progress_ray"))
     try:
         pending = {}
         for members in groups.values():

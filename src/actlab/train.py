@@ -31,6 +31,7 @@ from actlab.device_data import DeviceData
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, measure
 from actlab.families import ModuleStack, family_of
 from actlab.losses import loss_fn, model_losses
+from actlab.messages import Words
 from actlab.models import ModelStack, apply_per_model, stack_forward
 from actlab.optimizers import FlatOptimizer, learning_rate
 from actlab.status import OK, Status
@@ -121,8 +122,7 @@ def train_group(records: list[ModelRun], data: dict[int, DeviceData], config: Co
         _diagnose(member, "init", config)
     orders = {seed: torch.Generator().manual_seed(seed) for seed in stack.seeds}  # same seed → same batch order
     live = list(range(len(members)))  # the members in the stack, in its order
-    desc = f"{members[0].record.label} seed {members[0].record.seed}" if len(members) == 1 else \
-        f"{len(members)} models stacked"
+    desc = _progress_label(members, Words(config.run.lang))
     try:
         for epoch in range(1, o.epochs + 1):
             for i in live:
@@ -155,6 +155,13 @@ def train_group(records: list[ModelRun], data: dict[int, DeviceData], config: Co
     return [by_record[id(r)] for r in records]
 
 
+def _progress_label(members: list[Member], w: Words) -> str:
+    """What a progress bar calls the group: one model's label and seed, or how many are stacked."""
+    if len(members) == 1:
+        return w.plain("terminal.progress_model", label=members[0].record.label, seed=members[0].record.seed)
+    return w.plain("terminal.progress_stacked", n=len(members))
+
+
 def _member(record: ModelRun, data: DeviceData, config: Config, device: torch.device,
             tensorboard_dir: Path | None) -> Member:
     model = build_model(record, config, data.x_train.shape[1], device)
@@ -176,7 +183,7 @@ def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, De
                  progress) -> tuple[list[float], list[float], list[bool], float]:
     """One pass over the training split for every model of the stack; returns per model the mean
     loss and accuracy over the examples seen, whether it diverged, and the pass's seconds."""
-    o = config.optim
+    o, words = config.optim, Words(config.run.lang)
     start = time.perf_counter()
     if not isinstance(stack, ModelStack):  # a stack with its own (autograd) step
         step = stack.step(autocast(device, config))
@@ -209,7 +216,8 @@ def _train_epoch(stack: ModelStack, optimizer: FlatOptimizer, data: dict[int, De
             seen = min((i + 1) * o.batch_size, seen_per_epoch)
             running = (loss_sum / seen).tolist()
             diverged = [d or not math.isfinite(r) or r > DIVERGED_LOSS for d, r in zip(diverged, running)]
-            progress((epoch - 1) * steps + i + 1, o.epochs * steps, f"epoch {epoch}, loss {min(running):.4f}")
+            progress((epoch - 1) * steps + i + 1, o.epochs * steps,
+                     words.plain("terminal.progress_epoch", epoch=epoch, loss=f"{min(running):.4f}"))
             if all(diverged):
                 break
     truth = torch.stack([labels[seed][:seen] for seed, first, end in stack.blocks for _ in range(first, end)])

@@ -35,6 +35,7 @@ from actlab.device_data import resolve_device
 from actlab.errors import ActlabError
 from actlab.experiment import environment
 from actlab.files import atomic_write, create_folder
+from actlab.messages import Words
 from actlab.plan import check_size
 from actlab.results import CHANCE_ACCURACY, ModelRun, Results, write_results
 from actlab.stats import pairwise_verdicts, summarize
@@ -186,23 +187,23 @@ def run_tuned(config: Config, grid: dict[str, list[float]], out: Path, backend: 
     labels = [label for label, *_ in config.variants]
     grid_points = points(grid)
     fixed = {key: getattr(getattr(config, KEYS[key].section), KEYS[key].field) for key in grid}
-    log(f"tuning {', '.join(grid)}: {len(labels) * len(grid_points) * len(seeds['tuning'])} tuning runs "
-        f"({len(labels)} activations × {len(grid_points)} grid points × tuning seeds {seeds['tuning']}), then up to "
-        f"{2 * len(labels) * len(seeds['evaluation'])} evaluation runs (each activation at its chosen and at the "
-        f"fixed values, seeds {seeds['evaluation']})")
+    w = Words(config.run.lang)
+    log(w.plain("terminal.tune_plan", keys=", ".join(grid), runs=len(labels) * len(grid_points) * len(seeds["tuning"]),
+                labels=len(labels), points=len(grid_points), seeds=seeds["tuning"],
+                evaluations=2 * len(labels) * len(seeds["evaluation"]), evaluation_seeds=seeds["evaluation"]))
     if config.run.tensorboard:
         summary_writer_class()  # a missing package is one line before the folder exists
     create_folder(out)
     tuning = [run for a in config.model.activations for p in grid_points
               for run in expand(point_config(config, a, p, seeds["tuning"]), {})]
-    _train(config, tuning, out, backend, ray_address, show_progress, log, "tuning", list(grid))
+    _train(config, tuning, out, backend, ray_address, show_progress, log, w.plain("terminal.what_tuning"), list(grid))
     scores = _scores(tuning, out, grid_points)
     chosen = choose(scores)
     evaluation = {(label, json_key(p)): [run for run in expand(point_config(config, activation, p, seeds["evaluation"]),
                                                                {}) if run.label == label]
                   for label, activation in _activation_of(config).items() for p in (chosen[label], fixed)}
     _train(config, [r for runs in evaluation.values() for r in runs], out, backend, ray_address, show_progress, log,
-           "evaluation", list(grid))
+           w.plain("terminal.what_evaluation"), list(grid))
     tuned = _records(out, [r for label in labels for r in evaluation[label, json_key(chosen[label])]], chosen)
     fixed_runs = _records(out, [r for label in labels for r in evaluation[label, json_key(fixed)]], {})
     base = {**config.to_flat(), "tune": grid}

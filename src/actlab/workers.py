@@ -39,6 +39,7 @@ from actlab.errors import ActlabError
 from actlab.forks import fork_is_safe, fork_warning_silenced
 from actlab.progress import bar_class, in_kernel, log_line
 from actlab.status import LOST
+from actlab.messages import Words
 from actlab.results import ModelRun
 from actlab.device_data import prepare_data
 from actlab.train import train_group
@@ -202,18 +203,17 @@ class Progress:
 
 def run_tasks(tasks: list[Task], workers: int, threads: int, show_progress: bool,
               on_done: Callable[[Trained], None], what: str = "models",
-              on_idle: Callable[[], None] | None = None) -> None:
-    """Train `tasks` with `workers` processes of `threads` torch threads each (one worker: here),
-    calling `on_done` in this process for every model as its task finishes. Ctrl-C or an exception
-    from `on_done` stops every worker at once; models finished before are already handed over.
-    `on_idle` is called once, when a worker has no task left while others still train: a core is
-    free from then on."""
+              on_idle: Callable[[], None] | None = None, lang: str = "en") -> None:
+    """Train `tasks` with `workers` processes of `threads` torch threads each (one worker: here), calling
+    `on_done` here for every model as its task finishes. Ctrl-C or an exception from `on_done` stops
+    every worker at once; models finished before are already handed over. `on_idle` is called once, when
+    a worker has no task left while others still train (a core is free from then on)."""
     # the workers start before the progress bars: nothing but this thread may run when they fork
     pool = _start_workers(min(workers, len(tasks)), threads, start_method(tasks, threads)) if workers > 1 else []
     progress = None
     try:
-        progress = Progress(show_progress, sum(len(t.records) for t in tasks),
-                            what if workers == 1 else f"{what} in {workers} processes")
+        what = what if workers == 1 else Words(lang).plain("terminal.progress_processes", what=what, n=workers)
+        progress = Progress(show_progress, sum(len(t.records) for t in tasks), what)
         if workers == 1:
             torch.set_num_threads(threads)
             for task in tasks:
