@@ -207,8 +207,10 @@ def _estimator(todo: int, log, w: Words, after: int = 2):
 
 
 def _point(run: SweepRun, sweep: dict[str, list[Any]]) -> str:
-    return ", ".join(f"{k}={run.flat.get(SWEEP_ALIASES.get(k, k))}" for k in sweep if k not in ("activation", "seed",
-                                                                                               "activations", "seeds"))
+    """The grid point's swept values, as the run's line names them (a model's own output and loss)."""
+    own = {"output": run.output, "loss": run.loss}
+    return ", ".join(f"{k}={own.get(k, run.flat.get(SWEEP_ALIASES.get(k, k)))}" for k in sweep
+                     if k not in ("activation", "seed", "activations", "seeds"))
 
 
 def _run_locally(config: Config, todo: list[SweepRun], folders: dict[str, str], store: Store, show_progress: bool,
