@@ -6,6 +6,7 @@ Tests never skip for missing data: CI provides it, and a missing copy is a failu
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -58,3 +59,11 @@ def quick_flags(data_dir: Path, out: Path, **extra) -> list[str]:
         if value is not None:
             argv.append(value)
     return argv
+
+
+def sentences(markdown: str) -> list[str]:
+    """The report's prose sentences of 40 characters or more (tables and images aside)."""
+    body = "\n".join(line for line in re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", markdown).splitlines()
+                     if not line.startswith("|"))
+    parts = re.split(r"(?<=[.!?])\s+|\n+|(?<=[。！？])", body)
+    return [p.strip(" -*") for p in parts if len(p.strip(" -*")) >= 40]

@@ -7,11 +7,13 @@ changed. About 4 minutes in all on 2 cores.
 
 from __future__ import annotations
 
+import collections
 import re
 
 import pytest
 
 import actlab
+from conftest import sentences
 
 # wording that claims a cause; a report states what was measured alongside a result, not why, except in
 # its "Possible causes" section, where each cause is a tested hypothesis with a verdict that says "here"
@@ -30,6 +32,8 @@ def run_preset(name, data_dir, tmp_path, **overrides):
     results = actlab.run(config, show_progress=False, log=lambda line: None)
     report = (results.run_dir / "report.md").read_text()
     assert not CAUSAL.findall(outside_causes(report)), CAUSAL.findall(outside_causes(report))
+    repeated = {s: n for s, n in collections.Counter(sentences(report)).items() if n > 1}
+    assert repeated == {}, repeated  # every sentence once (test_sections.py checks the same on synthetic runs)
     return results
 
 

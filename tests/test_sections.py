@@ -7,17 +7,10 @@ import collections
 import re
 
 from actlab.report import build_report
+from conftest import sentences
 from test_report import synthetic
 
 NOISE = [0.0, 0.0012, -0.0009]
-
-
-def sentences(markdown: str) -> list[str]:
-    """The report's prose sentences of 40 characters or more (tables and images aside)."""
-    body = "\n".join(line for line in re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", markdown).splitlines()
-                     if not line.startswith("|"))
-    parts = re.split(r"(?<=[.!?])\s+|\n+|(?<=[。！？])", body)
-    return [p.strip(" -*") for p in parts if len(p.strip(" -*")) >= 40]
 
 
 def four(tmp_path, config=None):

@@ -116,7 +116,7 @@ def _verdicts(results: Results, analysis: dict[str, Any], m: dict[str, Any], wha
     rank = {label: i for i, label in enumerate(order)}
     ranked = sorted(pairs, key=lambda t: sorted((rank.get(t["a"], 99), rank.get(t["b"], 99))))
     blocks: list[Block] = [Paragraph(joined(lead, w.plain("list.sentence"))),
-                           Bullets([pair_sentence(t, analysis, results, w) for t in ranked])]
+                           Bullets([pair_sentence(t, analysis, results, w, said) for said in [{}] for t in ranked])]
     return blocks + _confirmation(results, analysis, pairs, w)
 
 
@@ -137,8 +137,10 @@ def group_text(order: list[str], groups: dict[str, str], w: Words) -> Text:
                   w.plain("list.comma"))
 
 
-def pair_sentence(t: dict[str, Any], analysis: dict[str, Any], results: Results, w: Words) -> Text:
-    """One pair's verdict, in the words that fit it, with the figures it rests on."""
+def pair_sentence(t: dict[str, Any], analysis: dict[str, Any], results: Results, w: Words,
+                  said: dict | None = None) -> Text:
+    """One pair's verdict, in the words that fit it, with the figures it rests on; `said` keeps the
+    seeds estimates already given, so a pair with the same one refers to it instead of repeating it."""
     a, b, n, margin = Code(t["a"]), Code(t["b"]), t["n"], f"{analysis['equivalence_margin_points']:g}"
     verdict = t["verdict"]
     if verdict == "not_tested":
@@ -176,7 +178,7 @@ def pair_sentence(t: dict[str, Any], analysis: dict[str, Any], results: Results,
         text = [w("verdict.inconclusive", a=a, b=b, diff=pts(t["mean_diff"]), low=pts(t["diff_ci_adj_low"]),
                   high=pts(t["diff_ci_adj_high"]), pairs=w.count("pair", _family(analysis)),
                   p=p_text(t["p_decision_holm"]))]
-    return joined(text + [_seeds_needed(t, analysis, results, w)], "")
+    return joined(text + [_seeds_needed(t, w, {} if said is None else said)], "")
 
 
 def _oriented(t: dict[str, Any], sign: int, adjusted: bool = False) -> tuple[str, str, str]:
@@ -199,10 +201,15 @@ def _dz_ci(t: dict[str, Any], sign: int, w: Words) -> Text:
     return w("number.dz_ci", low=f"{abs(low) if low > 0 else low:.2f}", high=f"{high:.2f}")
 
 
-def _seeds_needed(t: dict[str, Any], analysis: dict[str, Any], results: Results, w: Words) -> Text:
-    """Seeds for 80% power, with the range d_z's interval allows."""
+def _seeds_needed(t: dict[str, Any], w: Words, said: dict) -> Text:
+    """Seeds for 80% power, with the range d_z's interval allows; a pair whose estimate was given
+    already for another names that pair."""
     if t["effect_dz"] is None:
         return ""
+    key = (f"{abs(t['effect_dz']):.2f}", t["seeds_needed"], tuple(t.get("seeds_needed_range") or ()))
+    if key in said:
+        return w("advice.seeds_same", dz=key[0], pair=said[key])
+    said[key] = w("number.pair", a=Code(t["a"]), b=Code(t["b"]))
     if t["seeds_needed"] is None:
         return w("advice.seeds_too_many", dz=f"{abs(t['effect_dz']):.2f}")
     low, high = t.get("seeds_needed_range") or (None, None)
