@@ -152,3 +152,24 @@ def test_a_cnn_run_writes_conv_diagnostics_and_the_report_shows_them(data_dir, t
     report = (tmp_path / "run" / "report.md").read_text()
     assert "conv layer 1" in report and "convolutional network" in report
     assert 'model = "cnn"' in (tmp_path / "run" / "config.toml").read_text()
+
+
+def test_a_final_batch_of_one_with_batch_norm_duplicates_and_a_mixed_family_sweep_are_handled():
+    with pytest.raises(ActlabError, match="last batch of each epoch would hold 1"):
+        resolve_config(overrides={"model": "cnn", "batch_norm": True, "train_subset": 1025, "batch_size": 64}, env={})
+    assert resolve_config(overrides={"model": "cnn", "batch_norm": True, "train_subset": 1025, "batch_size": 64,
+                                     "drop_last": True}, env={}).optim.drop_last
+    with pytest.raises(ActlabError, match="lists a loss twice"):
+        resolve_config(overrides={"loss": ["mse", "mse"]}, env={})
+    from actlab.sweep import expand
+    config = resolve_config(overrides={"model": "cnn", "conv": [4, 8]}, env={})
+    runs = expand(config, {"model": ["cnn", "mlp"]})
+    assert [r.flat.get("model", "mlp") for r in runs] == ["cnn", "mlp"] and "conv" not in runs[1].flat
+
+
+def test_depth_and_width_hypotheses_say_why_a_cnn_cannot_test_them_yet():
+    from actlab.hypotheses import RunFacts, applicable
+    facts = RunFacts({"sigmoid": "sigmoid", "none": "none"}, {"model": "cnn", "hidden": [84]})
+    found = applicable(facts, ("vanishing_gradient", "capacity"))
+    assert {name: found[name] for name in found} == {"vanishing_gradient": ([], "cause.untestable.cnn"),
+                                                     "capacity": ([], "cause.untestable.cnn")}

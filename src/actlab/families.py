@@ -112,7 +112,7 @@ def _cnn_weights(config: Config) -> int:
 def _cnn_parameters(config: Config) -> int:
     k2, dense, norm = config.model.kernel ** 2, _cnn_dense(config), 2 if config.model.batch_norm else 0
     return (sum(i * o * k2 + o + norm * o for i, o, _ in _cnn_layers(config))
-            + sum(i * o + o + norm * o for i, o in zip(dense[:-1], dense[1:])))
+            + sum(i * o + o for i, o in zip(dense[:-1], dense[1:])) + norm * sum(config.model.hidden))
 
 
 def _cnn_widths(config: Config) -> list[int]:

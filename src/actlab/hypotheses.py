@@ -93,6 +93,10 @@ class RunFacts:
     tuned: bool = False
 
     @property
+    def cnn(self) -> bool:
+        return self.config.get("model", "mlp") == "cnn"
+
+    @property
     def hidden(self) -> list[int]:
         hidden = self.config.get("hidden", [128])
         return list(hidden) if isinstance(hidden, (list, tuple)) else [int(hidden)]
@@ -163,7 +167,7 @@ def dead_units(facts: RunFacts) -> list[Contrast]:
 def vanishing_gradient(facts: RunFacts) -> list[Contrast]:
     """The gap between a non-saturating reference and a saturating activation at 3× the run's depth,
     minus the gap at the run's depth: if gradients vanish through saturating layers, it grows."""
-    if not facts.hidden:  # no hidden layer: nothing to deepen
+    if not facts.hidden or facts.cnn:  # no hidden layer: nothing to deepen; a CNN's conv layers would stay
         return []
     deep = tuple(facts.hidden * DEPTH_FACTOR)
     setting, overrides = f"depth×{DEPTH_FACTOR}", (("hidden", list(deep)),)
@@ -226,7 +230,7 @@ def _self_normalising_untestable(facts: RunFacts) -> str | None:
 def capacity(facts: RunFacts) -> list[Contrast]:
     """A linear network at twice the width against as run: width adds no non-linearity, so if its
     limit is being linear, doubling the width gains nothing (no difference predicted)."""
-    if not facts.hidden:  # no hidden layer: nothing to widen
+    if not facts.hidden or facts.cnn:  # no hidden layer: nothing to widen; a CNN's conv layers would stay
         return []
     wide = [WIDTH_FACTOR * h for h in facts.hidden]
     setting, overrides = f"width×{WIDTH_FACTOR}", (("hidden", wide),)
@@ -268,7 +272,9 @@ def bounded_output(facts: RunFacts) -> list[Contrast]:
     the run has are reused; the others train with `output` changed."""
     outputs = _outputs(facts)
     bounded = [h for h in outputs if h in BOUNDED_HEADS]
-    if not bounded or facts.config.get("loss", "cross_entropy") != "cross_entropy" or not facts.activations:
+    losses = facts.config.get("loss", "cross_entropy")
+    first_loss = losses if isinstance(losses, str) else losses[0]  # the loss the hypotheses read
+    if not bounded or first_loss != "cross_entropy" or not facts.activations:
         return []
     activation = next(iter(facts.activations.values()))
 
@@ -282,19 +288,28 @@ def bounded_output(facts: RunFacts) -> list[Contrast]:
                        step="normalisation") for h in bounded)]
 
 
+def _dense_only(kind: str) -> Callable[[RunFacts], str | None]:
+    """In a CNN a hypothesis whose arm deepens or widens the dense layers cannot be tested yet."""
+    def untestable(facts: RunFacts) -> str | None:
+        applies = any("+" not in a and family(a) == kind for a in facts.activations.values())
+        return "cause.untestable.cnn" if facts.cnn and applies else None
+    return untestable
+
+
 def _never(facts: RunFacts) -> str | None:
     return None
 
 
 HYPOTHESES: dict[str, Hypothesis] = {h.name: h for h in (
     Hypothesis("dead_units", dead_units, _never, "relu in the run (its twin leaky_relu:0.01 is reused if present)"),
-    Hypothesis("vanishing_gradient", vanishing_gradient, _never,
+    Hypothesis("vanishing_gradient", vanishing_gradient, _dense_only("bounded"),
                f"a saturating activation (sigmoid, tanh, …); trains it and relu at {DEPTH_FACTOR}× the depth"),
     Hypothesis("zero_centred", zero_centred, _zero_centred_untestable,
                "sigmoid or softplus (f(0) ≠ 0); trains the centred twin (and for sigmoid the ladder)"),
     Hypothesis("self_normalising", self_normalising, _self_normalising_untestable,
                "selu trained without LeCun-normal init and standardised inputs; trains SELU with them"),
-    Hypothesis("capacity", capacity, _never, f"a linear network (none); trains it at {WIDTH_FACTOR}× the width"),
+    Hypothesis("capacity", capacity, _dense_only("identity"),
+               f"a linear network (none); trains it at {WIDTH_FACTOR}× the width"),
     Hypothesis("fit_vs_generalise", fit_vs_generalise, _never, "two activations or more; trains nothing"),
     Hypothesis("learning_rate", learning_rate, _learning_rate_untestable,
                "a tuned run (--tune lr); otherwise says how to test it"),

@@ -43,6 +43,7 @@ def negative_output(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def squared_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """½·Σ_classes (out − one-hot)², averaged over the examples (Caffe's EuclideanLoss)."""
+    out = out.float()  # in fp32 under bf16 autocast, as cross-entropy is
     one_hot = F.one_hot(target, out.shape[-1]).to(out.dtype)
     return 0.5 * (out - one_hot).square().sum(-1).mean()
 

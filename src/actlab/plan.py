@@ -108,7 +108,8 @@ def product(config: Config, sweep: dict[str, list] | None = None, w: Words | Non
     variants = len(config.variants)
     if "activation" in sweep:
         variants = len(sweep["activation"]) * len(m.outputs) * len(m.losses)
-    parts = [_count(w, "seed", seeds), variant_count(w, len(m.activations), len(m.outputs), len(m.losses), variants)]
+    activations = len(sweep["activation"]) if "activation" in sweep else len(m.activations)
+    parts = [_count(w, "seed", seeds), variant_count(w, activations, len(m.outputs), len(m.losses), variants)]
     points = math.prod(len(v) for k, v in sweep.items() if k not in ("activation", "seed"))
     if points > 1:
         parts.append(_count(w, "point", points))

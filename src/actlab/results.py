@@ -119,9 +119,12 @@ class ModelRun:
                 "tuned": " ".join(f"{k}={v:g}" for k, v in self.tuned.items())}
 
     def to_json(self) -> dict[str, Any]:
-        """Its record in results.json (with the final test accuracy and loss written out)."""
-        return {**asdict(self), "final_test_acc": self.final_test_acc,
-                "final_test_loss": self.final_test_loss}
+        """Its record in results.json (with the final test accuracy and loss written out; the loss
+        function only where it is not cross-entropy, so records of runs without --loss read as before)."""
+        doc = {**asdict(self), "final_test_acc": self.final_test_acc, "final_test_loss": self.final_test_loss}
+        if doc["loss"] == "cross_entropy":
+            del doc["loss"]
+        return doc
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ModelRun:

@@ -242,7 +242,8 @@ def results_from_store(folder: Path, where: dict[str, str]) -> Results:
             if varying:
                 record.label = f"{record.label} " + " ".join(f"{k}={row['config'].get(k)}" for k in varying)
             runs.append(record)
-    config = {k: rows[0]["config"][k] for k in same}
+    config = {k: rows[0]["config"][k] for k in same  # keys written only when set stay out at their defaults
+              if not (k in OMITTED_DEFAULTS and rows[0]["config"][k] == OMITTED_DEFAULTS[k])}
     config.update(seeds=sorted({r.seed for r in runs}), activations=list(dict.fromkeys(r.activation for r in runs)))
     run_dir = folder / safe_name("report" + "".join(f"-{k}={v}" for k, v in where.items()))
     environment = {"device": "sweep store", "actlab": __version__, "started": "", "store": str(folder),

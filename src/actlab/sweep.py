@@ -31,7 +31,7 @@ import torch
 from actlab import __version__
 from actlab.activations import stacking_obstacle
 from actlab.board import summary_writer_class
-from actlab.config import KEYS, SWEEP_ALIASES, Config, config_from_flat, keys_where
+from actlab.config import CNN_KEYS, KEYS, SWEEP_ALIASES, Config, config_from_flat, keys_where
 from actlab.data import load_dataset
 from actlab.errors import ActlabError
 from actlab.families import FAMILIES
@@ -95,6 +95,8 @@ def expand(config: Config, sweep: dict[str, list[Any]]) -> list[SweepRun]:
         if isinstance(flat.get("init"), dict):  # a per-activation table: the entries of this point's activations
             acts = flat["activations"] if isinstance(flat["activations"], list) else [flat["activations"]]
             flat["init"] = {a: s for a, s in flat["init"].items() if a in acts} or "default"
+        if flat.get("model", "mlp") != "cnn":  # a grid point of another family leaves the cnn's keys out
+            flat = {k: v for k, v in flat.items() if k not in CNN_KEYS}
         point = config_from_flat(flat, {k: "[sweep]" for k in flat})  # checks every swept value
         flat = point.to_flat()
         for seed in point.run.seeds:

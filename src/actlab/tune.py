@@ -175,8 +175,8 @@ def run_tuned(config: Config, grid: dict[str, list[float]], out: Path, backend: 
     if config.run.explain:
         raise ActlabError("--explain tests a hypothesis by changing one setting of a run; a tuned run trains each "
                           "activation at its own values, so explain the experiment without --tune")
-    if len(config.model.outputs) > 1:
-        raise ActlabError("tuning compares activations: give one output head (--output)")
+    if len(config.model.outputs) > 1 or len(config.model.losses) > 1:
+        raise ActlabError("tuning compares activations: give one output head (--output) and one loss (--loss)")
     if not config.data.val_split:
         raise ActlabError("tuning chooses each activation's values by validation accuracy, and this experiment has "
                           "no validation split: add one (e.g. --val-split 10000); the test split is never used to "

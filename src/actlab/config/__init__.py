@@ -114,7 +114,7 @@ def _check_combinations(config: Config, sources: dict[str, str]) -> None:
         if unknown:
             raise ActlabError(f"init names {', '.join(map(repr, unknown))}, which is not among the activations "
                               f"{list(config.model.activations)}; key the table by activation as written there")
-    _check_sizes(d, config.optim)
+    _check_sizes(d, config.optim, config.model)
 
 
 CNN_KEYS = ("conv", "kernel", "pool", "batch_norm")
@@ -128,7 +128,7 @@ def _check_model(m: ModelConfig, sources: dict[str, str]) -> None:
             raise ActlabError(f"loss = {loss!r} does not fit output = {unfit[0]!r}: {loss} takes "
                               f"{' or '.join(LOSS_HEADS[loss])} (e.g. --output {LOSS_HEADS[loss][0]})")
     if m.family != "cnn":
-        given = [k for k in CNN_KEYS if k in sources or getattr(m, k) != KEYS[k].default]
+        given = [k for k in CNN_KEYS if sources.get(k, "").startswith("--") or getattr(m, k) != KEYS[k].default]
         if given:
             value = getattr(m, given[0])
             raise ActlabError(f"{given[0]} = {_shown(list(value) if isinstance(value, tuple) else value)}"
@@ -143,7 +143,7 @@ def _check_model(m: ModelConfig, sources: dict[str, str]) -> None:
                           f"conv layers or a smaller kernel")
 
 
-def _check_sizes(d: DataConfig, o: OptimConfig) -> None:
+def _check_sizes(d: DataConfig, o: OptimConfig, m: ModelConfig) -> None:
     """Counts beyond what the data set holds are errors naming the limit, never silently clamped."""
     info = dataset_info(d.dataset)
     if isinstance(d.val_split, int) and d.val_split >= info.train_size:
@@ -158,6 +158,10 @@ def _check_sizes(d: DataConfig, o: OptimConfig) -> None:
         raise ActlabError(f"train_subset = {d.train_subset}: {info.title}'s training split holds "
                           f"{info.train_size} examples{after}; give at most that, or 0 for all of them")
     examples = d.train_subset or info.train_size - val
+    if m.family == "cnn" and m.batch_norm and not o.drop_last and examples % o.batch_size == 1:
+        raise ActlabError(f"batch_norm = true: the last batch of each epoch would hold 1 of the {examples} training "
+                          f"examples (batch_size = {o.batch_size}), and batch normalisation needs 2 or more; add "
+                          f"--drop-last, or change --batch-size or --train-subset")
     if o.drop_last and o.batch_size > examples:
         raise ActlabError(f"drop_last = true with batch_size = {o.batch_size} drops every batch of the {examples} "
                           f"training examples; use a smaller batch_size or drop_last = false")

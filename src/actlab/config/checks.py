@@ -149,14 +149,20 @@ def _outputs(v: Any) -> tuple[str, ...]:
     items = [v] if isinstance(v, str) else v
     if not isinstance(items, (list, tuple)) or not items:
         raise _Bad(f"must be one of (or a list of): {', '.join(OUTPUTS)}")
-    return tuple(_choice(OUTPUTS)(o) for o in items)
+    outputs = tuple(_choice(OUTPUTS)(o) for o in items)
+    if len(set(outputs)) != len(outputs):
+        raise _Bad("lists an output head twice; give each once, e.g. log_softmax,softmax")
+    return outputs
 
 
 def _losses(v: Any) -> tuple[str, ...]:
     items = [v] if isinstance(v, str) else v
     if not isinstance(items, (list, tuple)) or not items:
         raise _Bad(f"must be one of (or a list of): {', '.join(LOSSES)}")
-    return tuple(_choice(LOSSES)(loss) for loss in items)
+    losses = tuple(_choice(LOSSES)(loss) for loss in items)
+    if len(set(losses)) != len(losses):
+        raise _Bad("lists a loss twice; give each once, e.g. cross_entropy,mse")
+    return losses
 
 
 def _conv(v: Any) -> tuple[int, ...]:

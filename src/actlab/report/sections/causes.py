@@ -59,12 +59,13 @@ def evidence_table(results: Results, table, w: Words) -> list[Block]:
         mean, std = _last_hidden(table, "init", "act_mean", label), _last_hidden(table, "init", "act_std", label)
         ratio = table.get("init", {}).get("grad_ratio_first_last", {}).get(label, {}).get("all")
         rows.append([Code(label), pct(_largest(table, "final", "dead_fraction", label), 1),
+                     pct(_largest(table, "final", "never_positive_fraction", label), 1),
                      pct(_largest(table, "init", "saturated_fraction", label), 1),
                      "–" if mean is None or std is None else f"{mean:.2f}, {std:.2f}",
                      "–" if ratio is None else f"{ratio:.2g}",
                      pct(mean_value(runs, "final_train_acc")), pct(mean_value(runs, "final_test_acc"))])
-    header = [w("table.activation"), w("causes.col_dead"), w("causes.col_saturated"), w("causes.col_output"),
-              w("causes.col_ratio"), w("causes.col_train"), w("causes.col_test")]
+    header = [w("table.activation"), w("causes.col_dead"), w("causes.col_never"), w("causes.col_saturated"),
+              w("causes.col_output"), w("causes.col_ratio"), w("causes.col_train"), w("causes.col_test")]
     return [Table(header, rows), Paragraph(w("causes.evidence_caption", images=DIAGNOSTIC_EXAMPLES,
                                                threshold=f"{SATURATED_DERIVATIVE:g}"))]
 
@@ -197,7 +198,7 @@ def hypothesis_blocks(entry: dict[str, Any], evidence: Evidence, results: Result
     claim = [Strong(w("causes.claim_label")), w(f"cause.{name}.claim")]
     if f"cause.{name}.prediction" in w.table:  # said once, for every subject below
         claim.append(w(f"cause.{name}.prediction"))
-    if name == "vanishing_gradient" and len(results.config.get("hidden") or []) == 1:
+    if name == "vanishing_gradient" and len(results.config.get("hidden") or []) == 1 and not entry["untestable"]:
         claim.append(w("cause.vanishing_gradient.shallow"))
     claim_text = _labelled(claim[0], joined(claim[1:], w.plain("list.sentence")), w)
     out: list[Block] = [Heading(3, w(f"cause.{name}.title", name=Code(name))), Paragraph(claim_text)]

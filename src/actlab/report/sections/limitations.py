@@ -37,7 +37,7 @@ def limitations(results: Results, analysis: dict[str, Any], metric: str, w: Word
         out.append(("few_seeds", dict(seeds=w.count("seed", len(analysis["seeds"])), k=len(open_pairs),
                                       n=len(tested_pairs(m)))))
     hidden = config.get("hidden", [])
-    if isinstance(hidden, list) and len(hidden) == 1:
+    if isinstance(hidden, list) and len(hidden) == 1 and config.get("model", "mlp") != "cnn":
         out.append(("one_hidden", {}))
     if any(r.activation.split(":")[0].strip().lower() == "selu" for r in results.runs) and \
             not selu_preconditions_met(config):
