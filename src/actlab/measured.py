@@ -10,6 +10,7 @@ import statistics
 
 from actlab.activations import activation_family
 from actlab.diagnostics import DIAGNOSTIC_EXAMPLES, SATURATED_DERIVATIVE
+from actlab.hypotheses import zero_side
 from actlab.messages import Words
 from actlab.numbers import layer_name, layer_order, pct, point_text
 from actlab.render import Block, Bullets, Code, Heading, Paragraph, Strong, Text, joined
@@ -88,7 +89,13 @@ def _facts(results: Results, table, label: str, best: str, w: Words) -> list[Tex
         facts.append(w("measured.dead", share=pct(dead_end[1], 1), layer=layer_name(dead_end[0], w),
                        images=DIAGNOSTIC_EXAMPLES, at_init=pct(dead_init[1] if dead_init else 0.0, 1)))
     elif dead_end and family == "relu":
-        facts.append(w("measured.no_dead"))
+        never = layer_max(table, "final", "never_positive_fraction", label)
+        if never and never[1] > 0 and not zero_side(next(r.activation for r in results.by_label(label))):
+            at_init = table.get("init", {}).get("never_positive_fraction", {}).get(label, {}).get(never[0], 0.0)
+            facts.append(w("measured.never_positive", share=pct(never[1], 1), layer=layer_name(never[0], w),
+                           at_init=pct(at_init, 1)))
+        else:
+            facts.append(w("measured.no_dead"))
     sat = layer_max(table, "init", "saturated_fraction", label)
     if sat and family != "relu" and sat[1] >= 0.05:
         top = table["init"].get("max_derivative", {}).get(label, {}).get(sat[0])
