@@ -24,7 +24,7 @@ from actlab.measured import diagnostic_means
 from actlab.config import config_from_flat
 from actlab.errors import ActlabError
 from actlab.files import atomic_write
-from actlab.interaction import tuning_interaction
+from actlab.interaction import loss_interaction, tuning_interaction
 from actlab.messages import Words
 from actlab.plots import (VERDICT_COLOURS, draw_side_by_side, labels_for, plot_activations, plot_causes,
                           plot_depth_gaps, plot_diagnostics, plot_final_bars, plot_robustness, plot_run,
@@ -59,6 +59,8 @@ def build_report(results: Results, ci: str | None = None, margin: float | None =
     elif results.tuning:
         analysis["tuning"] = results.tuning
     analysis["causes"] = causes(results, analysis)
+    if (crossed := loss_interaction(results, primary_metric(analysis))) is not None:
+        analysis["loss_interaction"] = crossed
     atomic_write(run_dir / "stats.json", json.dumps(json_safe(analysis), indent=1) + "\n")
     metric = primary_metric(analysis)
     table = diagnostic_means(results)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from actlab.render import Block
 from actlab.report.context import Context
 from actlab.report.sections import (activations, causes, conclusion, configuration, curves, diagnostics, findings,
-                                    limitations, method, published, results_tables, setup, title, tuning)
+                                    limitations, losses, method, published, results_tables, setup, title, tuning)
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ SECTIONS: list[Section] = [
     Section("setup", setup.blocks),
     Section("results", results_tables.blocks),
     Section("curves", curves.blocks),
+    Section("losses", losses.blocks),
     Section("causes", causes.blocks),
     Section("findings", findings.blocks),
     Section("pairs", results_tables.pairs_blocks),

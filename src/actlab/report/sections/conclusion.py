@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from actlab.analysis import nothing_learned, tested_pairs
-from actlab.numbers import pct
+from actlab.numbers import pct, pts
 from actlab.render import Block, Code, Heading, Paragraph, Text, joined
 from actlab.report.context import Context
 from actlab.report.sections.limitations import limitations
@@ -37,6 +37,7 @@ def blocks(c: Context) -> list[Block]:
         sentences += _verdicts(c, pairs, m)
     else:
         sentences.append(w("conclusion.untested"))
+    sentences += _loss_gains(c)
     caveats = limitations(c.results, c.analysis, c.metric, w)
     if caveats:  # the weightiest, in brief: the Limitations section says each in full
         kind, values = caveats[0]
@@ -80,3 +81,18 @@ def _ahead(c: Context, a: str, b: str) -> int:
     """In how many of the shared seeds `a` scored above `b`."""
     xa, xb = paired_values(c.results, c.metric, a, b)
     return sum(x > y for x, y in zip(xa, xb))
+
+
+def _loss_gains(c: Context) -> list[Text]:
+    """Where activations cross losses: each activation's gain from the first loss, and where it differs."""
+    found, w = c.analysis.get("loss_interaction"), c.w
+    out = []
+    for other, by_activation in (found or {}).get("gains", {}).items():
+        items = [w("conclusion.gain_item", gain=pts(g["mean"]), label=Code(a)) for a, g in by_activation.items()]
+        gains = joined(items, w.plain("list.comma"))
+        differ = [w("conclusion.between_item", a=Code(d["a"]), b=Code(d["b"])) for d in found["differences"]
+                  if d["other"] == other and d["significant"]]
+        shared = dict(first=Code(found["first"]), other=Code(other), gains=gains)
+        out.append(w("conclusion.loss_gain", pairs=joined(differ, w.plain("list.comma")), **shared) if differ
+                   else w("conclusion.loss_gain_same", **shared))
+    return out
