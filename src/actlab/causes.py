@@ -28,21 +28,21 @@ from actlab.stats import holm
 TUNED_RUN_HYPOTHESES = ("fit_vs_generalise", "learning_rate")
 
 
-def _first_head(results: Results) -> tuple[str, str]:
+def first_head(results: Results) -> tuple[str, str]:
     """The (output head, loss) of the run's first model: the one the hypotheses read and extend."""
     return (results.runs[0].output, results.runs[0].loss) if results.runs else ("logits", "cross_entropy")
 
 
 def facts_of(results: Results) -> RunFacts:
     """The run's activations (label → activation, under the first output head and loss) and its config."""
-    first = _first_head(results)
+    first = first_head(results)
     activations = {r.label: r.activation for r in results.runs if (r.output, r.loss) == first}
     return RunFacts(activations, results.config, "lr" in (results.tuning or {}).get("keys", []))
 
 
 def arm_runs(results: Results, arm: Arm) -> list[ModelRun]:
     """The models of one arm that count: the run's own (setting "") or the interventions'."""
-    output, loss = _first_head(results)
+    output, loss = first_head(results)
     own = [r for r in results.runs if r.activation == arm.activation and (r.output, r.loss) == (arm.output or output,
                                                                                                    loss) and r.counts] \
         if arm.setting == "" else []

@@ -32,14 +32,20 @@ STRUCTURE = (nn.Unflatten, nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.MaxPool
              nn.Linear, *DROPOUTS, OutputActivation)  # every other module of a cnn is an activation
 
 
-def conv_sizes(conv: tuple[int, ...], kernel: int, side: int = IMAGE[1]) -> list[int]:
-    """The image side after each conv layer and its pool (may reach 0 or below: a stack too deep)."""
-    sides = []
-    for i, _ in enumerate(conv):
-        side = side + 2 * (kernel // 2 if i == 0 else 0) - kernel + 1
-        side = side // 2 if side > 0 else side
-        sides.append(side)
-    return sides
+def conv_layers(conv: tuple[int, ...], kernel: int) -> list[tuple[int, int, int, int]]:
+    """(input channels, output channels, image side after the conv, after its 2×2 pool) of each conv
+    layer; a side may reach 0 or below (a stack too deep)."""
+    layers, side = [], IMAGE[1]
+    for i, (c_in, c_out) in enumerate(zip((IMAGE[0], *conv[:-1]), conv)):
+        convolved = side + 2 * (kernel // 2 if i == 0 else 0) - kernel + 1
+        side = convolved // 2 if convolved > 0 else convolved
+        layers.append((c_in, c_out, convolved, side))
+    return layers
+
+
+def conv_sizes(conv: tuple[int, ...], kernel: int) -> list[int]:
+    """The image side after each conv layer and its pool."""
+    return [pooled for *_, pooled in conv_layers(conv, kernel)]
 
 
 def flat_features(conv: tuple[int, ...], kernel: int) -> int:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from actlab.activations import parse_layers
-from actlab.convnets import ConvStack, build_cnn, conv_sizes, flat_features
+from actlab.convnets import ConvStack, build_cnn, conv_layers, flat_features
 from actlab.losses import loss_fn
 from actlab.models import ModelStack, build_mlp
 
@@ -92,11 +92,7 @@ def _build_cnn(activation: str, output: str, config: Config, in_features: int) -
 
 def _cnn_layers(config: Config) -> list[tuple[int, int, int]]:
     """(input channels, output channels, output side before pooling) of each conv layer."""
-    m, side, layers = config.model, 28, []
-    for i, (c_in, c_out) in enumerate(zip((1, *m.conv[:-1]), m.conv)):
-        layers.append((c_in, c_out, side + 2 * (m.kernel // 2 if i == 0 else 0) - m.kernel + 1))
-        side = conv_sizes(m.conv, m.kernel)[i]
-    return layers
+    return [(c_in, c_out, side) for c_in, c_out, side, _ in conv_layers(config.model.conv, config.model.kernel)]
 
 
 def _cnn_dense(config: Config) -> list[int]:

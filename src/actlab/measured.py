@@ -65,8 +65,8 @@ def first_weight_layer(values: dict[str, float]) -> float | None:
 
 def layer_max(table, stage: str, metric: str, label: str) -> tuple[str, float] | None:
     """The hidden layer where `metric` is largest for `label` at `stage`, with its value."""
-    values = {k: v for k, v in table.get(stage, {}).get(metric, {}).get(label, {}).items()
-              if k.startswith(("conv", "hidden"))}
+    measured = table.get(stage, {}).get(metric, {}).get(label, {})
+    values = {k: measured[k] for k in hidden_layers(measured)}
     if not values:
         return None
     layer = max(values, key=values.get)

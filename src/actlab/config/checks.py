@@ -145,24 +145,21 @@ def _activations(v: Any) -> tuple[str, ...]:
     return tuple(a.strip() for a in v)
 
 
-def _outputs(v: Any) -> tuple[str, ...]:
-    items = [v] if isinstance(v, str) else v
-    if not isinstance(items, (list, tuple)) or not items:
-        raise _Bad(f"must be one of (or a list of): {', '.join(OUTPUTS)}")
-    outputs = tuple(_choice(OUTPUTS)(o) for o in items)
-    if len(set(outputs)) != len(outputs):
-        raise _Bad("lists an output head twice; give each once, e.g. log_softmax,softmax")
-    return outputs
+def _choices(options, what: str, example: str) -> Callable[[Any], tuple[str, ...]]:
+    """A per-model key: one of `options`, or a list of them, each at most once."""
+    def check(v: Any) -> tuple[str, ...]:
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, (list, tuple)) or not items:
+            raise _Bad(f"must be one of (or a list of): {', '.join(options)}")
+        chosen = tuple(_choice(options)(item) for item in items)
+        if len(set(chosen)) != len(chosen):
+            raise _Bad(f"lists {what} twice; give each once, e.g. {example}")
+        return chosen
+    return check
 
 
-def _losses(v: Any) -> tuple[str, ...]:
-    items = [v] if isinstance(v, str) else v
-    if not isinstance(items, (list, tuple)) or not items:
-        raise _Bad(f"must be one of (or a list of): {', '.join(LOSSES)}")
-    losses = tuple(_choice(LOSSES)(loss) for loss in items)
-    if len(set(losses)) != len(losses):
-        raise _Bad("lists a loss twice; give each once, e.g. cross_entropy,mse")
-    return losses
+_outputs = _choices(OUTPUTS, "an output head", "log_softmax,softmax")
+_losses = _choices(LOSSES, "a loss", "cross_entropy,mse")
 
 
 def _conv(v: Any) -> tuple[int, ...]:

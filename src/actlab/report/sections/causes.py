@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from actlab.analysis import experiment_file
-from actlab.causes import arm_runs, mean_value
+from actlab.causes import arm_runs, first_head, mean_value
 from actlab.hypotheses import Arm, DEPTH_FACTOR, init_of
 from actlab.measured import diagnostic_means, hidden_layers, layer_max
 from actlab.messages import Words
@@ -89,7 +89,7 @@ class Evidence:
 
     def arm_table(self, arm: Arm):
         """The diagnostics' means of one arm's models (the run's, or an intervention's), and its label there."""
-        head = arm.output or (self.results.runs[0].output if self.results.runs else "logits")
+        head = arm.output or first_head(self.results)[0]
         own = next((r.label for r in self.results.runs if r.activation == arm.activation and r.output == head), None) \
             if arm.setting == "" else None
         if own is not None:
